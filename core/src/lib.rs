@@ -1,0 +1,59 @@
+//! makemore's character-level MLP (Karpathy, "makemore" part 4) with its backward pass written
+//! by hand: `no_std`, no `alloc`, every tensor a fixed-size array.
+//!
+//! 27 characters → embedding C [27][E] → T embeddings concatenated → linear W1 [T·E][H] + b1 →
+//! batch norm (gain, bias) → tanh → linear W2 [H][27] + b2 → softmax cross-entropy.
+//!
+//! - [`Params`]: the seven tensors (and, as the same type, their gradients).
+//! - [`TrainState`]: a batch's activations for the fast path ([`layers`]); [`train_step`].
+//! - [`reference::ReferenceState`]: the derivation step by step, for tests.
+//! - [`Model`]: parameters plus batch-norm statistics; inference, sampling, calibration, bytes.
+//!
+//! Every state struct documents its size in bytes; the tests assert it.
+#![no_std]
+#![forbid(unsafe_code)]
+
+pub mod bytes;
+pub mod calibrate;
+pub mod infer;
+pub mod layers;
+pub mod model;
+pub mod params;
+pub mod random;
+pub mod reference;
+pub mod sample;
+pub mod train;
+pub mod vocab;
+
+pub use bytes::{LoadError, Shape};
+pub use calibrate::BnCalibration;
+pub use infer::InferState;
+pub use model::{BnStats, Model};
+pub use params::Params;
+pub use sample::Temperature;
+pub use train::{Batch, StepDecay, TrainState, train_step};
+pub use vocab::{Contexts, Example, Token, V};
+
+/// Embedding width of the default model.
+pub const EMBED: usize = 10;
+/// Context length of the default model.
+pub const CONTEXT: usize = 3;
+/// Hidden width of the default model.
+pub const HIDDEN: usize = 64;
+/// makemore part 4, exercise 4: the wider hidden layer.
+pub const HIDDEN_WIDE: usize = 200;
+/// Batch size of the default recipe.
+pub const BATCH: usize = 32;
+
+/// The default model: 27 → 10 → 30 → 64 → 27.
+pub type DefaultModel = Model<EMBED, CONTEXT, HIDDEN>;
+/// Parameters (and gradients) of the default model.
+pub type DefaultParams = Params<EMBED, CONTEXT, HIDDEN>;
+/// Training activations of the default model with batch 32.
+pub type DefaultTrainState = TrainState<HIDDEN, BATCH>;
+/// A batch of the default recipe.
+pub type DefaultBatch = Batch<CONTEXT, BATCH>;
+/// The hidden-200 model.
+pub type WideModel = Model<EMBED, CONTEXT, HIDDEN_WIDE>;
+/// Training activations of the hidden-200 model with batch 32.
+pub type WideTrainState = TrainState<HIDDEN_WIDE, BATCH>;

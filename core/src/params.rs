@@ -1,0 +1,215 @@
+//! The seven parameter tensors, their initialisation, and the SGD update.
+//!
+//! Gradients have the same type as the parameters: `dC` is `grads.c`, `dW1` is `grads.w1`, …
+
+use crate::random::standard_normal;
+use crate::vocab::V;
+use rand_core::Rng;
+
+/// SIMD width the hot loops are laid out for (`f32x8`): the hidden width must be a multiple of it
+/// so that no loop over the hidden units needs a scalar tail.
+pub const LANES: usize = 8;
+
+/// Shape rules, checked when a model shape is instantiated (a post-monomorphisation error, not a
+/// run-time one): `Params::<10, 3, 60>::zeroed()` does not compile.
+pub(crate) struct ShapeCheck<const E: usize, const T: usize, const H: usize>;
+
+impl<const E: usize, const T: usize, const H: usize> ShapeCheck<E, T, H> {
+    pub(crate) const OK: () = {
+        assert!(E > 0 && T > 0 && H > 0, "every dimension must be positive");
+        assert!(
+            H.is_multiple_of(LANES),
+            "the hidden width must be a multiple of LANES (8)"
+        );
+        // The model file stores each dimension as a u16.
+        assert!(
+            E <= 0xffff && T <= 0xffff && H <= 0xffff,
+            "dimensions must fit in u16"
+        );
+    };
+}
+
+/// Parameters (or their gradients) of the 27 → E·T → H → 27 MLP.
+///
+/// Shapes: `c` [V][E], `w1` [T][E][H] (the T·E concatenated inputs need no `T*E` const
+/// expression), `b1`, `gain`, `bias` [H], `w2` [H][V], `b2` [V].
+/// Size: 4·(27·E + T·E·H + 3·H + 27·H + 27) bytes: 16,548 for 27→10→30→64→27, 49,188 with
+/// hidden 200 (asserted in the tests below).
+///
+/// Shape rules are checked at compile time. A hidden width that is a multiple of 8 builds:
+/// ```
+/// let p = charmlp_core::Params::<10, 3, 200>::zeroed();
+/// ```
+/// and one that is not is a compile error, not a run-time one:
+/// ```compile_fail
+/// let p = charmlp_core::Params::<10, 3, 60>::zeroed();
+/// ```
+/// Likewise a training batch needs two examples for Bessel's correction:
+/// ```
+/// let s = charmlp_core::TrainState::<64, 2>::new();
+/// ```
+/// ```compile_fail
+/// let s = charmlp_core::TrainState::<64, 1>::new();
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct Params<const E: usize, const T: usize, const H: usize> {
+    pub c: [[f32; E]; V],
+    pub w1: [[[f32; H]; E]; T],
+    pub b1: [f32; H],
+    pub gain: [f32; H],
+    pub bias: [f32; H],
+    pub w2: [[f32; V]; H],
+    pub b2: [f32; V],
+}
+
+impl<const E: usize, const T: usize, const H: usize> Params<E, T, H> {
+    /// Names of the tensors, in the order of [`Params::tensors`] and of the model file.
+    pub const NAMES: [&'static str; 7] = ["C", "W1", "b1", "gain", "bias", "W2", "b2"];
+
+    /// Number of scalars in all seven tensors.
+    pub const COUNT: usize = V * E + T * E * H + 3 * H + H * V + V;
+
+    /// All zeros; `const` so that firmware can hold a model in a `static`.
+    pub const fn zeroed() -> Self {
+        let () = ShapeCheck::<E, T, H>::OK;
+        Params {
+            c: [[0.0; E]; V],
+            w1: [[[0.0; H]; E]; T],
+            b1: [0.0; H],
+            gain: [0.0; H],
+            bias: [0.0; H],
+            w2: [[0.0; V]; H],
+            b2: [0.0; V],
+        }
+    }
+
+    /// makemore part 4's initialisation, in its draw order (C, W1, b1, W2, b2, gain, bias):
+    /// C ~ N(0,1), W1 ~ N(0,1)·(5/3)/√(T·E), b1, W2, b2, bias ~ N(0,1)·0.1, gain ~ 1 + N(0,1)·0.1.
+    /// In place, so that no parameter-sized value passes through the stack.
+    pub fn init<R: Rng + ?Sized>(&mut self, rng: &mut R) {
+        let fan_in = (T * E) as f32;
+        let w1_scale = (5.0 / 3.0) / libm::sqrtf(fan_in);
+        let mut fill = |xs: &mut [f32], scale: f32, offset: f32| {
+            for x in xs {
+                *x = offset + scale * standard_normal(rng);
+            }
+        };
+        fill(self.c.as_flattened_mut(), 1.0, 0.0);
+        fill(self.w1.as_flattened_mut().as_flattened_mut(), w1_scale, 0.0);
+        fill(&mut self.b1, 0.1, 0.0);
+        fill(self.w2.as_flattened_mut(), 0.1, 0.0);
+        fill(&mut self.b2, 0.1, 0.0);
+        fill(&mut self.gain, 0.1, 1.0);
+        fill(&mut self.bias, 0.1, 0.0);
+    }
+
+    /// The seven tensors as flat slices, in [`Params::NAMES`] order.
+    pub fn tensors(&self) -> [&[f32]; 7] {
+        [
+            self.c.as_flattened(),
+            self.w1.as_flattened().as_flattened(),
+            &self.b1,
+            &self.gain,
+            &self.bias,
+            self.w2.as_flattened(),
+            &self.b2,
+        ]
+    }
+
+    /// The seven tensors as flat mutable slices, in [`Params::NAMES`] order.
+    pub fn tensors_mut(&mut self) -> [&mut [f32]; 7] {
+        [
+            self.c.as_flattened_mut(),
+            self.w1.as_flattened_mut().as_flattened_mut(),
+            &mut self.b1,
+            &mut self.gain,
+            &mut self.bias,
+            self.w2.as_flattened_mut(),
+            &mut self.b2,
+        ]
+    }
+
+    /// Sets every scalar to zero, in place.
+    pub fn fill_zero(&mut self) {
+        for tensor in self.tensors_mut() {
+            tensor.fill(0.0);
+        }
+    }
+
+    /// SGD: p ← p − lr·g for every parameter.
+    pub fn sgd(&mut self, grads: &Self, lr: f32) {
+        for (p, g) in self.tensors_mut().into_iter().zip(grads.tensors()) {
+            for (p, g) in p.iter_mut().zip(g) {
+                *p -= lr * g;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::mem::size_of;
+    use rand_core::SeedableRng;
+    use rand_xoshiro::Xoshiro256PlusPlus;
+
+    #[test]
+    fn sizes_are_as_documented() {
+        assert_eq!(Params::<10, 3, 64>::COUNT, 4_137);
+        assert_eq!(size_of::<Params<10, 3, 64>>(), 16_548);
+        assert_eq!(
+            size_of::<Params<10, 3, 64>>(),
+            4 * Params::<10, 3, 64>::COUNT
+        );
+        assert_eq!(Params::<10, 3, 200>::COUNT, 12_297);
+        assert_eq!(size_of::<Params<10, 3, 200>>(), 49_188);
+        let p = Params::<10, 3, 64>::zeroed();
+        let total: usize = p.tensors().iter().map(|t| t.len()).sum();
+        assert_eq!(total, Params::<10, 3, 64>::COUNT);
+    }
+
+    fn mean_and_sd(xs: &[f32]) -> (f32, f32) {
+        let n = xs.len() as f32;
+        let mean = xs.iter().sum::<f32>() / n;
+        let var = xs.iter().map(|x| (x - mean) * (x - mean)).sum::<f32>() / (n - 1.0);
+        (mean, libm::sqrtf(var))
+    }
+
+    #[test]
+    fn init_has_makemores_scales() {
+        // Hidden 200 gives enough samples per tensor for the sample sd to be within ~10%.
+        let mut p = Params::<10, 3, 200>::zeroed();
+        p.init(&mut Xoshiro256PlusPlus::seed_from_u64(7));
+        let w1_sd = (5.0 / 3.0) / libm::sqrtf(30.0);
+        let expect = [
+            ("C", 0.0, 1.0, p.c.as_flattened()),
+            ("W1", 0.0, w1_sd, p.w1.as_flattened().as_flattened()),
+            ("b1", 0.0, 0.1, &p.b1[..]),
+            ("gain", 1.0, 0.1, &p.gain[..]),
+            ("bias", 0.0, 0.1, &p.bias[..]),
+            ("W2", 0.0, 0.1, p.w2.as_flattened()),
+        ];
+        for (name, mean, sd, xs) in expect {
+            let (m, s) = mean_and_sd(xs);
+            assert!(
+                (m - mean).abs() < 0.25 * sd,
+                "{name}: mean {m}, want {mean}"
+            );
+            assert!((s / sd - 1.0).abs() < 0.12, "{name}: sd {s}, want {sd}");
+        }
+    }
+
+    #[test]
+    fn sgd_moves_against_the_gradient() {
+        let mut p = Params::<2, 1, 8>::zeroed();
+        let mut g = Params::<2, 1, 8>::zeroed();
+        p.gain = [1.0; 8];
+        g.gain = [0.5, -0.5, 0.0, 2.0, 0.0, 0.0, 0.0, 0.0];
+        g.c[3][1] = 4.0;
+        p.sgd(&g, 0.1);
+        assert_eq!(p.gain, [0.95, 1.05, 1.0, 0.8, 1.0, 1.0, 1.0, 1.0]);
+        assert_eq!(p.c[3], [0.0, -0.4]);
+        g.fill_zero();
+        assert!(g.tensors().iter().all(|t| t.iter().all(|&x| x == 0.0)));
+    }
+}

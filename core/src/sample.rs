@@ -1,0 +1,132 @@
+//! Next-character distributions and whole sampled names.
+
+use crate::infer::InferState;
+use crate::layers;
+use crate::model::Model;
+use crate::random::uniform_f32;
+use crate::vocab::{Token, V};
+use heapless::String;
+use rand_core::Rng;
+
+/// A softmax temperature: finite and positive (1 samples the model as trained).
+#[derive(Clone, Copy, Debug, PartialEq, PartialOrd)]
+pub struct Temperature(f32);
+
+impl Temperature {
+    pub const ONE: Temperature = Temperature(1.0);
+
+    /// `None` unless `t` is finite and positive.
+    pub fn new(t: f32) -> Option<Temperature> {
+        (t.is_finite() && t > 0.0).then_some(Temperature(t))
+    }
+
+    pub fn get(self) -> f32 {
+        self.0
+    }
+}
+
+impl Default for Temperature {
+    fn default() -> Self {
+        Self::ONE
+    }
+}
+
+/// Draws a token from a distribution over the vocabulary by inverting its cumulative sum.
+/// If rounding leaves the sum short of the uniform draw, the last token with nonzero
+/// probability is taken.
+pub fn sample_token<R: Rng + ?Sized>(rng: &mut R, probs: &[f32; V]) -> Token {
+    let u = uniform_f32(rng);
+    let mut cumulative = 0.0;
+    let mut last_possible = Token::DOT;
+    for (token, &p) in Token::all().zip(probs) {
+        if p > 0.0 {
+            cumulative += p;
+            last_possible = token;
+            if u < cumulative {
+                return token;
+            }
+        }
+    }
+    last_possible
+}
+
+impl<const E: usize, const T: usize, const H: usize> Model<E, T, H> {
+    /// p(next character | context) = softmax(logits / temperature), in `state.logits`.
+    pub fn probs<'s>(
+        &self,
+        context: &[Token; T],
+        temperature: Temperature,
+        state: &'s mut InferState<H>,
+    ) -> &'s [f32; V] {
+        self.logits(context, state);
+        let inv_t = 1.0 / temperature.get();
+        for x in state.logits.iter_mut() {
+            *x *= inv_t;
+        }
+        layers::softmax_row(&mut state.logits);
+        &state.logits
+    }
+
+    /// Samples one name: characters until the model emits `.`, or until the name holds `N`
+    /// characters, whichever comes first. A name that reaches the bound simply ends there.
+    pub fn sample_name<R: Rng + ?Sized, const N: usize>(
+        &self,
+        rng: &mut R,
+        temperature: Temperature,
+        state: &mut InferState<H>,
+    ) -> String<N> {
+        let mut name = String::new();
+        let mut context = [Token::DOT; T];
+        while name.len() < N {
+            let next = sample_token(rng, self.probs(&context, temperature, state));
+            if next == Token::DOT || name.push(next.to_char()).is_err() {
+                break;
+            }
+            context.rotate_left(1);
+            context[T - 1] = next;
+        }
+        name
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand_core::SeedableRng;
+    use rand_xoshiro::Xoshiro256PlusPlus;
+
+    #[test]
+    fn temperature_must_be_finite_and_positive() {
+        assert_eq!(Temperature::new(0.5).map(Temperature::get), Some(0.5));
+        for bad in [0.0, -1.0, f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+            assert_eq!(Temperature::new(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn sample_token_follows_the_distribution() {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(5);
+        let mut probs = [0.0; V];
+        probs[3] = 0.25;
+        probs[20] = 0.75;
+        let mut counts = [0u32; V];
+        for _ in 0..40_000 {
+            counts[sample_token(&mut rng, &probs).index()] += 1;
+        }
+        assert_eq!(counts[3] + counts[20], 40_000);
+        // Binomial(40000, 0.25): mean 10000, sd ≈ 87.
+        assert!((9_600..=10_400).contains(&counts[3]), "{}", counts[3]);
+    }
+
+    #[test]
+    fn sample_token_never_picks_an_impossible_token() {
+        // Probabilities summing to less than one (as rounding can leave them): a draw past the
+        // sum falls back to the last possible token, never to an impossible one.
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(6);
+        let mut probs = [0.0; V];
+        probs[7] = 0.01;
+        for _ in 0..1000 {
+            assert_eq!(sample_token(&mut rng, &probs).index(), 7);
+        }
+    }
+}

@@ -1,0 +1,227 @@
+//! The model file: exact round trips, and every kind of corruption rejected with its own error.
+
+use charmlp_core::bytes::{BufferTooSmall, HEADER_LEN, LoadError, Shape, peek_shape};
+use charmlp_core::{DefaultModel, Model, WideModel};
+use charmlp_workspace::rng;
+
+fn trained_looking_model(seed: u64) -> Box<DefaultModel> {
+    let mut m = Box::new(DefaultModel::zeroed());
+    m.init(&mut rng(seed));
+    // Statistics other than the initial 0/1, so that a swapped or dropped field would show.
+    for j in 0..m.bn.mean.len() {
+        m.bn.mean[j] = j as f32 * 0.25 - 3.0;
+        m.bn.var[j] = 0.5 + j as f32;
+    }
+    m
+}
+
+fn bytes_of<const E: usize, const T: usize, const H: usize>(m: &Model<E, T, H>) -> Vec<u8> {
+    let mut out = vec![0u8; Model::<E, T, H>::BYTES];
+    assert_eq!(m.write_bytes(&mut out), Ok(out.len()));
+    out
+}
+
+fn bits<const E: usize, const T: usize, const H: usize>(m: &Model<E, T, H>) -> Vec<u32> {
+    let mut v: Vec<u32> = m
+        .params
+        .tensors()
+        .iter()
+        .flat_map(|t| t.iter().map(|x| x.to_bits()))
+        .collect();
+    v.extend(m.bn.mean.iter().chain(&m.bn.var).map(|x| x.to_bits()));
+    v
+}
+
+#[test]
+fn file_length_is_header_floats_and_checksum() {
+    assert_eq!(DefaultModel::BYTES, 16 + 4 * (4_137 + 128) + 4);
+    assert_eq!(WideModel::BYTES, 16 + 4 * (12_297 + 400) + 4);
+}
+
+#[test]
+fn round_trip_is_bit_exact() {
+    for seed in 0..3 {
+        let m = trained_looking_model(seed);
+        let bytes = bytes_of(&m);
+        assert_eq!(&bytes[..4], b"CMLP");
+        let mut back = Box::new(DefaultModel::zeroed());
+        back.read_bytes(&bytes).unwrap();
+        assert!(bits(&m) == bits(&back));
+        assert_eq!(bytes_of(&back), bytes);
+    }
+    let mut wide = Box::new(WideModel::zeroed());
+    wide.init(&mut rng(9));
+    let bytes = bytes_of(&wide);
+    let mut back = Box::new(WideModel::zeroed());
+    back.read_bytes(&bytes).unwrap();
+    assert!(bits(&wide) == bits(&back));
+}
+
+#[test]
+fn writing_into_a_short_buffer_is_an_error() {
+    let m = trained_looking_model(0);
+    let mut out = vec![0u8; DefaultModel::BYTES - 1];
+    assert_eq!(
+        m.write_bytes(&mut out),
+        Err(BufferTooSmall {
+            needed: DefaultModel::BYTES,
+            got: DefaultModel::BYTES - 1
+        })
+    );
+    assert!(
+        out.iter().all(|&b| b == 0),
+        "a failed write must not touch the buffer"
+    );
+    // A longer buffer is fine: the model goes at its start.
+    let mut out = vec![0u8; DefaultModel::BYTES + 10];
+    assert_eq!(m.write_bytes(&mut out), Ok(DefaultModel::BYTES));
+}
+
+#[test]
+fn every_truncation_is_rejected_as_truncated() {
+    let bytes = bytes_of(&trained_looking_model(1));
+    let mut m = trained_looking_model(2);
+    let before = bits(&m);
+    for len in 0..bytes.len() {
+        let needed = if len < HEADER_LEN {
+            HEADER_LEN
+        } else {
+            DefaultModel::BYTES
+        };
+        assert_eq!(
+            m.read_bytes(&bytes[..len]),
+            Err(LoadError::Truncated { needed, got: len }),
+            "length {len}"
+        );
+    }
+    assert!(bits(&m) == before, "a failed load changed the model");
+}
+
+#[test]
+fn trailing_bytes_are_rejected() {
+    let mut bytes = bytes_of(&trained_looking_model(1));
+    bytes.push(0);
+    assert_eq!(
+        DefaultModel::zeroed().read_bytes(&bytes),
+        Err(LoadError::TrailingBytes {
+            expected: DefaultModel::BYTES,
+            got: DefaultModel::BYTES + 1
+        })
+    );
+}
+
+#[test]
+fn every_flipped_byte_is_rejected_by_the_field_it_hits() {
+    let bytes = bytes_of(&trained_looking_model(3));
+    let mut m = trained_looking_model(4);
+    let before = bits(&m);
+    let mut corrupt = bytes.clone();
+    for at in 0..bytes.len() {
+        for flip in [0x01u8, 0x80, 0xff] {
+            corrupt[at] ^= flip;
+            let err = m.read_bytes(&corrupt).unwrap_err();
+            let ok = match at {
+                0..4 => err == LoadError::BadMagic,
+                4..6 => matches!(err, LoadError::UnsupportedVersion { supported: 1, .. }),
+                6..14 => matches!(err, LoadError::ShapeMismatch { .. }),
+                14..16 => err == LoadError::BadHeader,
+                _ => matches!(err, LoadError::ChecksumMismatch { .. }),
+            };
+            assert!(ok, "byte {at} ^ {flip:#04x}: {err:?}");
+            corrupt[at] = bytes[at];
+        }
+    }
+    assert!(bits(&m) == before, "a failed load changed the model");
+}
+
+#[test]
+fn other_shapes_are_named_in_the_error() {
+    let mut wide = Box::new(WideModel::zeroed());
+    wide.init(&mut rng(5));
+    let bytes = bytes_of(&wide);
+    let expected = Shape {
+        vocab: 27,
+        embed: 10,
+        context: 3,
+        hidden: 64,
+    };
+    let found = Shape {
+        hidden: 200,
+        ..expected
+    };
+    assert_eq!(peek_shape(&bytes), Ok(found));
+    assert_eq!(DefaultModel::SHAPE, expected);
+    let err = DefaultModel::zeroed().read_bytes(&bytes).unwrap_err();
+    assert_eq!(err, LoadError::ShapeMismatch { expected, found });
+    assert_eq!(
+        err.to_string(),
+        "model has vocabulary 27, embedding 10, context 3, hidden 200; \
+         expected vocabulary 27, embedding 10, context 3, hidden 64"
+    );
+}
+
+#[test]
+fn foreign_files_are_not_models() {
+    for junk in [
+        &b"hello, world, this is not a model"[..],
+        b"PK\x03\x04",
+        b"\x7fELF",
+        b"CMLQ",
+    ] {
+        assert_eq!(
+            DefaultModel::zeroed().read_bytes(junk),
+            Err(LoadError::BadMagic),
+            "{junk:?}"
+        );
+    }
+    // A prefix of the magic is a truncated file, not a foreign one.
+    assert!(matches!(
+        peek_shape(b"CML"),
+        Err(LoadError::Truncated { .. })
+    ));
+}
+
+#[test]
+fn non_finite_values_with_a_valid_checksum_are_rejected() {
+    for (value, tensor, at) in [(f32::NAN, "W2", 3 * 27 + 4), (f32::INFINITY, "bn var", 7)] {
+        let mut m = trained_looking_model(6);
+        if tensor == "W2" {
+            m.params.w2[3][4] = value;
+        } else {
+            m.bn.var[7] = value;
+        }
+        let bytes = bytes_of(&m);
+        assert_eq!(
+            DefaultModel::zeroed().read_bytes(&bytes),
+            Err(LoadError::NonFinite { tensor, index: at })
+        );
+    }
+}
+
+#[test]
+fn errors_read_as_sentences() {
+    let e = LoadError::Truncated {
+        needed: 17_080,
+        got: 100,
+    };
+    assert_eq!(
+        e.to_string(),
+        "truncated model: 100 bytes, a whole one has 17080"
+    );
+    let e = LoadError::UnsupportedVersion {
+        found: 7,
+        supported: 1,
+    };
+    assert_eq!(
+        e.to_string(),
+        "model format version 7; this build reads version 1"
+    );
+    assert!(
+        LoadError::ChecksumMismatch {
+            stored: 1,
+            computed: 2
+        }
+        .to_string()
+        .contains("corrupt")
+    );
+}
