@@ -1,0 +1,188 @@
+//! The command line: flags, their checks and defaults, and dispatch.
+
+use crate::export::Lang;
+use crate::modelfile::HIDDEN_WIDTHS;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// Batch sizes the binary is built for (each is a const-generic instantiation of the training
+/// state).
+pub const BATCH_SIZES: [usize; 7] = [4, 8, 16, 32, 64, 128, 256];
+
+/// Default seed of every command: the same seed splits, trains and samples alike.
+pub const DEFAULT_SEED: u64 = 42;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "charmlp",
+    version,
+    about = "makemore's character-level MLP: train it on a file of names, sample new ones",
+    long_about = "makemore's character-level MLP (27 → 10 → 30 → hidden → 27, batch norm, tanh) \
+                  with a hand-written backward pass: train it on a file of names (one a line, a-z), \
+                  sample new names, evaluate and export models for firmware."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Train a model on a words file, then calibrate it, report its losses, save it and sample names.
+    Train(TrainArgs),
+    /// Sample names from a trained model.
+    Sample(SampleArgs),
+    /// Print a model's train/val/test loss on a words file (same split rule and seed as train).
+    Eval(EvalArgs),
+    /// Write a model as Rust or C source that firmware compiles in.
+    Export(ExportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Words file: one word a line, letters a-z [default: the built-in 5,163 US Census 1990 first names]
+    #[arg(long, value_name = "FILE")]
+    pub data: Option<PathBuf>,
+    /// Hidden width (64 or 200)
+    #[arg(long, default_value_t = 64, value_parser = one_of(&HIDDEN_WIDTHS))]
+    pub hidden: usize,
+    /// Number of SGD steps
+    #[arg(long, default_value_t = 200_000, value_parser = positive_u64, allow_negative_numbers = true)]
+    pub steps: u64,
+    /// Batch size (4, 8, 16, 32, 64, 128 or 256)
+    #[arg(long, default_value_t = 32, value_parser = one_of(&BATCH_SIZES), allow_negative_numbers = true)]
+    pub batch: usize,
+    /// Learning rate until --lr-decay-step
+    #[arg(long, default_value_t = 0.1, value_parser = positive_f32, allow_negative_numbers = true)]
+    pub lr: f32,
+    /// Step from which --lr-final applies
+    #[arg(long, default_value_t = 100_000)]
+    pub lr_decay_step: u64,
+    /// Learning rate from --lr-decay-step on
+    #[arg(long, default_value_t = 0.01, value_parser = positive_f32, allow_negative_numbers = true)]
+    pub lr_final: f32,
+    /// Seed of the shuffle, the initialisation, the batches and the sampled names
+    #[arg(long, default_value_t = DEFAULT_SEED)]
+    pub seed: u64,
+    /// Where to write the model (atomically: the old file survives any failure)
+    #[arg(long, value_name = "FILE", default_value = "model.cmlp")]
+    pub out: PathBuf,
+    /// Write the loss of every step and the periodic validation losses as CSV
+    #[arg(long, value_name = "FILE")]
+    pub curve: Option<PathBuf>,
+    /// Draw the loss curve (log scale) as an SVG
+    #[arg(long, value_name = "FILE")]
+    pub plot: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct SampleArgs {
+    /// Model file written by `charmlp train`
+    #[arg(long, value_name = "FILE")]
+    pub model: PathBuf,
+    /// Number of names
+    #[arg(short = 'n', long = "count", default_value_t = 20)]
+    pub count: usize,
+    /// Seed of the sampling (train prints the names of its own --seed)
+    #[arg(long, default_value_t = DEFAULT_SEED)]
+    pub seed: u64,
+    /// Softmax temperature: below 1 picks likelier names, above 1 stranger ones
+    #[arg(long, default_value_t = 1.0, value_parser = positive_f32, allow_negative_numbers = true)]
+    pub temperature: f32,
+}
+
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// Model file written by `charmlp train`
+    #[arg(long, value_name = "FILE")]
+    pub model: PathBuf,
+    /// Words file (split 80/10/10 with --seed, as train does)
+    #[arg(long, value_name = "FILE")]
+    pub data: PathBuf,
+    /// Seed of the shuffle: the training run's --seed gives its split
+    #[arg(long, default_value_t = DEFAULT_SEED)]
+    pub seed: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Model file written by `charmlp train`
+    #[arg(long, value_name = "FILE")]
+    pub model: PathBuf,
+    /// Source language: rust (a `static MODEL: charmlp_core::Model`) or c (a header of arrays)
+    #[arg(long, value_enum)]
+    pub lang: Lang,
+    /// Where to write the source
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+}
+
+fn positive_u64(s: &str) -> Result<u64, String> {
+    match s.parse::<i128>() {
+        Ok(n) if n >= 1 && n <= i128::from(u64::MAX) => Ok(n as u64),
+        Ok(n) if n < 1 => Err(format!(
+            "{n} is not positive; give a whole number of at least 1"
+        )),
+        _ => Err(format!(
+            "{s:?} is not a whole number from 1 to {}",
+            u64::MAX
+        )),
+    }
+}
+
+fn positive_f32(s: &str) -> Result<f32, String> {
+    match s.parse::<f32>() {
+        Ok(x) if x.is_finite() && x > 0.0 => Ok(x),
+        Ok(x) => Err(format!("{x} is not a positive finite number")),
+        Err(_) => Err(format!("{s:?} is not a number")),
+    }
+}
+
+/// A parser accepting only the listed sizes, naming them when it refuses.
+fn one_of(allowed: &'static [usize]) -> impl Fn(&str) -> Result<usize, String> + Clone {
+    move |s: &str| {
+        let list = allowed
+            .iter()
+            .map(|n| n.to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        match s.parse::<i128>() {
+            Ok(n) if n >= 0 && allowed.contains(&(n as usize)) => Ok(n as usize),
+            Ok(n) => Err(format!("{n} is not built in; choose one of {list}")),
+            Err(_) => Err(format!("{s:?} is not a number; choose one of {list}")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn flag_parsers_name_what_is_allowed() {
+        assert_eq!(positive_u64("5"), Ok(5));
+        assert!(positive_u64("0").unwrap_err().contains("not positive"));
+        assert!(positive_u64("-3").unwrap_err().contains("not positive"));
+        assert!(
+            positive_u64("x")
+                .unwrap_err()
+                .contains("not a whole number")
+        );
+        assert_eq!(positive_f32("0.5"), Ok(0.5));
+        for bad in ["0", "-0.1", "inf", "NaN"] {
+            assert!(positive_f32(bad).is_err(), "{bad}");
+        }
+        let hidden = one_of(&HIDDEN_WIDTHS);
+        assert_eq!(hidden("200"), Ok(200));
+        assert_eq!(
+            hidden("100"),
+            Err("100 is not built in; choose one of 64, 200".into())
+        );
+    }
+}

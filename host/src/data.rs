@@ -1,0 +1,181 @@
+//! From a words file to training examples: read, shuffle, split 80/10/10 by words, and build the
+//! context windows, as makemore does.
+
+use crate::words::{WordsError, parse_words};
+use anyhow::{Context, Result, bail};
+use charmlp_core::{Contexts, Example, Token};
+use rand_mt::Mt;
+use std::path::Path;
+
+/// Name of the built-in list, for messages.
+pub const BUILTIN_NAME: &str = "built-in census names";
+
+/// 5,163 US Census 1990 first names (public domain); see `data/README.md`.
+pub const BUILTIN_NAMES: &str = include_str!("../../data/census-1990-first-names.txt");
+
+/// Fewest words for which the 80/10/10 split leaves no split empty.
+pub const MIN_WORDS: usize = 10;
+
+/// The words of a file (or of the built-in list with `None`), checked.
+pub fn read_words(path: Option<&Path>) -> Result<Vec<Vec<Token>>> {
+    let (name, bytes) = match path {
+        None => (BUILTIN_NAME.to_string(), BUILTIN_NAMES.as_bytes().to_vec()),
+        Some(p) => {
+            let bytes = std::fs::read(p)
+                .with_context(|| format!("{}: cannot read the words file", p.display()))?;
+            (p.display().to_string(), bytes)
+        }
+    };
+    parse_words(&bytes).map_err(|e: WordsError| anyhow::anyhow!("{}", e.at(&name)))
+}
+
+/// The three splits' examples and how many words each came from.
+pub struct Splits<const T: usize> {
+    pub train: Vec<Example<T>>,
+    pub val: Vec<Example<T>>,
+    pub test: Vec<Example<T>>,
+    pub words: [usize; 3],
+}
+
+/// Shuffles the words and splits them as makemore does: `random.seed(seed)`,
+/// `random.shuffle(words)`, then the first 80% train, the next 10% validation, the rest test.
+/// The shuffle is Python's, draw for draw, so with seed 42 the splits hold the very words of
+/// makemore's (and the PyTorch peer's) splits, and their losses compare directly.
+pub fn split<const T: usize>(mut words: Vec<Vec<Token>>, seed: u64) -> Result<Splits<T>> {
+    let n = words.len();
+    if n < MIN_WORDS {
+        bail!("{n} words; an 80/10/10 split needs at least {MIN_WORDS}");
+    }
+    python_shuffle(&mut words, seed);
+    let (n1, n2) = (n * 8 / 10, n * 9 / 10);
+    let examples = |ws: &[Vec<Token>]| -> Vec<Example<T>> {
+        ws.iter().flat_map(|w| Contexts::<T>::new(w)).collect()
+    };
+    Ok(Splits {
+        train: examples(&words[..n1]),
+        val: examples(&words[n1..n2]),
+        test: examples(&words[n2..]),
+        words: [n1, n2 - n1, n - n2],
+    })
+}
+
+/// CPython's `random.seed(seed); random.shuffle(xs)`.
+///
+/// `seed` keys MT19937's `init_by_array` with its 32-bit words, least significant first (one
+/// word for seeds below 2³²); `shuffle` swaps each `xs[i]`, from the last down, with
+/// `xs[randbelow(i + 1)]`, and `randbelow(n)` draws `getrandbits(bit_length(n))` (the top
+/// bits of one 32-bit output) until the value is below n.
+pub fn python_shuffle<X>(xs: &mut [X], seed: u64) {
+    let key: &[u32] = if seed >> 32 == 0 {
+        &[seed as u32]
+    } else {
+        &[seed as u32, (seed >> 32) as u32]
+    };
+    let mut mt = Mt::new_with_key(key.iter().copied());
+    for i in (1..xs.len()).rev() {
+        let n = i as u64 + 1;
+        let bits = 64 - n.leading_zeros();
+        // Words beyond 2³² would need getrandbits over several outputs; read_words cannot
+        // produce that many from memory anyway.
+        let j = loop {
+            let r = u64::from(mt.next_u32() >> (32 - bits.min(32)));
+            if r < n {
+                break r;
+            }
+        };
+        xs.swap(i, j as usize);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_list_is_the_census_names() {
+        let words = read_words(None).unwrap();
+        assert_eq!(words.len(), 5_163);
+        let first: String = words[0].iter().map(|t| t.to_char()).collect();
+        assert_eq!(first, "mary");
+    }
+
+    #[test]
+    fn split_is_80_10_10_of_the_words_and_every_word_lands_once() {
+        let words: Vec<Vec<Token>> = (0..1000u32)
+            .map(|i| vec![Token::wrapping((i % 26 + 1) as u8); (i % 7 + 1) as usize])
+            .collect();
+        let total_examples: usize = words.iter().map(|w| w.len() + 1).sum();
+        let s = split::<3>(words, 1).unwrap();
+        assert_eq!(s.words, [800, 100, 100]);
+        assert_eq!(s.train.len() + s.val.len() + s.test.len(), total_examples);
+        // Each word ends with exactly one example whose target is '.'.
+        let ends = |xs: &[Example<3>]| xs.iter().filter(|e| e.target == Token::DOT).count();
+        assert_eq!(
+            [ends(&s.train), ends(&s.val), ends(&s.test)],
+            [800, 100, 100]
+        );
+    }
+
+    #[test]
+    fn shuffle_is_pythons() {
+        // Printed by CPython 3.11: `random.seed(s); x = list(range(20)); random.shuffle(x)`.
+        let cases: [(u64, [u8; 20]); 3] = [
+            (
+                7,
+                [
+                    17, 15, 11, 18, 7, 6, 19, 3, 14, 0, 9, 5, 16, 8, 13, 2, 1, 12, 4, 10,
+                ],
+            ),
+            (
+                0,
+                [
+                    10, 18, 16, 14, 0, 17, 11, 2, 3, 9, 5, 7, 4, 19, 6, 15, 8, 1, 13, 12,
+                ],
+            ),
+            (
+                (1 << 40) + 5,
+                [
+                    9, 7, 17, 13, 4, 18, 5, 6, 10, 11, 3, 14, 12, 15, 2, 1, 0, 8, 19, 16,
+                ],
+            ),
+        ];
+        for (seed, want) in cases {
+            let mut x: Vec<u8> = (0..20).collect();
+            python_shuffle(&mut x, seed);
+            assert_eq!(x, want, "seed {seed}");
+        }
+    }
+
+    #[test]
+    fn seed_42_splits_names_txt_as_makemore_does() {
+        // CPython 3.11: `w = open("names.txt").read().splitlines(); random.seed(42);
+        // random.shuffle(w)`, then w[:3], w[25626:25629] (validation starts) and w[-3:].
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/names.txt");
+        let mut words = read_words(Some(&path)).unwrap();
+        python_shuffle(&mut words, 42);
+        let text = |ws: &[Vec<Token>]| -> Vec<String> {
+            ws.iter()
+                .map(|w| w.iter().map(|t| t.to_char()).collect())
+                .collect()
+        };
+        assert_eq!(text(&words[..3]), ["yuheng", "diondre", "xavien"]);
+        assert_eq!(text(&words[25626..25629]), ["amay", "aytana", "jenevi"]);
+        assert_eq!(
+            text(&words[words.len() - 3..]),
+            ["opal", "zaylynn", "yovani"]
+        );
+    }
+
+    #[test]
+    fn too_few_words_is_an_error() {
+        let words = vec![vec![Token::wrapping(1)]; MIN_WORDS - 1];
+        let e = split::<3>(words, 1).err().unwrap();
+        assert_eq!(
+            e.to_string(),
+            "9 words; an 80/10/10 split needs at least 10"
+        );
+        let words = vec![vec![Token::wrapping(1)]; MIN_WORDS];
+        let s = split::<3>(words, 1).unwrap();
+        assert_eq!(s.words, [8, 1, 1]);
+    }
+}
