@@ -14,18 +14,19 @@ impl Progress {
             return Progress { bar: None };
         }
         let bar = ProgressBar::with_draw_target(Some(steps), ProgressDrawTarget::stderr());
-        let style = ProgressStyle::with_template(
-            "{bar:30} {pos:>7}/{len} {per_sec:>14} loss {msg} ETA {eta}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar());
+        let style = ProgressStyle::with_template("{bar:30} {pos:>7}/{len} {msg} ETA {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar());
         bar.set_style(style);
         Progress { bar: Some(bar) }
     }
 
-    pub fn update(&self, step: u64, loss: f32, smoothed: f32) {
+    /// Shows `steps` done at `steps_per_s`, with the current and the smoothed batch loss.
+    pub fn update(&self, steps: u64, steps_per_s: f64, loss: f32, smoothed: f32) {
         if let Some(bar) = &self.bar {
-            bar.set_position(step);
-            bar.set_message(format!("{loss:.4} (smoothed {smoothed:.4})"));
+            bar.set_position(steps);
+            bar.set_message(format!(
+                "{steps_per_s:>6.0} steps/s  loss {loss:.4} (smoothed {smoothed:.4})"
+            ));
         }
     }
 

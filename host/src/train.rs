@@ -93,6 +93,11 @@ fn train<const H: usize, const B: usize>(args: &TrainArgs) -> Result<()> {
     let mut smoothed = f32::NAN;
     let mut report_time = Duration::ZERO;
     let loop_started = Instant::now();
+    // Steps per second of training time: the validation passes are not steps.
+    let steps_per_s = |done: u64, report_time: Duration| {
+        let training = loop_started.elapsed().saturating_sub(report_time);
+        done as f64 / training.as_secs_f64().max(1e-9)
+    };
     for step in 0..args.steps {
         run.batch.sample(&mut batch_rng, &splits.train)?;
         let lr = schedule.at(step);
@@ -121,7 +126,7 @@ fn train<const H: usize, const B: usize>(args: &TrainArgs) -> Result<()> {
         }
         let last = step + 1 == args.steps;
         if step % 1024 == 0 || last {
-            progress.update(step + 1, loss, smoothed);
+            progress.update(step + 1, steps_per_s(step + 1, report_time), loss, smoothed);
         }
         if step % REPORT_EVERY == 0 || last {
             let t = Instant::now();
@@ -133,9 +138,7 @@ fn train<const H: usize, const B: usize>(args: &TrainArgs) -> Result<()> {
                 args.steps
             );
             if step > 0 {
-                // Training time only: the validation passes are not steps.
-                let training = loop_started.elapsed().saturating_sub(report_time);
-                let rate = (step + 1) as f64 / training.as_secs_f64().max(1e-9);
+                let rate = steps_per_s(step + 1, report_time);
                 let eta = (args.steps - step - 1) as f64 / rate;
                 write!(line, ", {rate:.0} steps/s, ETA {eta:.1} s")?;
             }
