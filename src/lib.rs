@@ -84,7 +84,7 @@ pub fn loss_f64<const E: usize, const T: usize, const H: usize, const B: usize>(
     p: &FlatParams,
     batch: &Batch<T, B>,
 ) -> f64 {
-    let [c, w1, b1, gain, bias, w2, b2] = &p.0;
+    let [c, w1, b1, gain, bias, w2t, b2] = &p.0;
     let n = B as f64;
     let mut hpre = vec![vec![0.0f64; H]; B];
     for (row, context) in hpre.iter_mut().zip(&batch.x) {
@@ -110,7 +110,7 @@ pub fn loss_f64<const E: usize, const T: usize, const H: usize, const B: usize>(
     let mut loss = 0.0;
     for (h_row, y) in h.iter().zip(&batch.y) {
         let logits: Vec<f64> = (0..V)
-            .map(|k| b2[k] + (0..H).map(|j| h_row[j] * w2[j * V + k]).sum::<f64>())
+            .map(|k| b2[k] + (0..H).map(|j| h_row[j] * w2t[k * H + j]).sum::<f64>())
             .collect();
         let max = logits.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
         let lse = max + logits.iter().map(|l| (l - max).exp()).sum::<f64>().ln();

@@ -120,7 +120,7 @@ fn reference_intermediates_match_hand_derivation() {
     p.gain = [1.0; 8];
     let s = |j: usize| if j.is_multiple_of(2) { 1.0 } else { -1.0 };
     for j in 0..8 {
-        p.w2[j][0] = s(j) as f32;
+        p.w2t[0][j] = s(j) as f32;
     }
     let tok = |c: char| Token::from_char(c).unwrap();
     let batch = Batch::<1, 3> {

@@ -183,10 +183,10 @@ fn foreign_files_are_not_models() {
 
 #[test]
 fn non_finite_values_with_a_valid_checksum_are_rejected() {
-    for (value, tensor, at) in [(f32::NAN, "W2", 3 * 27 + 4), (f32::INFINITY, "bn var", 7)] {
+    for (value, tensor, at) in [(f32::NAN, "W2T", 4 * 64 + 3), (f32::INFINITY, "bn var", 7)] {
         let mut m = trained_looking_model(6);
-        if tensor == "W2" {
-            m.params.w2[3][4] = value;
+        if tensor == "W2T" {
+            m.params.w2t[4][3] = value;
         } else {
             m.bn.var[7] = value;
         }

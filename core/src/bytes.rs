@@ -8,7 +8,7 @@
 //! | 4      | 2    | format version (1)                                       |
 //! | 6      | 8    | shape: vocabulary, embedding, context, hidden (u16 each) |
 //! | 14     | 2    | reserved, zero                                           |
-//! | 16     | 4·n  | f32: C, W1, b1, gain, bias, W2, b2, bn mean, bn var      |
+//! | 16     | 4·n  | f32: C, W1, b1, gain, bias, W2ᵀ, b2, bn mean, bn var     |
 //! | 16+4·n | 4    | CRC-32 (ISO-HDLC, as zlib) of every byte before it       |
 //!
 //! Tensors are stored row-major in the shapes of [`Params`]. A CRC-32 detects every change of

@@ -5,6 +5,7 @@
 
 use crate::layers;
 use crate::model::Model;
+use crate::simd::VP;
 use crate::vocab::{Example, Token, V};
 use core::array::{from_mut, from_ref};
 
@@ -46,12 +47,9 @@ impl<const E: usize, const T: usize, const H: usize> Model<E, T, H> {
         self.hprebn(context, &mut state.h);
         layers::batchnorm_inference(&mut state.h, &self.bn, &p.gain, &p.bias);
         layers::tanh_forward(from_mut(&mut state.h));
-        layers::linear_forward(
-            from_mut(&mut state.logits),
-            from_ref(&state.h),
-            &p.w2,
-            &p.b2,
-        );
+        let mut padded = [0.0; VP];
+        layers::linear_forward(from_mut(&mut padded), from_ref(&state.h), &p.w2t, &p.b2);
+        state.logits.copy_from_slice(&padded[..V]);
         &state.logits
     }
 
@@ -59,7 +57,8 @@ impl<const E: usize, const T: usize, const H: usize> Model<E, T, H> {
     pub fn nll(&self, example: &Example<T>, state: &mut InferState<H>) -> f32 {
         self.logits(&example.context, state);
         let logit_y = state.logits[example.target.index()];
-        layers::softmax_row(&mut state.logits) - logit_y
+        let (max, sum) = layers::softmax_row(&mut state.logits);
+        max + libm::logf(sum) - logit_y
     }
 
     /// Mean cross-entropy over a split (accumulated in f64), or `None` for an empty split.

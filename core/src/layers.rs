@@ -8,23 +8,12 @@
 //! `reference.rs` holds the step-by-step derivation these are tested against.
 
 use crate::model::BnStats;
+use crate::simd::{self, Start, VP, W, dots, lanes, lanes_mut, rows_times_matrix, zip_map};
 use crate::vocab::{Token, V};
+use wide::f32x8;
 
 /// ε added to the batch variance before the inverse square root (PyTorch's default).
 pub const BN_EPS: f32 = 1e-5;
-
-/// `out += a · x`, the loop nearly every kernel here is made of.
-#[inline(always)]
-fn axpy(out: &mut [f32], a: f32, x: &[f32]) {
-    for (o, x) in out.iter_mut().zip(x) {
-        *o += a * x;
-    }
-}
-
-#[inline(always)]
-fn dot(x: &[f32], y: &[f32]) -> f32 {
-    x.iter().zip(y).map(|(x, y)| x * y).sum()
-}
 
 /// Embedding lookup and first linear layer, fused: hprebn[b] = b1 + Σ_t Σ_e C[x[b][t]][e]·W1[t][e].
 ///
@@ -38,14 +27,10 @@ pub fn embed_linear_forward<const E: usize, const T: usize, const H: usize, cons
     b1: &[f32; H],
 ) {
     let () = crate::params::ShapeCheck::<E, T, H>::OK;
-    for (out, context) in hprebn.iter_mut().zip(x) {
-        *out = *b1;
-        for (token, w1_t) in context.iter().zip(w1) {
-            for (&emb, w1_te) in c[token.index()].iter().zip(w1_t) {
-                axpy(out, emb, w1_te);
-            }
-        }
-    }
+    // The T·E concatenated inputs index W1 as rows i = t·E + e.
+    let w1 = w1.as_flattened();
+    let emb = |b: usize, i: usize| c[x[b][i / E].index()][i % E];
+    rows_times_matrix(hprebn, Start::Row(b1), T * E, emb, |i| &w1[i]);
 }
 
 /// Backward of [`embed_linear_forward`], accumulating into the gradients:
@@ -63,14 +48,26 @@ pub fn embed_linear_backward<const E: usize, const T: usize, const H: usize, con
     c: &[[f32; E]; V],
     w1: &[[[f32; H]; E]; T],
 ) {
+    let emb = |i: usize, b: usize| c[x[b][i / E].index()][i % E];
+    rows_times_matrix(
+        core::array::from_mut(db1),
+        Start::Out,
+        B,
+        |_, _| 1.0,
+        |b| &dhprebn[b],
+    );
+    rows_times_matrix(dw1.as_flattened_mut(), Start::Out, B, emb, |b| &dhprebn[b]);
+    let w1 = w1.as_flattened();
+    // demb of one row, T·E values padded to whole vectors (at most T·E + 7 ≤ 8·T·E floats).
+    let mut demb = [[[0.0f32; E]; T]; W];
     for (dy, context) in dhprebn.iter().zip(x) {
-        axpy(db1, 1.0, dy);
-        for ((token, w1_t), dw1_t) in context.iter().zip(w1).zip(dw1.iter_mut()) {
-            let emb = &c[token.index()];
-            let dc_row = &mut dc[token.index()];
-            for e in 0..E {
-                axpy(&mut dw1_t[e], emb[e], dy);
-                dc_row[e] += dot(dy, &w1_t[e]);
+        let demb_flat = demb.as_flattened_mut().as_flattened_mut();
+        dots(dy, w1, |block, sums| {
+            demb_flat[block * W..][..W].copy_from_slice(&sums.to_array());
+        });
+        for (token, demb_t) in context.iter().zip(&demb[0]) {
+            for (dc, d) in dc[token.index()].iter_mut().zip(demb_t) {
+                *dc += d;
             }
         }
     }
@@ -93,25 +90,29 @@ pub fn batchnorm_forward<const H: usize, const B: usize>(
     bias: &[f32; H],
 ) {
     let () = crate::train::BatchCheck::<B>::OK;
-    bnmeani.fill(0.0);
-    for row in bnraw.iter() {
-        axpy(bnmeani, 1.0 / B as f32, row);
-    }
+    let n = B as f32;
+    let mean = core::array::from_mut(bnmeani);
+    rows_times_matrix(mean, Start::Zero, B, |_, _| 1.0 / n, |b| &bnraw[b]);
     // Two passes (mean, then squared deviations) rather than Σx² − n·mean²: no cancellation.
-    bnvar.fill(0.0);
-    for row in bnraw.iter() {
-        for ((v, &x), &m) in bnvar.iter_mut().zip(row).zip(bnmeani.iter()) {
-            *v += (x - m) * (x - m);
+    for v in 0..H / W {
+        let m = f32x8::from(lanes(bnmeani)[v]);
+        let mut sum = f32x8::ZERO;
+        for row in bnraw.iter() {
+            let d = f32x8::from(lanes(row)[v]) - m;
+            sum = d.mul_add(d, sum);
         }
-    }
-    for (inv, v) in bnvar_inv.iter_mut().zip(bnvar.iter_mut()) {
-        *v /= (B - 1) as f32;
-        *inv = 1.0 / libm::sqrtf(*v + BN_EPS);
+        let var = sum / f32x8::splat(n - 1.0);
+        lanes_mut(bnvar)[v] = var.to_array();
+        lanes_mut(bnvar_inv)[v] = (f32x8::ONE / (var + f32x8::splat(BN_EPS)).sqrt()).to_array();
     }
     for (raw_row, pre_row) in bnraw.iter_mut().zip(hpreact.iter_mut()) {
-        for j in 0..H {
-            raw_row[j] = (raw_row[j] - bnmeani[j]) * bnvar_inv[j];
-            pre_row[j] = gain[j] * raw_row[j] + bias[j];
+        for v in 0..H / W {
+            let m = f32x8::from(lanes(bnmeani)[v]);
+            let inv = f32x8::from(lanes(bnvar_inv)[v]);
+            let raw = (f32x8::from(lanes(raw_row)[v]) - m) * inv;
+            lanes_mut(raw_row)[v] = raw.to_array();
+            let pre = f32x8::from(lanes(gain)[v]).mul_add(raw, f32x8::from(lanes(bias)[v]));
+            lanes_mut(pre_row)[v] = pre.to_array();
         }
     }
 }
@@ -131,24 +132,27 @@ pub fn batchnorm_backward<const H: usize, const B: usize>(
     gain: &[f32; H],
 ) {
     let () = crate::train::BatchCheck::<B>::OK;
-    let n = B as f32;
-    // Σ_b dy and Σ_b dy·x̂ of this batch: the gradients of bias and gain, and the two sums the
-    // fused formula needs.
-    let mut sum_dy = [0.0f32; H];
-    let mut sum_dy_raw = [0.0f32; H];
-    for (dy_row, raw_row) in dy.iter().zip(bnraw) {
-        for j in 0..H {
-            sum_dy[j] += dy_row[j];
-            sum_dy_raw[j] += dy_row[j] * raw_row[j];
+    let n = f32x8::splat(B as f32);
+    let bessel = f32x8::splat(B as f32 / (B - 1) as f32);
+    for v in 0..H / W {
+        // Σ_b dy and Σ_b dy·x̂ of this batch: the gradients of bias and gain, and the two sums
+        // the fused formula needs.
+        let mut sum_dy = f32x8::ZERO;
+        let mut sum_dy_raw = f32x8::ZERO;
+        for (dy_row, raw_row) in dy.iter().zip(bnraw) {
+            let d = f32x8::from(lanes(dy_row)[v]);
+            sum_dy += d;
+            sum_dy_raw = d.mul_add(f32x8::from(lanes(raw_row)[v]), sum_dy_raw);
         }
-    }
-    axpy(dgain, 1.0, &sum_dy_raw);
-    axpy(dbias, 1.0, &sum_dy);
-    let bessel = n / (n - 1.0);
-    for (dy_row, raw_row) in dy.iter_mut().zip(bnraw) {
-        for j in 0..H {
-            let scale = gain[j] * bnvar_inv[j] / n;
-            dy_row[j] = scale * (n * dy_row[j] - sum_dy[j] - bessel * raw_row[j] * sum_dy_raw[j]);
+        lanes_mut(dgain)[v] = (f32x8::from(lanes(dgain)[v]) + sum_dy_raw).to_array();
+        lanes_mut(dbias)[v] = (f32x8::from(lanes(dbias)[v]) + sum_dy).to_array();
+        let scale = f32x8::from(lanes(gain)[v]) * f32x8::from(lanes(bnvar_inv)[v]) / n;
+        let bessel_sum = bessel * sum_dy_raw;
+        for (dy_row, raw_row) in dy.iter_mut().zip(bnraw) {
+            let d = f32x8::from(lanes(dy_row)[v]);
+            let raw = f32x8::from(lanes(raw_row)[v]);
+            let dx = scale * (n.mul_sub(d, sum_dy) - raw * bessel_sum);
+            lanes_mut(dy_row)[v] = dx.to_array();
         }
     }
 }
@@ -161,107 +165,150 @@ pub fn batchnorm_inference<const H: usize>(
     gain: &[f32; H],
     bias: &[f32; H],
 ) {
-    for j in 0..H {
-        let inv = 1.0 / libm::sqrtf(stats.var[j] + BN_EPS);
-        x[j] = gain[j] * (x[j] - stats.mean[j]) * inv + bias[j];
+    for v in 0..H / W {
+        let at = |row: &[f32; H]| f32x8::from(lanes(row)[v]);
+        let inv = f32x8::ONE / (at(&stats.var) + f32x8::splat(BN_EPS)).sqrt();
+        let hpreact = (at(gain) * inv).mul_add(at(x) - at(&stats.mean), at(bias));
+        lanes_mut(x)[v] = hpreact.to_array();
     }
 }
 
-/// h = tanh(hpreact), in place on [B][H].
+/// h = tanh(hpreact), in place on [B][H] (see [`simd::tanh`] for its accuracy).
 pub fn tanh_forward<const H: usize, const B: usize>(h: &mut [[f32; H]; B]) {
-    for x in h.as_flattened_mut() {
-        *x = libm::tanhf(*x);
+    for chunk in lanes_mut(h.as_flattened_mut()) {
+        *chunk = simd::tanh(f32x8::from(*chunk)).to_array();
     }
 }
 
-/// Output layer: logits = h·W2 + b2. h [B][H], W2 [H][V], b2 [V] → logits [B][V].
+/// Output layer: logits = h·W2 + b2, i.e. logits[b][k] = b2[k] + h[b]·W2ᵀ[k].
+/// h [B][H], W2ᵀ [V][H], b2 [V] → logits [B][VP]: the 27 logits, then −∞ to 32 lanes, so that
+/// softmax can treat the row as four whole vectors.
 pub fn linear_forward<const H: usize, const B: usize>(
-    logits: &mut [[f32; V]; B],
+    logits: &mut [[f32; VP]; B],
     h: &[[f32; H]; B],
-    w2: &[[f32; V]; H],
+    w2t: &[[f32; H]; V],
     b2: &[f32; V],
 ) {
+    let mut b2_padded = [f32::NEG_INFINITY; VP];
+    b2_padded[..V].copy_from_slice(b2);
     for (out, h_row) in logits.iter_mut().zip(h) {
-        *out = *b2;
-        for (&h_j, w2_j) in h_row.iter().zip(w2) {
-            axpy(out, h_j, w2_j);
-        }
+        let out = lanes_mut(out);
+        dots(h_row, w2t, |block, sums| {
+            out[block] = (sums + f32x8::from(lanes(&b2_padded)[block])).to_array();
+        });
     }
 }
 
-/// The output layer's backward to its parameters: dW2 += hᵀ·dlogits, db2 += Σ_b dlogits.
-/// dlogits [B][V], h [B][H] → dW2 [H][V], db2 [V].
+/// The output layer's backward to its parameters: dW2 += hᵀ·dlogits (stored transposed:
+/// dW2ᵀ[k] += Σ_b dlogits[b][k]·h[b]), db2 += Σ_b dlogits.
+/// dlogits [B][VP] (the padding is ignored), h [B][H] → dW2ᵀ [V][H], db2 [V].
 pub fn linear_backward<const H: usize, const B: usize>(
-    dw2: &mut [[f32; V]; H],
+    dw2t: &mut [[f32; H]; V],
     db2: &mut [f32; V],
-    dlogits: &[[f32; V]; B],
+    dlogits: &[[f32; VP]; B],
     h: &[[f32; H]; B],
 ) {
-    for (dy, h_row) in dlogits.iter().zip(h) {
-        axpy(db2, 1.0, dy);
-        for (&h_j, dw2_j) in h_row.iter().zip(dw2.iter_mut()) {
-            axpy(dw2_j, h_j, dy);
-        }
+    for dy in dlogits {
+        zip_map(db2, &dy[..V], |acc, d| acc + d, |acc, d| acc + d);
     }
+    rows_times_matrix(dw2t, Start::Out, B, |k, b| dlogits[b][k], |b| &h[b]);
 }
 
 /// The output layer's backward to its input, fused with tanh's backward:
-/// dh = dlogits·W2ᵀ, dhpreact = (1 − h²)·dh.
+/// dh = dlogits·W2ᵀ, i.e. dh[b] = Σ_k dlogits[b][k]·W2ᵀ[k], and dhpreact = (1 − h²)·dh.
 ///
-/// h [B][H] holds h on entry and dhpreact on return (each element is read once, before it is
-/// overwritten); dlogits [B][V], W2 [H][V].
+/// h [B][H] holds h on entry and dhpreact on return; dlogits [B][VP] (padding ignored),
+/// W2ᵀ [V][H].
 pub fn linear_tanh_backward<const H: usize, const B: usize>(
     h: &mut [[f32; H]; B],
-    dlogits: &[[f32; V]; B],
-    w2: &[[f32; V]; H],
+    dlogits: &[[f32; VP]; B],
+    w2t: &[[f32; H]; V],
 ) {
-    for (h_row, dy) in h.iter_mut().zip(dlogits) {
-        for (h_j, w2_j) in h_row.iter_mut().zip(w2) {
-            let dh = dot(dy, w2_j);
-            *h_j = (1.0 - *h_j * *h_j) * dh;
+    // dh for two rows at a time, in a small buffer: h is still needed for 1 − h².
+    for (pair, dy_pair) in h.chunks_mut(2).zip(dlogits.chunks(2)) {
+        let mut dh = [[0.0f32; H]; 2];
+        let dh = &mut dh[..pair.len()];
+        rows_times_matrix(dh, Start::Zero, V, |r, k| dy_pair[r][k], |k| &w2t[k]);
+        for (h_row, dh_row) in pair.iter_mut().zip(dh.iter()) {
+            zip_map(
+                h_row,
+                dh_row,
+                |h, dh| h.mul_neg_add(h, f32x8::ONE) * dh,
+                |h, dh| (1.0 - h * h) * dh,
+            );
         }
     }
 }
 
-/// Softmax of one row in place, returning ln Σ_k exp(logits[k]) (computed after subtracting the
-/// row's maximum, so no exp overflows).
-pub fn softmax_row(row: &mut [f32; V]) -> f32 {
-    let max = row.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
-    let mut sum = 0.0;
-    for x in row.iter_mut() {
-        *x = libm::expf(*x - max);
-        sum += *x;
+/// Softmax of one padded row in place: 27 logits and −∞ padding → probabilities (the padding's
+/// come out ~1e-38 and are never read). Returns the row's maximum m and s = Σ_k exp(logits[k] − m),
+/// so that ln Σ_k exp(logits[k]) = m + ln s; subtracting m first keeps every exp ≤ 1.
+pub fn softmax_padded(row: &mut [f32; VP]) -> (f32, f32) {
+    let row = lanes_mut(row);
+    let max_v = row.iter().fold(f32x8::splat(f32::NEG_INFINITY), |m, &x| {
+        m.fast_max(f32x8::from(x))
+    });
+    let max = max_v
+        .to_array()
+        .into_iter()
+        .fold(f32::NEG_INFINITY, f32::max);
+    let max_v = f32x8::splat(max);
+    let mut sum = f32x8::ZERO;
+    for chunk in row.iter_mut() {
+        let e = simd::exp(f32x8::from(*chunk) - max_v);
+        *chunk = e.to_array();
+        sum += e;
     }
-    let inv = 1.0 / sum;
-    for x in row.iter_mut() {
-        *x *= inv;
+    let sum = sum.reduce_add();
+    let inv = f32x8::splat(1.0 / sum);
+    for chunk in row.iter_mut() {
+        *chunk = (f32x8::from(*chunk) * inv).to_array();
     }
-    max + libm::logf(sum)
+    (max, sum)
+}
+
+/// [`softmax_padded`] of an unpadded row of 27 logits, for inference.
+pub fn softmax_row(row: &mut [f32; V]) -> (f32, f32) {
+    let mut padded = [f32::NEG_INFINITY; VP];
+    padded[..V].copy_from_slice(row);
+    let max_sum = softmax_padded(&mut padded);
+    row.copy_from_slice(&padded[..V]);
+    max_sum
 }
 
 /// Softmax and cross-entropy, fused: probs = softmax(logits) in place, and the returned loss is
 /// mean_b (logsumexp(logits[b]) − logits[b][y[b]]), which never takes the log of a rounded 0.
 ///
-/// logits [B][V] (probs on return), y [B] → loss.
+/// Σ_b ln s_b is taken as the log of one f64 product per 64 rows rather than 64 logs: each
+/// s_b is in [1, 27], so 64 of them multiply to at most 27⁶⁴ ≈ 4e91, far inside f64.
+///
+/// logits [B][VP] (probs on return), y [B] → loss.
 pub fn softmax_cross_entropy_forward<const B: usize>(
-    logits: &mut [[f32; V]; B],
+    logits: &mut [[f32; VP]; B],
     y: &[Token; B],
 ) -> f32 {
-    let mut loss = 0.0;
-    for (row, target) in logits.iter_mut().zip(y) {
-        let logit_y = row[target.index()];
-        loss += softmax_row(row) - logit_y;
+    let mut loss = 0.0f64;
+    for (rows, targets) in logits.chunks_mut(64).zip(y.chunks(64)) {
+        let mut product = 1.0f64;
+        for (row, target) in rows.iter_mut().zip(targets) {
+            let logit_y = row[target.index()];
+            let (max, sum) = softmax_padded(row);
+            loss += f64::from(max - logit_y);
+            product *= f64::from(sum);
+        }
+        loss += libm::log(product);
     }
-    loss / B as f32
+    (loss / B as f64) as f32
 }
 
 /// Backward of [`softmax_cross_entropy_forward`]: dlogits = (probs − onehot(y)) / B.
-/// probs [B][V] (dlogits on return), y [B].
-pub fn softmax_cross_entropy_backward<const B: usize>(probs: &mut [[f32; V]; B], y: &[Token; B]) {
+/// probs [B][VP] (dlogits on return), y [B].
+pub fn softmax_cross_entropy_backward<const B: usize>(probs: &mut [[f32; VP]; B], y: &[Token; B]) {
+    let inv_n = f32x8::splat(1.0 / B as f32);
     for (row, target) in probs.iter_mut().zip(y) {
         row[target.index()] -= 1.0;
-        for x in row.iter_mut() {
-            *x /= B as f32;
+        for chunk in lanes_mut(row) {
+            *chunk = (f32x8::from(*chunk) * inv_n).to_array();
         }
     }
 }

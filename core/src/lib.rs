@@ -22,6 +22,7 @@ pub mod params;
 pub mod random;
 pub mod reference;
 pub mod sample;
+pub mod simd;
 pub mod train;
 pub mod vocab;
 

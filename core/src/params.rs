@@ -32,7 +32,11 @@ impl<const E: usize, const T: usize, const H: usize> ShapeCheck<E, T, H> {
 /// Parameters (or their gradients) of the 27 → E·T → H → 27 MLP.
 ///
 /// Shapes: `c` [V][E], `w1` [T][E][H] (the T·E concatenated inputs need no `T*E` const
-/// expression), `b1`, `gain`, `bias` [H], `w2` [H][V], `b2` [V].
+/// expression), `b1`, `gain`, `bias` [H], `w2t` [V][H], `b2` [V].
+///
+/// W2 is stored transposed, out × in as `torch.nn.Linear` stores its weight: `w2t[k][j]` is
+/// makemore's `W2[j][k]`. Rows of H floats make the output layer's gradients (dh, dW2) the same
+/// row-times-matrix loops as the first layer's, over a width that is a multiple of 8.
 /// Size: 4·(27·E + T·E·H + 3·H + 27·H + 27) bytes: 16,548 for 27→10→30→64→27, 49,188 with
 /// hidden 200 (asserted in the tests below).
 ///
@@ -58,13 +62,13 @@ pub struct Params<const E: usize, const T: usize, const H: usize> {
     pub b1: [f32; H],
     pub gain: [f32; H],
     pub bias: [f32; H],
-    pub w2: [[f32; V]; H],
+    pub w2t: [[f32; H]; V],
     pub b2: [f32; V],
 }
 
 impl<const E: usize, const T: usize, const H: usize> Params<E, T, H> {
     /// Names of the tensors, in the order of [`Params::tensors`] and of the model file.
-    pub const NAMES: [&'static str; 7] = ["C", "W1", "b1", "gain", "bias", "W2", "b2"];
+    pub const NAMES: [&'static str; 7] = ["C", "W1", "b1", "gain", "bias", "W2T", "b2"];
 
     /// Number of scalars in all seven tensors.
     pub const COUNT: usize = V * E + T * E * H + 3 * H + H * V + V;
@@ -78,12 +82,13 @@ impl<const E: usize, const T: usize, const H: usize> Params<E, T, H> {
             b1: [0.0; H],
             gain: [0.0; H],
             bias: [0.0; H],
-            w2: [[0.0; V]; H],
+            w2t: [[0.0; H]; V],
             b2: [0.0; V],
         }
     }
 
-    /// makemore part 4's initialisation, in its draw order (C, W1, b1, W2, b2, gain, bias):
+    /// makemore part 4's initialisation, in its draw order (C, W1, b1, W2, b2, gain, bias; W2 in
+    /// its stored, transposed order):
     /// C ~ N(0,1), W1 ~ N(0,1)·(5/3)/√(T·E), b1, W2, b2, bias ~ N(0,1)·0.1, gain ~ 1 + N(0,1)·0.1.
     /// In place, so that no parameter-sized value passes through the stack.
     pub fn init<R: Rng + ?Sized>(&mut self, rng: &mut R) {
@@ -97,7 +102,7 @@ impl<const E: usize, const T: usize, const H: usize> Params<E, T, H> {
         fill(self.c.as_flattened_mut(), 1.0, 0.0);
         fill(self.w1.as_flattened_mut().as_flattened_mut(), w1_scale, 0.0);
         fill(&mut self.b1, 0.1, 0.0);
-        fill(self.w2.as_flattened_mut(), 0.1, 0.0);
+        fill(self.w2t.as_flattened_mut(), 0.1, 0.0);
         fill(&mut self.b2, 0.1, 0.0);
         fill(&mut self.gain, 0.1, 1.0);
         fill(&mut self.bias, 0.1, 0.0);
@@ -111,7 +116,7 @@ impl<const E: usize, const T: usize, const H: usize> Params<E, T, H> {
             &self.b1,
             &self.gain,
             &self.bias,
-            self.w2.as_flattened(),
+            self.w2t.as_flattened(),
             &self.b2,
         ]
     }
@@ -124,7 +129,7 @@ impl<const E: usize, const T: usize, const H: usize> Params<E, T, H> {
             &mut self.b1,
             &mut self.gain,
             &mut self.bias,
-            self.w2.as_flattened_mut(),
+            self.w2t.as_flattened_mut(),
             &mut self.b2,
         ]
     }
@@ -138,10 +143,9 @@ impl<const E: usize, const T: usize, const H: usize> Params<E, T, H> {
 
     /// SGD: p ← p − lr·g for every parameter.
     pub fn sgd(&mut self, grads: &Self, lr: f32) {
+        let neg_lr = wide::f32x8::splat(-lr);
         for (p, g) in self.tensors_mut().into_iter().zip(grads.tensors()) {
-            for (p, g) in p.iter_mut().zip(g) {
-                *p -= lr * g;
-            }
+            crate::simd::zip_map(p, g, |p, g| neg_lr.mul_add(g, p), |p, g| p - lr * g);
         }
     }
 }
@@ -187,7 +191,7 @@ mod tests {
             ("b1", 0.0, 0.1, &p.b1[..]),
             ("gain", 1.0, 0.1, &p.gain[..]),
             ("bias", 0.0, 0.1, &p.bias[..]),
-            ("W2", 0.0, 0.1, p.w2.as_flattened()),
+            ("W2T", 0.0, 0.1, p.w2t.as_flattened()),
         ];
         for (name, mean, sd, xs) in expect {
             let (m, s) = mean_and_sd(xs);

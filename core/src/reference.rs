@@ -163,7 +163,7 @@ impl<const E: usize, const T: usize, const H: usize, const B: usize> ReferenceSt
             for k in 0..V {
                 let mut sum = p.b2[k];
                 for j in 0..H {
-                    sum += self.h[b][j] * p.w2[j][k];
+                    sum += self.h[b][j] * p.w2t[k][j];
                 }
                 self.logits[b][k] = sum;
             }
@@ -261,13 +261,13 @@ impl<const E: usize, const T: usize, const H: usize, const B: usize> ReferenceSt
         // dh = dlogits @ W2.T
         for b in 0..B {
             for j in 0..H {
-                self.dh[b][j] = (0..V).map(|k| self.dlogits[b][k] * p.w2[j][k]).sum();
+                self.dh[b][j] = (0..V).map(|k| self.dlogits[b][k] * p.w2t[k][j]).sum();
             }
         }
-        // dW2 = h.T @ dlogits
+        // dW2 = h.T @ dlogits   (stored transposed: grads.w2t[k][j] = dW2[j][k])
         for j in 0..H {
             for k in 0..V {
-                grads.w2[j][k] = (0..B).map(|b| self.h[b][j] * self.dlogits[b][k]).sum();
+                grads.w2t[k][j] = (0..B).map(|b| self.h[b][j] * self.dlogits[b][k]).sum();
             }
         }
         // db2 = dlogits.sum(0)

@@ -36,6 +36,8 @@ pub enum Command {
     Eval(EvalArgs),
     /// Write a model as Rust or C source that firmware compiles in.
     Export(ExportArgs),
+    /// Time the training step: latency min/median/p99, steps/s, GFLOP/s.
+    Bench(BenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -115,6 +117,16 @@ pub struct ExportArgs {
     /// Where to write the source
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Hidden width (64 or 200)
+    #[arg(long, default_value_t = 64, value_parser = one_of(&HIDDEN_WIDTHS))]
+    pub hidden: usize,
+    /// Number of timed steps (after 2,000 untimed warm-up steps)
+    #[arg(long, default_value_t = 20_000, value_parser = positive_u64, allow_negative_numbers = true)]
+    pub steps: u64,
 }
 
 fn positive_u64(s: &str) -> Result<u64, String> {

@@ -22,7 +22,7 @@ fn tensors<const E: usize, const T: usize, const H: usize>(
         ("b1", "b1", vec![H], b1),
         ("gain", "gain", vec![H], gain),
         ("bias", "bias", vec![H], bias),
-        ("w2", "W2", vec![H, V], w2),
+        ("w2t", "W2T", vec![V, H], w2),
         ("b2", "b2", vec![V], b2),
         ("mean", "bn_mean", vec![H], &m.bn.mean),
         ("var", "bn_var", vec![H], &m.bn.var),
@@ -105,7 +105,8 @@ pub fn c_source<const E: usize, const T: usize, const H: usize>(
     );
     let _ = writeln!(out, " * Shape: {shape}. Generated: do not edit.");
     out.push_str(" * Tensors are row-major, as in charmlp-core: W1[context][embed][hidden],\n");
-    out.push_str(" * W2[hidden][vocab]; batch norm: gain * (x - bn_mean) / sqrtf(bn_var + 1e-5f) + bias. */\n");
+    out.push_str(" * W2T[vocab][hidden] (W2 transposed); batch norm:\n");
+    out.push_str(" * gain * (x - bn_mean) / sqrtf(bn_var + 1e-5f) + bias. */\n");
     out.push_str("#ifndef CHARMLP_MODEL_H\n#define CHARMLP_MODEL_H\n\n");
     let _ = writeln!(out, "#define CHARMLP_VOCAB {V}");
     let _ = writeln!(out, "#define CHARMLP_EMBED {E}");

@@ -1,6 +1,7 @@
 //! The `charmlp` command line as a library: words files, splits, model files, export, and the
 //! commands themselves (the binary is a thin `main`).
 
+pub mod bench;
 pub mod cli;
 pub mod data;
 pub mod export;
@@ -62,6 +63,7 @@ pub fn run(command: Command) -> Result<()> {
         Command::Sample(args) => sample(&args),
         Command::Eval(args) => eval(&args),
         Command::Export(args) => export(&args),
+        Command::Bench(args) => bench::run(&args),
     }
 }
 

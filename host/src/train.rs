@@ -127,6 +127,16 @@ fn train<const H: usize, const B: usize>(args: &TrainArgs) -> Result<()> {
         let last = step + 1 == args.steps;
         if step % 1024 == 0 || last {
             progress.update(step + 1, steps_per_s(step + 1, report_time), loss, smoothed);
+            // A blown-up model can keep a finite loss (softmax and tanh saturate), so the
+            // parameters themselves are checked too.
+            if let Some(name) = non_finite_tensor(&run.model.params) {
+                progress.finish();
+                bail!(
+                    "training diverged by step {step}: {name} holds NaN or infinity (lr {lr}); \
+                     try a lower learning rate, e.g. --lr {}. No model was written.",
+                    lr / 10.0
+                );
+            }
         }
         if step % REPORT_EVERY == 0 || last {
             let t = Instant::now();
@@ -152,18 +162,6 @@ fn train<const H: usize, const B: usize>(args: &TrainArgs) -> Result<()> {
     // makemore part 4: after training, batch-norm statistics over the whole training split.
     let model = &mut run.model;
     model.calibrate(&splits.train, &mut BnCalibration::new(), &mut infer)?;
-    if let Some((name, _)) = model
-        .params
-        .tensors()
-        .iter()
-        .zip(Params::<EMBED, CONTEXT, H>::NAMES)
-        .map(|(t, name)| (name, t))
-        .find(|(_, t)| t.iter().any(|x| !x.is_finite()))
-    {
-        bail!(
-            "training diverged: {name} holds NaN or infinity; try a lower learning rate. No model was written."
-        );
-    }
     let mut line = String::from("loss:");
     for (name, split) in [
         ("train", &splits.train),
@@ -207,6 +205,16 @@ fn train<const H: usize, const B: usize>(args: &TrainArgs) -> Result<()> {
         train_time.as_secs_f64() * 1e6 / args.steps as f64
     );
     Ok(())
+}
+
+/// The first tensor holding a NaN or an infinity, if any.
+fn non_finite_tensor<const H: usize>(p: &Params<EMBED, CONTEXT, H>) -> Option<&'static str> {
+    let names = Params::<EMBED, CONTEXT, H>::NAMES;
+    let tensors = p.tensors();
+    let bad = tensors
+        .iter()
+        .position(|t| t.iter().any(|x| !x.is_finite()))?;
+    Some(names[bad])
 }
 
 /// CSV: `step,loss,val_loss`, one row a step; val_loss where it was measured.

@@ -454,7 +454,7 @@ fn exported_sources_compile_and_hold_the_model_exactly() {
 #define DUMP(a) fwrite(a, sizeof(a), 1, stdout)
 int main(void) {
     DUMP(charmlp_C); DUMP(charmlp_W1); DUMP(charmlp_b1); DUMP(charmlp_gain); DUMP(charmlp_bias);
-    DUMP(charmlp_W2); DUMP(charmlp_b2); DUMP(charmlp_bn_mean); DUMP(charmlp_bn_var);
+    DUMP(charmlp_W2T); DUMP(charmlp_b2); DUMP(charmlp_bn_mean); DUMP(charmlp_bn_var);
     return CHARMLP_HIDDEN == 64 && CHARMLP_EMBED == 10 && CHARMLP_CONTEXT == 3 ? 0 : 1;
 }
 "#,

@@ -1,0 +1,71 @@
+//! `charmlp bench`: training-step latency without criterion.
+
+use crate::cli::BenchArgs;
+use crate::data::{read_words, split};
+use crate::{Stream, stream};
+use anyhow::{Result, bail};
+use charmlp_core::{Batch, CONTEXT, EMBED, Model, Params, TrainState, V, train_step};
+use std::time::Instant;
+
+const B: usize = 32;
+const WARM_UP: u64 = 2_000;
+
+/// FLOPs of the six matrix products of a step (x·W1, h·W2, hᵀ·dlogits, dlogits·W2ᵀ,
+/// xᵀ·dhprebn, dhprebn·W1ᵀ), 2 per multiply-add; element-wise work is not counted.
+pub const fn step_flops(hidden: usize) -> usize {
+    3 * 2 * B * EMBED * CONTEXT * hidden + 3 * 2 * B * hidden * V
+}
+
+pub fn run(args: &BenchArgs) -> Result<()> {
+    match args.hidden {
+        64 => bench::<64>(args),
+        200 => bench::<200>(args),
+        h => bail!("--hidden {h}: not built in; choose 64 or 200"),
+    }
+}
+
+fn bench<const H: usize>(args: &BenchArgs) -> Result<()> {
+    let splits = split::<CONTEXT>(read_words(None)?, crate::cli::DEFAULT_SEED)?;
+    let mut model = Box::new(Model::<EMBED, CONTEXT, H>::zeroed());
+    model.init(&mut stream(0, Stream::Init));
+    let mut grads = Box::new(Params::zeroed());
+    let mut state = Box::new(TrainState::<H, B>::new());
+    let mut batch = Box::new(Batch::new());
+    let mut rng = stream(0, Stream::Batches);
+    let mut micros = Vec::with_capacity(args.steps as usize);
+    for step in 0..WARM_UP + args.steps {
+        // One step as training runs it: draw a batch, forward, fused backward, SGD.
+        let t = Instant::now();
+        batch.sample(&mut rng, &splits.train)?;
+        train_step(&mut model, &mut grads, &mut state, &batch, 0.1);
+        let dt = t.elapsed();
+        if step >= WARM_UP {
+            micros.push(dt.as_secs_f64() * 1e6);
+        }
+    }
+    micros.sort_by(f64::total_cmp);
+    let at = |q: f64| micros[((micros.len() - 1) as f64 * q).round() as usize];
+    let (min, median, p99) = (at(0.0), at(0.5), at(0.99));
+    let flops = step_flops(H);
+    println!(
+        "bench: train step, hidden {H}, batch {B}, {} timed steps after {WARM_UP} warm-up, built-in names",
+        args.steps
+    );
+    println!("latency per step: min {min:.2} µs, median {median:.2} µs, p99 {p99:.2} µs");
+    println!("throughput: {:.0} steps/s (at the median)", 1e6 / median);
+    println!(
+        "compute: {flops} FLOP/step (the six matrix products, 2 per multiply-add) = {:.1} GFLOP/s at the median",
+        flops as f64 / median / 1e3
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn flop_count_is_the_six_products() {
+        // 3 products of 32×30×64 and 3 of 32×64×27, 2 FLOPs per multiply-add.
+        assert_eq!(super::step_flops(64), 6 * 32 * 30 * 64 + 6 * 32 * 64 * 27);
+        assert_eq!(super::step_flops(64), 700_416);
+    }
+}
