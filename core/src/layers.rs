@@ -241,7 +241,7 @@ pub fn linear_tanh_backward<const H: usize, const B: usize>(
 }
 
 /// Softmax of one padded row in place: 27 logits and −∞ padding → probabilities (the padding's
-/// come out ~1e-38 and are never read). Returns the row's maximum m and s = Σ_k exp(logits[k] − m),
+/// are exactly 0). Returns the row's maximum m and s = Σ_k exp(logits[k] − m),
 /// so that ln Σ_k exp(logits[k]) = m + ln s; subtracting m first keeps every exp ≤ 1.
 pub fn softmax_padded(row: &mut [f32; VP]) -> (f32, f32) {
     let row = lanes_mut(row);
