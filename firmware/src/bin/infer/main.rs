@@ -1,0 +1,53 @@
+//! Samples names from a model trained on the host and compiled in by
+//! `charmlp export --lang rust` (run.sh writes `model.rs`): no parsing, the model is a `static`
+//! in flash. Exits with success if the model beats a uniform guess on the names in flash.
+#![no_std]
+#![no_main]
+
+mod model;
+
+use charmlp_core::{HIDDEN, InferState, Params, Temperature};
+use charmlp_firmware::{EXAMPLES, N_EXAMPLES, exit, paint_stack, stack_high_water};
+use core::cell::RefCell;
+use cortex_m_rt::entry;
+use cortex_m_semihosting::hprintln;
+use critical_section::Mutex;
+use panic_semihosting as _;
+use rand_core::SeedableRng;
+use rand_xoshiro::Xoshiro128PlusPlus;
+
+static INFER: Mutex<RefCell<InferState<HIDDEN>>> = Mutex::new(RefCell::new(InferState::new()));
+
+#[entry]
+fn main() -> ! {
+    paint_stack();
+    let model = &model::MODEL;
+    hprintln!(
+        "charmlp firmware: inference with an exported model ({} parameters in flash)",
+        Params::<10, 3, HIDDEN>::COUNT
+    );
+    let loss = critical_section::with(|cs| {
+        let infer = &mut INFER.borrow_ref_mut(cs);
+        let loss = model.loss(&EXAMPLES, infer).unwrap_or(f64::NAN);
+        hprintln!(
+            "loss over {} examples in flash: {}",
+            N_EXAMPLES,
+            loss as f32
+        );
+        let mut rng = Xoshiro128PlusPlus::seed_from_u64(7);
+        for _ in 0..8 {
+            let name: heapless::String<24> = model.sample_name(&mut rng, Temperature::ONE, infer);
+            hprintln!("name: {}", name.as_str());
+        }
+        loss
+    });
+    hprintln!("stack high-water mark: {} bytes", stack_high_water());
+    // A uniform guess costs ln 27 ≈ 3.30 a character.
+    let beats_uniform = loss < 3.0;
+    if beats_uniform {
+        hprintln!("result: the model beats a uniform guess");
+    } else {
+        hprintln!("result: the model does not beat a uniform guess");
+    }
+    exit(beats_uniform)
+}

@@ -1,0 +1,123 @@
+//! What the two firmware images share: names compiled into flash as training examples, and a
+//! painted stack to measure how deep the stack went.
+#![no_std]
+
+use charmlp_core::{CONTEXT, Example, Token};
+
+/// The first `WORDS` names of the built-in census list (see `data/README.md`).
+const NAMES: &[u8] = include_bytes!("../../data/census-1990-first-names.txt");
+pub const WORDS: usize = 300;
+
+/// Examples of the first `WORDS` names: one per letter and one for the end of each name.
+const fn count_examples() -> usize {
+    let (mut i, mut words, mut n) = (0, 0, 0);
+    while i < NAMES.len() && words < WORDS {
+        n += 1;
+        if NAMES[i] == b'\n' {
+            words += 1;
+        }
+        i += 1;
+    }
+    n
+}
+
+pub const N_EXAMPLES: usize = count_examples();
+
+/// The training examples, built by the compiler: they live in flash, not RAM.
+pub static EXAMPLES: [Example<CONTEXT>; N_EXAMPLES] = build_examples();
+
+const fn build_examples() -> [Example<CONTEXT>; N_EXAMPLES] {
+    let mut out = [Example {
+        context: [Token::DOT; CONTEXT],
+        target: Token::DOT,
+    }; N_EXAMPLES];
+    let mut context = [Token::DOT; CONTEXT];
+    let mut n = 0;
+    while n < N_EXAMPLES {
+        let byte = NAMES[n];
+        let target = if byte == b'\n' {
+            Token::DOT
+        } else {
+            match Token::from_char(byte as char) {
+                Some(t) => t,
+                None => panic!("the built-in names hold only a-z"),
+            }
+        };
+        out[n] = Example { context, target };
+        if byte == b'\n' {
+            context = [Token::DOT; CONTEXT];
+        } else {
+            let mut k = 0;
+            while k + 1 < CONTEXT {
+                context[k] = context[k + 1];
+                k += 1;
+            }
+            context[CONTEXT - 1] = target;
+        }
+        n += 1;
+    }
+    out
+}
+
+/// Ends the program through semihosting with a success or failure status (QEMU exits with 0 or
+/// 1); without a debugger to end it, the core sleeps.
+pub fn exit(success: bool) -> ! {
+    use cortex_m_semihosting::debug;
+    debug::exit(if success {
+        debug::EXIT_SUCCESS
+    } else {
+        debug::EXIT_FAILURE
+    });
+    loop {
+        cortex_m::asm::wfi();
+    }
+}
+
+const PAINT: u32 = 0xDEAD_BEEF;
+
+unsafe extern "C" {
+    /// cortex-m-rt: the lowest address the stack may reach (just above .bss and .uninit).
+    static _stack_end: u32;
+}
+
+/// The word-aligned range [lowest stack address, current stack pointer − margin).
+fn free_stack() -> (*mut u32, *mut u32) {
+    let bottom = (&raw const _stack_end).cast_mut();
+    // Stay 64 words below the live frame of the caller.
+    let top = (cortex_m::register::msp::read() as usize & !3) - 256;
+    (bottom, top as *mut u32)
+}
+
+/// Fills the unused part of the stack with a pattern, for [`stack_high_water`] to find.
+pub fn paint_stack() {
+    let (mut p, top) = free_stack();
+    while p < top {
+        // SAFETY: [_stack_end, msp − 256) is RAM that cortex-m-rt reserves for the stack and
+        // that no frame occupies yet (the stack grows down from msp), so nothing else reads or
+        // writes it while we paint; `p` stays word-aligned (both ends are) and in bounds.
+        unsafe { p.write_volatile(PAINT) };
+        p = p.wrapping_add(1);
+    }
+}
+
+/// Bytes of stack used since [`paint_stack`]: from the top of RAM down to the lowest word that
+/// no longer holds the paint. An upper bound by at most the 256-byte margin left unpainted.
+pub fn stack_high_water() -> usize {
+    let (bottom, top) = free_stack();
+    let mut p = bottom;
+    // SAFETY: as in `paint_stack`, every word read lies in the stack's reserved range below
+    // the live frames; a read of a word a frame owns just sees a value that is not PAINT.
+    while p < top && unsafe { p.read_volatile() } == PAINT {
+        p = p.wrapping_add(1);
+    }
+    ram_top() - p as usize
+}
+
+/// The top of RAM, where the stack starts (cortex-m-rt's `_stack_start`).
+pub fn ram_top() -> usize {
+    unsafe extern "C" {
+        static _stack_start: u32;
+    }
+    // Only the symbol's address is taken, never its contents.
+    (&raw const _stack_start) as usize
+}
