@@ -1,10 +1,10 @@
-//! The fast path's layers: one `*_forward` / `*_backward` pair each, plain loops.
+//! The fast path's layers: one `*_forward` / `*_backward` pair each, on 8-lane vectors.
 //!
-//! Every inner loop runs over the contiguous hidden (H) or vocabulary (V) axis with no
-//! dependence between iterations, so that the SIMD work can vectorise the loops as they stand.
+//! The matrix products are the two kernels of [`crate::simd`]; the element-wise loops run over
+//! the contiguous hidden (H, a multiple of 8) or padded vocabulary (VP = 32) axis as `f32x8`.
 //! Buffers are overwritten in place where the derivation no longer needs their old contents
 //! (hprebn → bnraw, logits → probs → dlogits, h → dhpreact → dhprebn): that keeps a training
-//! state for the default model near 20 KB, which a 64 KB microcontroller can hold.
+//! state for the default model at 21 KB, which a 64 KB microcontroller can hold.
 //! `reference.rs` holds the step-by-step derivation these are tested against.
 
 use crate::model::BnStats;

@@ -60,18 +60,24 @@ fn nested(out: &mut String, lang: Lang, dims: &[usize], values: &[f32], indent: 
     out.push(close);
 }
 
+/// The two lines every exported file starts with, for either comment syntax.
+fn banner<const E: usize, const T: usize, const H: usize>(origin: &str) -> [String; 2] {
+    [
+        format!("charmlp model exported by `charmlp export` from {origin}."),
+        format!(
+            "Shape: {}. Generated: do not edit.",
+            Model::<E, T, H>::SHAPE
+        ),
+    ]
+}
+
 /// Rust source declaring `pub static MODEL: charmlp_core::Model<E, T, H>`.
 pub fn rust_source<const E: usize, const T: usize, const H: usize>(
     m: &Model<E, T, H>,
     origin: &str,
 ) -> String {
-    let shape = Model::<E, T, H>::SHAPE;
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "// charmlp model exported by `charmlp export` from {origin}."
-    );
-    let _ = writeln!(out, "// Shape: {shape}. Generated: do not edit.");
+    let [what, shape] = banner::<E, T, H>(origin);
+    let mut out = format!("// {what}\n// {shape}\n");
     out.push_str("#[rustfmt::skip]\n");
     out.push_str("#[allow(clippy::approx_constant, clippy::excessive_precision)]\n");
     let _ = writeln!(
@@ -97,13 +103,8 @@ pub fn c_source<const E: usize, const T: usize, const H: usize>(
     m: &Model<E, T, H>,
     origin: &str,
 ) -> String {
-    let shape = Model::<E, T, H>::SHAPE;
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "/* charmlp model exported by `charmlp export` from {origin}."
-    );
-    let _ = writeln!(out, " * Shape: {shape}. Generated: do not edit.");
+    let [what, shape] = banner::<E, T, H>(origin);
+    let mut out = format!("/* {what}\n * {shape}\n");
     out.push_str(" * Tensors are row-major, as in charmlp-core: W1[context][embed][hidden],\n");
     out.push_str(" * W2T[vocab][hidden] (W2 transposed); batch norm:\n");
     out.push_str(" * gain * (x - bn_mean) / sqrtf(bn_var + 1e-5f) + bias. */\n");
