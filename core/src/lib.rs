@@ -15,6 +15,7 @@
 
 pub mod bytes;
 pub mod calibrate;
+pub mod in_place;
 pub mod infer;
 pub mod layers;
 pub mod model;

@@ -3,9 +3,10 @@
 #![no_std]
 #![no_main]
 
+use charmlp_core::in_place::{InPlaceScratch, train_step_in_place};
 use charmlp_core::{
-    BnCalibration, BnStats, DefaultBatch, DefaultModel, DefaultParams, DefaultTrainState, HIDDEN,
-    InferState, Model, Params, Temperature, train_step,
+    BATCH, BnCalibration, BnStats, CONTEXT, DefaultBatch, DefaultModel, DefaultTrainState, EMBED,
+    HIDDEN, InferState, Model, Params, Temperature,
 };
 use charmlp_firmware::{EXAMPLES, N_EXAMPLES, WORDS, exit, paint_stack, stack_high_water};
 use core::cell::RefCell;
@@ -21,10 +22,11 @@ const STEPS: u64 = 600;
 const REPORT_EVERY: u64 = 50;
 const LR: f32 = 0.1;
 
-/// Everything training needs, in one static: no heap, no large stack frame.
+/// Everything training needs, in one static: no heap, no large stack frame. No gradient
+/// buffer: the in-place step updates each parameter as soon as its gradient is complete.
 struct Training {
     model: DefaultModel,
-    grads: DefaultParams,
+    scratch: InPlaceScratch<EMBED, CONTEXT, BATCH>,
     state: DefaultTrainState,
     batch: DefaultBatch,
     infer: InferState<HIDDEN>,
@@ -40,7 +42,7 @@ static TRAINING: Mutex<RefCell<Training>> = Mutex::new(RefCell::new(Training {
             var: [0.0; HIDDEN],
         },
     },
-    grads: DefaultParams::zeroed(),
+    scratch: InPlaceScratch::new(),
     state: DefaultTrainState::new(),
     batch: DefaultBatch::new(),
     infer: InferState::new(),
@@ -56,9 +58,9 @@ fn main() -> ! {
         N_EXAMPLES
     );
     hprintln!(
-        "state bytes: model {}, gradients {}, train state {}, batch {}, infer {}, calibration {}",
+        "state bytes: model {}, in-place scratch {}, train state {}, batch {}, infer {}, calibration {}",
         size_of::<DefaultModel>(),
-        size_of::<DefaultParams>(),
+        size_of::<InPlaceScratch<EMBED, CONTEXT, BATCH>>(),
         size_of::<DefaultTrainState>(),
         size_of::<DefaultBatch>(),
         size_of::<InferState<HIDDEN>>(),
@@ -83,7 +85,7 @@ fn train(t: &mut Training) -> bool {
         if t.batch.sample(&mut rng, &EXAMPLES).is_err() {
             return false;
         }
-        let loss = train_step(&mut t.model, &mut t.grads, &mut t.state, &t.batch, LR);
+        let loss = train_step_in_place(&mut t.model, &mut t.state, &mut t.scratch, &t.batch, LR);
         if step == 0 {
             first = loss;
         }

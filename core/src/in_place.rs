@@ -1,0 +1,134 @@
+//! A training step with no gradient buffer, for memory-tight targets: each parameter is updated
+//! as soon as its gradient is complete and no later gradient needs its old value.
+//!
+//! The order the chain rule allows:
+//! 1. dlogits; b2 ← b2 − lr·Σ_b dlogits.
+//! 2. dhpreact from the old W2 (h is overwritten); then W2 ← W2 − lr·hᵀ·dlogits, with h
+//!    recomputed from bnraw, gain and bias exactly as the forward computed it.
+//! 3. dhprebn from the old gain; then gain and bias.
+//! 4. demb from the old W1, kept in [`InPlaceScratch`]; W1 and b1 from the old C; then C.
+//!
+//! It computes the same step as [`crate::train_step`] up to rounding (the updates are
+//! accumulated in a different order), with B·T·E floats of scratch instead of a whole
+//! gradient `Params`.
+
+use crate::layers;
+use crate::model::{BN_MOMENTUM, Model};
+use crate::simd::{self, Start, W, lanes, lanes_mut, rows_times_matrix};
+use crate::train::{Batch, TrainState};
+use wide::f32x8;
+
+/// demb of every row of a batch: B·T·E floats (3,840 bytes for the default model).
+#[derive(Clone, Debug)]
+pub struct InPlaceScratch<const E: usize, const T: usize, const B: usize> {
+    pub demb: [[[f32; E]; T]; B],
+}
+
+impl<const E: usize, const T: usize, const B: usize> InPlaceScratch<E, T, B> {
+    pub const fn new() -> Self {
+        InPlaceScratch {
+            demb: [[[0.0; E]; T]; B],
+        }
+    }
+}
+
+impl<const E: usize, const T: usize, const B: usize> Default for InPlaceScratch<E, T, B> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// One SGD step on one batch without a gradient buffer. Returns the batch loss before the
+/// update.
+pub fn train_step_in_place<const E: usize, const T: usize, const H: usize, const B: usize>(
+    model: &mut Model<E, T, H>,
+    state: &mut TrainState<H, B>,
+    scratch: &mut InPlaceScratch<E, T, B>,
+    batch: &Batch<T, B>,
+    lr: f32,
+) -> f32 {
+    let loss = state.forward(&model.params, batch).loss();
+    model
+        .bn
+        .update_running(&state.bnmeani, &state.bnvar, BN_MOMENTUM);
+    let p = &mut model.params;
+    let neg_lr = -lr;
+
+    // 1. dlogits, and b2.
+    let dlogits = &mut state.probs;
+    layers::softmax_cross_entropy_backward(dlogits, &batch.y);
+    for dy in dlogits.iter() {
+        for (b2, d) in p.b2.iter_mut().zip(dy) {
+            *b2 += neg_lr * d;
+        }
+    }
+
+    // 2. dhpreact with the old W2, then W2 with h recomputed a pair of rows at a time.
+    layers::linear_tanh_backward(&mut state.h, dlogits, &p.w2t);
+    for (raw_pair, dy_pair) in state.bnraw.chunks(2).zip(dlogits.chunks(2)) {
+        let mut h = [[0.0f32; H]; 2];
+        for (h_row, raw_row) in h.iter_mut().zip(raw_pair) {
+            for v in 0..H / W {
+                let raw = f32x8::from(lanes(raw_row)[v]);
+                let pre =
+                    f32x8::from(lanes(&p.gain)[v]).mul_add(raw, f32x8::from(lanes(&p.bias)[v]));
+                lanes_mut(h_row)[v] = simd::tanh(pre).to_array();
+            }
+        }
+        let a = |k: usize, i: usize| neg_lr * dy_pair[i][k];
+        rows_times_matrix(&mut p.w2t, Start::Out, raw_pair.len(), a, |i| &h[i]);
+    }
+
+    // 3. dhprebn with the old gain, then gain and bias.
+    let (mut dgain, mut dbias) = ([0.0f32; H], [0.0f32; H]);
+    let dhprebn = &mut state.h;
+    layers::batchnorm_backward(
+        dhprebn,
+        &mut dgain,
+        &mut dbias,
+        &state.bnraw,
+        &state.bnvar_inv,
+        &p.gain,
+    );
+    p.gain
+        .iter_mut()
+        .zip(&dgain)
+        .for_each(|(g, d)| *g += neg_lr * d);
+    p.bias
+        .iter_mut()
+        .zip(&dbias)
+        .for_each(|(b, d)| *b += neg_lr * d);
+
+    // 4. demb with the old W1; W1 and b1 with the old C; then C.
+    let dhprebn = &state.h;
+    let w1_rows = p.w1.as_flattened();
+    for (dy, demb) in dhprebn.iter().zip(scratch.demb.iter_mut()) {
+        let demb_flat = demb.as_flattened_mut();
+        simd::dots(dy, w1_rows, |block, sums| {
+            for (l, s) in sums.to_array().into_iter().enumerate() {
+                if let Some(d) = demb_flat.get_mut(block * W + l) {
+                    *d = s;
+                }
+            }
+        });
+    }
+    let c = &p.c;
+    let x = &batch.x;
+    let emb = |i: usize, b: usize| neg_lr * c[x[b][i / E].index()][i % E];
+    rows_times_matrix(p.w1.as_flattened_mut(), Start::Out, B, emb, |b| &dhprebn[b]);
+    rows_times_matrix(
+        core::array::from_mut(&mut p.b1),
+        Start::Out,
+        B,
+        |_, _| neg_lr,
+        |b| &dhprebn[b],
+    );
+    for (context, demb) in x.iter().zip(&scratch.demb) {
+        for (token, demb_t) in context.iter().zip(demb) {
+            for (c, d) in p.c[token.index()].iter_mut().zip(demb_t) {
+                *c += neg_lr * d;
+            }
+        }
+    }
+    loss
+}
