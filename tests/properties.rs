@@ -1,0 +1,143 @@
+//! Properties over random seeds, batches and hidden widths (proptest): the fused backward equals
+//! the reference and finite differences, model bytes round-trip exactly and reject any
+//! single-byte change, and sampling stays inside the vocabulary and the length bound.
+
+use charmlp_core::reference::ReferenceState;
+use charmlp_core::{InferState, Model, Params, Temperature, TrainState};
+use charmlp_workspace::{FlatParams, max_abs, max_abs_diff, numeric_grad, random_batch, rng};
+use proptest::prelude::*;
+
+/// Fused vs reference vs central differences for one random model and batch: every tensor's
+/// fused gradient within 1e-5·G of the reference (G its largest gradient), and `entries` random
+/// entries of each within 2e-5·max|grad| + 2e-7 of the finite difference (the bounds of
+/// tests/fused_vs_reference.rs and tests/gradcheck.rs).
+fn check_gradients<const H: usize, const B: usize>(seed: u64, entries: usize) {
+    let mut r = rng(seed);
+    let mut params = Box::new(Params::<10, 3, H>::zeroed());
+    params.init(&mut r);
+    let batch = random_batch::<3, B>(&mut r);
+    let mut fused = Box::new(Params::zeroed());
+    let mut state = Box::new(TrainState::<H, B>::new());
+    state.forward(&params, &batch).backward(&mut fused);
+    let mut reference = Box::new(Params::zeroed());
+    let mut rs = Box::new(ReferenceState::<10, 3, H, B>::new());
+    rs.forward(&params, &batch);
+    rs.backward(&params, &batch, &mut reference);
+
+    let g = reference
+        .tensors()
+        .iter()
+        .map(|t| max_abs(t))
+        .fold(0.0, f32::max);
+    let mut flat = FlatParams::of(&params);
+    for (ti, (f, rf)) in fused.tensors().iter().zip(reference.tensors()).enumerate() {
+        let name = Params::<10, 3, H>::NAMES[ti];
+        let diff = max_abs_diff(f, rf);
+        assert!(
+            diff <= 1e-5 * g,
+            "H{H} B{B} seed {seed} {name}: fused vs reference {diff:e}"
+        );
+        let scale = f64::from(max_abs(rf));
+        for k in 0..entries {
+            let i = (seed as usize)
+                .wrapping_mul(2_654_435_761)
+                .wrapping_add(k * 7_919)
+                % f.len();
+            let n = numeric_grad::<10, 3, H, B>(&mut flat, &batch, ti, i, 1e-4);
+            let err = (f64::from(f[i]) - n).abs();
+            assert!(
+                err <= 2e-5 * scale.max(n.abs()) + 2e-7,
+                "H{H} B{B} seed {seed} {name}[{i}]: fused {} vs numeric {n}",
+                f[i]
+            );
+        }
+    }
+}
+
+fn random_model<const H: usize>(seed: u64) -> Box<Model<10, 3, H>> {
+    let mut m = Box::new(Model::zeroed());
+    m.init(&mut rng(seed));
+    for (j, (mean, var)) in m.bn.mean.iter_mut().zip(m.bn.var.iter_mut()).enumerate() {
+        *mean = (seed % 7) as f32 * 0.1 - 0.3 + j as f32 * 1e-3;
+        *var = 0.5 + (seed % 5) as f32 * 0.2;
+    }
+    m
+}
+
+fn bytes_of<const H: usize>(m: &Model<10, 3, H>) -> Vec<u8> {
+    let mut out = vec![0; Model::<10, 3, H>::BYTES];
+    m.write_bytes(&mut out).unwrap();
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    #[test]
+    fn fused_backward_matches_reference_and_finite_differences(
+        seed in any::<u64>(),
+        shape in 0usize..4,
+    ) {
+        // Hidden widths 8 to 64, batches from 4 to 32. Not 2: with two rows batch norm outputs
+        // ±1/√2 whatever its input, so the true gradient through it is ~ε/(2+ε) of the
+        // upstream one, and what f32 computes there (either path) is cancellation noise
+        // amplified by bnvar_inv; proptest found that case.
+        match shape {
+            0 => check_gradients::<8, 4>(seed, 6),
+            1 => check_gradients::<16, 7>(seed, 6),
+            2 => check_gradients::<24, 32>(seed, 4),
+            _ => check_gradients::<64, 32>(seed, 3),
+        }
+    }
+}
+
+proptest! {
+    #[test]
+    fn model_bytes_round_trip_exactly(seed in any::<u64>(), wide in any::<bool>()) {
+        if wide {
+            let m = random_model::<200>(seed);
+            let bytes = bytes_of(&m);
+            let mut back = Box::new(Model::<10, 3, 200>::zeroed());
+            back.read_bytes(&bytes).unwrap();
+            prop_assert_eq!(bytes_of(&back), bytes);
+        } else {
+            let m = random_model::<64>(seed);
+            let bytes = bytes_of(&m);
+            let mut back = Box::new(Model::<10, 3, 64>::zeroed());
+            back.read_bytes(&bytes).unwrap();
+            prop_assert_eq!(bytes_of(&back), bytes);
+        }
+    }
+
+    #[test]
+    fn any_single_byte_change_is_rejected(
+        seed in 0u64..8,
+        at in 0usize..Model::<10, 3, 64>::BYTES,
+        flip in 1u8..=255,
+    ) {
+        let m = random_model::<64>(seed);
+        let mut bytes = bytes_of(&m);
+        bytes[at] ^= flip;
+        let mut target = Box::new(Model::<10, 3, 64>::zeroed());
+        prop_assert!(target.read_bytes(&bytes).is_err(), "byte {} ^ {:#04x} accepted", at, flip);
+        prop_assert_eq!(bytes_of(&target), bytes_of(&Model::<10, 3, 64>::zeroed()));
+    }
+
+    #[test]
+    fn sampled_names_stay_in_the_vocabulary_and_the_bound(
+        seed in any::<u64>(),
+        temperature in 0.05f32..5.0,
+    ) {
+        let m = random_model::<64>(seed);
+        let t = Temperature::new(temperature).unwrap();
+        let mut st = InferState::new();
+        let mut r = rng(seed ^ 0x5eed);
+        for _ in 0..4 {
+            let short: heapless::String<5> = m.sample_name(&mut r, t, &mut st);
+            prop_assert!(short.len() <= 5);
+            prop_assert!(short.chars().all(|c| c.is_ascii_lowercase()), "{}", short);
+            let long: heapless::String<64> = m.sample_name(&mut r, t, &mut st);
+            prop_assert!(long.chars().all(|c| c.is_ascii_lowercase()), "{}", long);
+        }
+    }
+}
