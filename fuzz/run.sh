@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Fuzzes each target for SECONDS (default 60) with cargo fuzz (nightly, AddressSanitizer),
+# after seeding its corpus from real files: model files the host trains, names.txt, the built-in
+# names. Fails on any crash; prints the executions of each target.
+set -euo pipefail
+cd "$(dirname "$0")"
+seconds=${1:-60}
+root=$(cd .. && pwd)
+
+echo "== seed corpora"
+charmlp() { (cd "$root" && cargo run --quiet --release -p charmlp -- "$@"); }
+mkdir -p corpus/model_bytes corpus/words corpus/sample_eval
+charmlp train --steps 300 --out "$PWD/corpus/model_bytes/h64.cmlp" > /dev/null
+charmlp train --steps 100 --hidden 200 --out "$PWD/corpus/model_bytes/h200.cmlp" > /dev/null
+head -c 4096 "$root/../shared/data/names.txt" > corpus/words/names-head.txt
+head -c 4096 "$root/data/census-1990-first-names.txt" | sed 's/$/\r/' > corpus/words/census-crlf.txt
+printf 'emma\nOlivia\nmary-jane\n\n' > corpus/words/mistakes.txt
+head -c 2048 corpus/model_bytes/h64.cmlp > corpus/sample_eval/model-prefix
+printf 'abcdefghijklmnopqrstuvwxyz' > corpus/sample_eval/letters
+
+echo "== build"
+cargo +nightly fuzz build
+
+for target in model_bytes words sample_eval; do
+    echo "== fuzz $target for ${seconds}s"
+    log=$(mktemp)
+    if ! cargo +nightly fuzz run "$target" "corpus/$target" -- -max_total_time="$seconds" -max_len=65536 \
+        > "$log" 2>&1; then
+        tail -40 "$log"
+        echo "fuzz/run.sh: $target crashed; the input is in fuzz/artifacts/$target" >&2
+        exit 1
+    fi
+    grep -E '^Done [0-9]+ runs' "$log" || { tail -20 "$log"; exit 1; }
+    rm -f "$log"
+done
