@@ -72,9 +72,13 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
         _ => Path::new("."),
     };
     let fail = |what: &str| format!("{}: cannot {what}", path.display());
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".charmlp-")
-        .suffix(".tmp")
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".charmlp-").suffix(".tmp");
+    // A temporary file is private (0600); the file it becomes gets the mode any new file gets:
+    // 0666 less the umask, as the operating system applies it at creation.
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+    let mut tmp = builder
         .tempfile_in(dir)
         .with_context(|| fail("create a temporary file beside it"))?;
     tmp.write_all(contents).with_context(|| fail("write"))?;

@@ -312,6 +312,28 @@ fn an_unwritable_destination_is_a_clear_error() {
     );
 }
 
+#[cfg(unix)]
+#[test]
+fn written_files_get_the_mode_of_any_new_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = Scratch::new();
+    let data = s.words(100);
+    let model = s.train(&data, "m.cmlp", &[]);
+    let header = s.path("m.h");
+    charmlp()
+        .args(["export", "--lang", "c", "--model"])
+        .arg(&model)
+        .arg("--out")
+        .arg(&header)
+        .assert()
+        .success();
+    // A file created the ordinary way in the same place, under the same umask.
+    let ordinary = s.write("ordinary.txt", "x");
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&model), mode(&ordinary), "model file mode");
+    assert_eq!(mode(&header), mode(&ordinary), "exported source mode");
+}
+
 #[test]
 fn same_seed_same_model_bytes() {
     let s = Scratch::new();
