@@ -69,9 +69,7 @@ pub fn train_step_in_place<const E: usize, const T: usize, const H: usize, const
         let mut h = [[0.0f32; H]; 2];
         for (h_row, raw_row) in h.iter_mut().zip(raw_pair) {
             for v in 0..H / W {
-                let raw = f32x8::from(lanes(raw_row)[v]);
-                let pre =
-                    f32x8::from(lanes(&p.gain)[v]).mul_add(raw, f32x8::from(lanes(&p.bias)[v]));
+                let pre = layers::bn_affine(&p.gain, &p.bias, v, f32x8::from(lanes(raw_row)[v]));
                 lanes_mut(h_row)[v] = simd::tanh(pre).to_array();
             }
         }
@@ -101,16 +99,8 @@ pub fn train_step_in_place<const E: usize, const T: usize, const H: usize, const
 
     // 4. demb with the old W1; W1 and b1 with the old C; then C.
     let dhprebn = &state.h;
-    let w1_rows = p.w1.as_flattened();
     for (dy, demb) in dhprebn.iter().zip(scratch.demb.iter_mut()) {
-        let demb_flat = demb.as_flattened_mut();
-        simd::dots(dy, w1_rows, |block, sums| {
-            for (l, s) in sums.to_array().into_iter().enumerate() {
-                if let Some(d) = demb_flat.get_mut(block * W + l) {
-                    *d = s;
-                }
-            }
-        });
+        layers::demb_row(demb, dy, &p.w1);
     }
     let c = &p.c;
     let x = &batch.x;
@@ -124,11 +114,7 @@ pub fn train_step_in_place<const E: usize, const T: usize, const H: usize, const
         |b| &dhprebn[b],
     );
     for (context, demb) in x.iter().zip(&scratch.demb) {
-        for (token, demb_t) in context.iter().zip(demb) {
-            for (c, d) in p.c[token.index()].iter_mut().zip(demb_t) {
-                *c += neg_lr * d;
-            }
-        }
+        layers::scatter_add(&mut p.c, context, demb, neg_lr);
     }
     loss
 }

@@ -57,18 +57,42 @@ pub fn embed_linear_backward<const E: usize, const T: usize, const H: usize, con
         |b| &dhprebn[b],
     );
     rows_times_matrix(dw1.as_flattened_mut(), Start::Out, B, emb, |b| &dhprebn[b]);
-    let w1 = w1.as_flattened();
-    // demb of one row, T·E values padded to whole vectors (at most T·E + 7 ≤ 8·T·E floats).
-    let mut demb = [[[0.0f32; E]; T]; W];
+    let mut demb = [[0.0f32; E]; T];
     for (dy, context) in dhprebn.iter().zip(x) {
-        let demb_flat = demb.as_flattened_mut().as_flattened_mut();
-        dots(dy, w1, |block, sums| {
-            demb_flat[block * W..][..W].copy_from_slice(&sums.to_array());
-        });
-        for (token, demb_t) in context.iter().zip(&demb[0]) {
-            for (dc, d) in dc[token.index()].iter_mut().zip(demb_t) {
-                *dc += d;
-            }
+        demb_row(&mut demb, dy, w1);
+        scatter_add(dc, context, &demb, 1.0);
+    }
+}
+
+/// demb of one row: demb[t][e] = dhprebn·W1[t][e]. dhprebn [H], W1 [T][E][H] → demb [T][E].
+// Inlined into the row loop, as when it was written there: called, the step is 1% slower.
+#[inline(always)]
+pub fn demb_row<const E: usize, const T: usize, const H: usize>(
+    demb: &mut [[f32; E]; T],
+    dhprebn: &[f32; H],
+    w1: &[[[f32; H]; E]; T],
+) {
+    let demb = demb.as_flattened_mut();
+    dots(dhprebn, w1.as_flattened(), |block, sums| {
+        // The last block's lanes past T·E are the zero padding of `dots`.
+        for (d, s) in demb[block * W..].iter_mut().zip(sums.to_array()) {
+            *d = s;
+        }
+    });
+}
+
+/// The embedding's scatter: C[context[t]][e] += scale·demb[t][e] (a row of C used twice in a
+/// context gets both). scale 1 accumulates the gradient dC; −lr applies it as an SGD update.
+#[inline(always)]
+pub fn scatter_add<const E: usize, const T: usize>(
+    c: &mut [[f32; E]; V],
+    context: &[Token; T],
+    demb: &[[f32; E]; T],
+    scale: f32,
+) {
+    for (token, demb_t) in context.iter().zip(demb) {
+        for (c, d) in c[token.index()].iter_mut().zip(demb_t) {
+            *c += scale * d;
         }
     }
 }
@@ -111,10 +135,21 @@ pub fn batchnorm_forward<const H: usize, const B: usize>(
             let inv = f32x8::from(lanes(bnvar_inv)[v]);
             let raw = (f32x8::from(lanes(raw_row)[v]) - m) * inv;
             lanes_mut(raw_row)[v] = raw.to_array();
-            let pre = f32x8::from(lanes(gain)[v]).mul_add(raw, f32x8::from(lanes(bias)[v]));
-            lanes_mut(pre_row)[v] = pre.to_array();
+            lanes_mut(pre_row)[v] = bn_affine(gain, bias, v, raw).to_array();
         }
     }
+}
+
+/// hpreact = gain·bnraw + bias on lanes 8v..8v+8 of a row: the one place it is computed, so
+/// that a step which recomputes h from bnraw (`in_place.rs`) gets the forward's h bit for bit.
+#[inline(always)]
+pub fn bn_affine<const H: usize>(
+    gain: &[f32; H],
+    bias: &[f32; H],
+    v: usize,
+    bnraw: f32x8,
+) -> f32x8 {
+    f32x8::from(lanes(gain)[v]).mul_add(bnraw, f32x8::from(lanes(bias)[v]))
 }
 
 /// Backward of [`batchnorm_forward`], with the fused formula for the input gradient:

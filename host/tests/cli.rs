@@ -63,6 +63,20 @@ impl Scratch {
     }
 }
 
+impl Scratch {
+    /// Exports `model` as `lang` source to `out` and returns its path.
+    fn export(&self, model: &Path, lang: &str, out: PathBuf) -> PathBuf {
+        charmlp()
+            .args(["export", "--lang", lang, "--model"])
+            .arg(model)
+            .arg("--out")
+            .arg(&out)
+            .assert()
+            .success();
+        out
+    }
+}
+
 fn names_txt() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/names.txt")
 }
@@ -319,14 +333,7 @@ fn written_files_get_the_mode_of_any_new_file() {
     let s = Scratch::new();
     let data = s.words(100);
     let model = s.train(&data, "m.cmlp", &[]);
-    let header = s.path("m.h");
-    charmlp()
-        .args(["export", "--lang", "c", "--model"])
-        .arg(&model)
-        .arg("--out")
-        .arg(&header)
-        .assert()
-        .success();
+    let header = s.export(&model, "c", s.path("m.h"));
     // A file created the ordinary way in the same place, under the same umask.
     let ordinary = s.write("ordinary.txt", "x");
     let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
@@ -461,14 +468,7 @@ fn exported_sources_compile_and_hold_the_model_exactly() {
     let bytes = std::fs::read(&model).unwrap();
 
     // C: a header of arrays, compiled with warnings as errors.
-    let header = s.path("charmlp_model.h");
-    charmlp()
-        .args(["export", "--lang", "c", "--model"])
-        .arg(&model)
-        .arg("--out")
-        .arg(&header)
-        .assert()
-        .success();
+    s.export(&model, "c", s.path("charmlp_model.h"));
     let main_c = s.write(
         "main.c",
         r#"#include <stdio.h>
@@ -513,13 +513,7 @@ int main(void) {
         ),
     )
     .unwrap();
-    charmlp()
-        .args(["export", "--lang", "rust", "--model"])
-        .arg(&model)
-        .arg("--out")
-        .arg(krate.join("src/model.rs"))
-        .assert()
-        .success();
+    s.export(&model, "rust", krate.join("src/model.rs"));
     std::fs::write(
         krate.join("src/main.rs"),
         "mod model;\nuse std::io::Write;\n\
