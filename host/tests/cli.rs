@@ -61,9 +61,7 @@ impl Scratch {
             .success();
         out
     }
-}
 
-impl Scratch {
     /// Exports `model` as `lang` source to `out` and returns its path.
     fn export(&self, model: &Path, lang: &str, out: PathBuf) -> PathBuf {
         charmlp()
