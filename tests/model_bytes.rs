@@ -182,6 +182,54 @@ fn foreign_files_are_not_models() {
 }
 
 #[test]
+fn negative_variances_and_overflowing_weights_with_a_valid_checksum_are_rejected() {
+    let mut m = trained_looking_model(6);
+    m.bn.var[5] = -0.5;
+    assert_eq!(
+        DefaultModel::zeroed().read_bytes(&bytes_of(&m)),
+        Err(LoadError::NegativeVariance {
+            index: 5,
+            value: -0.5
+        })
+    );
+    // −0 is a variance of zero.
+    m.bn.var[5] = -0.0;
+    assert_eq!(DefaultModel::zeroed().read_bytes(&bytes_of(&m)), Ok(()));
+
+    let mut m = trained_looking_model(6);
+    m.params.w2t[4][3] = 3e38;
+    let err = DefaultModel::zeroed()
+        .read_bytes(&bytes_of(&m))
+        .unwrap_err();
+    assert!(
+        matches!(err, LoadError::Overflow(o) if o.layer == "the output layer" && o.unit == 4),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("overflow"), "{err}");
+}
+
+#[test]
+fn a_shape_too_large_for_the_target_has_no_file_length() {
+    let max = Shape {
+        vocab: u16::MAX,
+        embed: u16::MAX,
+        context: u16::MAX,
+        hidden: u16::MAX,
+    };
+    // 16 + 4·(v·e + t·e·h + 3h + h·v + v + 2h) + 4 in exact arithmetic: 2⁵⁰ and more, beyond
+    // any 32-bit usize, where the unchecked sum used to wrap.
+    let m = 65_535u128;
+    let exact = 16 + 4 * (m * m + m * m * m + 3 * m + m * m + m + 2 * m) + 4;
+    assert_eq!(max.file_len(), usize::try_from(exact).ok());
+    assert_eq!(
+        max.file_len().is_none(),
+        usize::BITS < 64,
+        "on this {}-bit target",
+        usize::BITS
+    );
+}
+
+#[test]
 fn non_finite_values_with_a_valid_checksum_are_rejected() {
     for (value, tensor, at) in [(f32::NAN, "W2T", 4 * 64 + 3), (f32::INFINITY, "bn var", 7)] {
         let mut m = trained_looking_model(6);

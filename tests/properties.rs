@@ -2,8 +2,9 @@
 //! the reference and finite differences, model bytes round-trip exactly and reject any
 //! single-byte change, and sampling stays inside the vocabulary and the length bound.
 
+use charmlp_core::bytes::{HEADER_LEN, LoadError, reseal};
 use charmlp_core::reference::ReferenceState;
-use charmlp_core::{InferState, Model, Params, Temperature, TrainState};
+use charmlp_core::{Example, InferState, Model, Params, Temperature, TrainState};
 use charmlp_workspace::{FlatParams, max_abs, max_abs_diff, numeric_grad, random_batch, rng};
 use proptest::prelude::*;
 
@@ -121,6 +122,64 @@ proptest! {
         let mut target = Box::new(Model::<10, 3, 64>::zeroed());
         prop_assert!(target.read_bytes(&bytes).is_err(), "byte {} ^ {:#04x} accepted", at, flip);
         prop_assert_eq!(bytes_of(&target), bytes_of(&Model::<10, 3, 64>::zeroed()));
+    }
+
+    /// Crafted files: arbitrary bit patterns (NaN, ∞, subnormals, ±3e38, negatives) written
+    /// over a real model's floats, the checksum made valid again. Each loads to a model whose
+    /// loss is finite and whose names stay in a–z at any temperature, or is refused with one of
+    /// the typed errors for values; the target is untouched then.
+    #[test]
+    fn crafted_files_with_valid_checksums_load_finite_or_are_refused(
+        seed in 0u64..8,
+        picks in proptest::collection::vec(
+            (0usize..4_265, prop_oneof![
+                any::<u32>(),
+                (1e30f32..3.4e38).prop_map(f32::to_bits),
+                (-3.4e38f32..-1e30).prop_map(f32::to_bits),
+                (-10f32..10.0).prop_map(f32::to_bits),
+            ]),
+            1..6,
+        ),
+        temperature in prop_oneof![Just(0.0f32), 1e-30f32..1e-20, 0.05f32..5.0, 1e20f32..3e38],
+    ) {
+        let m = random_model::<64>(seed);
+        let mut bytes = bytes_of(&m);
+        for (at, value) in &picks {
+            let at = HEADER_LEN + 4 * at;
+            bytes[at..at + 4].copy_from_slice(&value.to_le_bytes());
+        }
+        reseal(&mut bytes);
+        let mut loaded = Box::new(Model::<10, 3, 64>::zeroed());
+        match loaded.read_bytes(&bytes) {
+            Ok(()) => {
+                let mut r = rng(seed);
+                let examples: Vec<Example<3>> = (0..64)
+                    .map(|_| {
+                        let b = random_batch::<3, 2>(&mut r);
+                        Example { context: b.x[0], target: b.y[0] }
+                    })
+                    .collect();
+                let mut st = InferState::new();
+                let loss = loaded.loss(&examples, &mut st).unwrap();
+                prop_assert!(loss.is_finite() && loss >= 0.0, "loss {}", loss);
+                let t = Temperature::new(temperature).unwrap();
+                let name: heapless::String<64> = loaded.sample_name(&mut r, t, &mut st);
+                prop_assert!(name.chars().all(|c| c.is_ascii_lowercase()), "{}", name);
+            }
+            Err(e) => {
+                prop_assert!(
+                    matches!(
+                        e,
+                        LoadError::NonFinite { .. }
+                            | LoadError::NegativeVariance { .. }
+                            | LoadError::Overflow(_)
+                    ),
+                    "{:?}",
+                    e
+                );
+                prop_assert_eq!(bytes_of(&loaded), bytes_of(&Model::<10, 3, 64>::zeroed()));
+            }
+        }
     }
 
     #[test]

@@ -14,6 +14,7 @@
 //! Tensors are stored row-major in the shapes of [`Params`]. A CRC-32 detects every change of
 //! up to 32 consecutive bits, so any single corrupted byte is caught.
 
+use crate::bounds::Overflow;
 use crate::model::Model;
 use crate::params::{Params, ShapeCheck};
 use crate::vocab::V;
@@ -34,16 +35,24 @@ pub struct Shape {
 }
 
 impl Shape {
-    /// Bytes of a whole model file of this shape.
-    pub const fn file_len(self) -> usize {
+    /// Bytes of a whole model file of this shape, or `None` where that does not fit in a
+    /// `usize`. The shape comes from untrusted bytes: the count is formed in u64, where the
+    /// largest u16 dimensions cannot overflow it (< 2⁵⁰), and converted with a check, so a
+    /// 32-bit target (the firmware's) refuses rather than wraps.
+    pub const fn file_len(self) -> Option<usize> {
         let (v, e, t, h) = (
-            self.vocab as usize,
-            self.embed as usize,
-            self.context as usize,
-            self.hidden as usize,
+            self.vocab as u64,
+            self.embed as u64,
+            self.context as u64,
+            self.hidden as u64,
         );
         let floats = v * e + t * e * h + 3 * h + h * v + v + 2 * h;
-        HEADER_LEN + 4 * floats + 4
+        let len = HEADER_LEN as u64 + 4 * floats + 4;
+        if len > usize::MAX as u64 {
+            None
+        } else {
+            Some(len as usize)
+        }
     }
 }
 
@@ -58,7 +67,7 @@ impl fmt::Display for Shape {
 }
 
 /// Why bytes are not a model of the asked-for shape.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub enum LoadError {
     /// Fewer bytes than the header, or than the header's shape needs.
     Truncated { needed: usize, got: usize },
@@ -76,6 +85,10 @@ pub enum LoadError {
     ChecksumMismatch { stored: u32, computed: u32 },
     /// A NaN or infinity in a tensor (index into the flattened tensor).
     NonFinite { tensor: &'static str, index: usize },
+    /// A negative batch-norm variance (its square root would be NaN).
+    NegativeVariance { index: usize, value: f32 },
+    /// Finite weights that can still overflow f32 on some input (see [`crate::bounds`]).
+    Overflow(Overflow),
 }
 
 impl fmt::Display for LoadError {
@@ -110,6 +123,15 @@ impl fmt::Display for LoadError {
                     "model tensor {tensor} holds a NaN or infinity at index {index}"
                 )
             }
+            LoadError::NegativeVariance { index, value } => write!(
+                f,
+                "model batch-norm variance {index} is negative ({value:e}); a variance is at least 0"
+            ),
+            LoadError::Overflow(Overflow { layer, unit }) => write!(
+                f,
+                "model weights are so large that {layer} can overflow f32 (unit {unit}): \
+                 no loss or name computed from them would be a number"
+            ),
         }
     }
 }
@@ -134,6 +156,16 @@ impl fmt::Display for BufferTooSmall {
 }
 
 impl core::error::Error for BufferTooSmall {}
+
+/// Rewrites the CRC-32 in the last four bytes of `file` to match the bytes before it. For
+/// fuzzers and tests that craft files which must get past the checksum to reach the checks
+/// behind it; a file shorter than the checksum is left as it is.
+pub fn reseal(file: &mut [u8]) {
+    if let Some(body_len) = file.len().checked_sub(4) {
+        let (body, crc) = file.split_at_mut(body_len);
+        crc.copy_from_slice(&CRC32.checksum(body).to_le_bytes());
+    }
+}
 
 fn u16_at(bytes: &[u8], at: usize) -> u16 {
     u16::from_le_bytes([bytes[at], bytes[at + 1]])
@@ -182,10 +214,13 @@ impl<const E: usize, const T: usize, const H: usize> Model<E, T, H> {
     };
 
     /// Bytes of this model's file.
-    pub const BYTES: usize = Self::SHAPE.file_len();
+    pub const BYTES: usize = match Self::SHAPE.file_len() {
+        Some(n) => n,
+        None => panic!("this model's file does not fit in memory on this target"),
+    };
 
     /// The tensors in file order: the seven parameters, then the statistics.
-    fn file_tensors(&self) -> [(&'static str, &[f32]); 9] {
+    pub(crate) fn file_tensors(&self) -> [(&'static str, &[f32]); 9] {
         let [c, w1, b1, gain, bias, w2, b2] = self.params.tensors();
         let n = Params::<E, T, H>::NAMES;
         [
@@ -285,7 +320,11 @@ impl<const E: usize, const T: usize, const H: usize> Model<E, T, H> {
                 .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
         };
         let mut values = floats();
-        for (name, tensor) in self.file_tensors() {
+        let mut starts = [0; 9];
+        let mut start = 0;
+        for ((name, tensor), tensor_start) in self.file_tensors().into_iter().zip(&mut starts) {
+            *tensor_start = start;
+            start += tensor.len();
             for index in 0..tensor.len() {
                 if !values.next().is_some_and(f32::is_finite) {
                     return Err(LoadError::NonFinite {
@@ -295,6 +334,18 @@ impl<const E: usize, const T: usize, const H: usize> Model<E, T, H> {
                 }
             }
         }
+        let at = |tensor: usize, i: usize| {
+            let b = HEADER_LEN + 4 * (starts[tensor] + i);
+            f32::from_le_bytes([body[b], body[b + 1], body[b + 2], body[b + 3]])
+        };
+        for index in 0..H {
+            let value = at(8, index);
+            // −0.0 is a variance of zero, not a negative one.
+            if value < 0.0 {
+                return Err(LoadError::NegativeVariance { index, value });
+            }
+        }
+        crate::bounds::check::<E, T, H>(at).map_err(LoadError::Overflow)?;
         let mut values = floats();
         for tensor in self.file_tensors_mut() {
             for (x, v) in tensor.iter_mut().zip(&mut values) {

@@ -53,12 +53,14 @@ impl<const E: usize, const T: usize, const H: usize> Model<E, T, H> {
         &state.logits
     }
 
-    /// −ln p(target | context).
-    pub fn nll(&self, example: &Example<T>, state: &mut InferState<H>) -> f32 {
+    /// −ln p(target | context) = (max − logit_y) + ln Σ_k exp(logit_k − max), in f64: the
+    /// difference of two finite f32 logits can exceed f32::MAX, and forming it first keeps the
+    /// small ln Σ from being rounded away beside a huge max.
+    pub fn nll(&self, example: &Example<T>, state: &mut InferState<H>) -> f64 {
         self.logits(&example.context, state);
         let logit_y = state.logits[example.target.index()];
         let (max, sum) = layers::softmax_row(&mut state.logits);
-        max + libm::logf(sum) - logit_y
+        (f64::from(max) - f64::from(logit_y)) + libm::log(f64::from(sum))
     }
 
     /// Mean cross-entropy over a split (accumulated in f64), or `None` for an empty split.
@@ -66,10 +68,7 @@ impl<const E: usize, const T: usize, const H: usize> Model<E, T, H> {
         if examples.is_empty() {
             return None;
         }
-        let total: f64 = examples
-            .iter()
-            .map(|ex| f64::from(self.nll(ex, state)))
-            .sum();
+        let total: f64 = examples.iter().map(|ex| self.nll(ex, state)).sum();
         Some(total / examples.len() as f64)
     }
 }
@@ -77,6 +76,25 @@ impl<const E: usize, const T: usize, const H: usize> Model<E, T, H> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_loss_is_right_for_extreme_finite_logits() {
+        // Every logit 1e30: the distribution is uniform and the loss ln 27. Formed as
+        // max + ln Σ − logit_y in f32, 1e30 + 3.3 rounds to 1e30 and the loss came out 0.
+        let mut m = crate::DefaultModel::zeroed();
+        m.params.b2 = [1e30; V];
+        let ex = Example {
+            context: [Token::DOT; 3],
+            target: Token::wrapping(5),
+        };
+        let nll = m.nll(&ex, &mut InferState::new());
+        assert!((nll - libm::log(V as f64)).abs() < 1e-6, "{nll}");
+        // Two logits 6e37 apart: all the mass on one, the loss is their difference.
+        m.params.b2 = [-3e37; V];
+        m.params.b2[0] = 3e37;
+        let nll = m.nll(&ex, &mut InferState::new());
+        assert_eq!(nll, 6e37f32 as f64);
+    }
 
     #[test]
     fn size_is_as_documented() {

@@ -328,7 +328,8 @@ pub fn softmax_cross_entropy_forward<const B: usize>(
         for (row, target) in rows.iter_mut().zip(targets) {
             let logit_y = row[target.index()];
             let (max, sum) = softmax_padded(row);
-            loss += f64::from(max - logit_y);
+            // In f64: two finite logits can lie more than f32::MAX apart.
+            loss += f64::from(max) - f64::from(logit_y);
             product *= f64::from(sum);
         }
         loss += libm::log(product);

@@ -13,6 +13,7 @@
 #![no_std]
 #![forbid(unsafe_code)]
 
+pub mod bounds;
 pub mod bytes;
 pub mod calibrate;
 pub mod in_place;

@@ -8,16 +8,19 @@ use crate::vocab::{Token, V};
 use heapless::String;
 use rand_core::Rng;
 
-/// A softmax temperature: finite and positive (1 samples the model as trained).
+/// A softmax temperature: finite and at least 0. 1 samples the model as trained; 0 is the
+/// limit T → 0, greedy decoding: always the likeliest character.
 #[derive(Clone, Copy, Debug, PartialEq, PartialOrd)]
 pub struct Temperature(f32);
 
 impl Temperature {
     pub const ONE: Temperature = Temperature(1.0);
+    /// Greedy: the likeliest next character (the first of equals), every time.
+    pub const GREEDY: Temperature = Temperature(0.0);
 
-    /// `None` unless `t` is finite and positive.
+    /// `None` unless `t` is finite and not negative (−0 is 0).
     pub fn new(t: f32) -> Option<Temperature> {
-        (t.is_finite() && t > 0.0).then_some(Temperature(t))
+        (t.is_finite() && t >= 0.0).then_some(Temperature(t.abs()))
     }
 
     pub fn get(self) -> f32 {
@@ -51,7 +54,12 @@ pub fn sample_token<R: Rng + ?Sized>(rng: &mut R, probs: &[f32; V]) -> Token {
 }
 
 impl<const E: usize, const T: usize, const H: usize> Model<E, T, H> {
-    /// p(next character | context) = softmax(logits / temperature), in `state.logits`.
+    /// p(next character | context) = softmax(logits / temperature), in `state.logits`; at
+    /// temperature 0, all the probability on the likeliest character.
+    ///
+    /// The maximum is subtracted before dividing: (logit − max) / T is ≤ 0 and finite or −∞
+    /// for every T > 0, even where 1/T overflows, so every accepted temperature gives a valid
+    /// distribution (at T = 1 this is exactly softmax(logits)).
     pub fn probs<'s>(
         &self,
         context: &[Token; T],
@@ -59,11 +67,24 @@ impl<const E: usize, const T: usize, const H: usize> Model<E, T, H> {
         state: &'s mut InferState<H>,
     ) -> &'s [f32; V] {
         self.logits(context, state);
-        let inv_t = 1.0 / temperature.get();
-        for x in state.logits.iter_mut() {
-            *x *= inv_t;
+        let logits = &mut state.logits;
+        let t = temperature.get();
+        let (best, max) =
+            logits
+                .iter()
+                .enumerate()
+                .fold((0, f32::NEG_INFINITY), |(bi, bx), (i, &x)| {
+                    if x > bx { (i, x) } else { (bi, bx) }
+                });
+        if t == 0.0 {
+            *logits = [0.0; V];
+            logits[best] = 1.0;
+        } else {
+            for x in logits.iter_mut() {
+                *x = (*x - max) / t;
+            }
+            layers::softmax_row(logits);
         }
-        layers::softmax_row(&mut state.logits);
         &state.logits
     }
 
@@ -98,9 +119,54 @@ mod tests {
     #[test]
     fn temperature_must_be_finite_and_positive() {
         assert_eq!(Temperature::new(0.5).map(Temperature::get), Some(0.5));
-        for bad in [0.0, -1.0, f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+        assert_eq!(Temperature::new(0.0), Some(Temperature::GREEDY));
+        assert_eq!(Temperature::new(-0.0), Some(Temperature::GREEDY));
+        for bad in [-1e-30, -1.0, f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
             assert_eq!(Temperature::new(bad), None, "{bad}");
         }
+    }
+
+    fn model() -> crate::DefaultModel {
+        let mut m = crate::DefaultModel::zeroed();
+        m.init(&mut Xoshiro256PlusPlus::seed_from_u64(11));
+        m
+    }
+
+    #[test]
+    fn every_accepted_temperature_gives_a_distribution() {
+        let m = model();
+        let mut state = InferState::new();
+        let context = [Token::DOT; 3];
+        let logits = *m.logits(&context, &mut state);
+        let argmax = (0..V)
+            .max_by(|&a, &b| logits[a].total_cmp(&logits[b]))
+            .unwrap();
+        for t in [0.0, 1e-45, 1e-38, 1e-20, 0.01, 1.0, 7.0, 1e20, f32::MAX] {
+            let p = *m.probs(&context, Temperature::new(t).unwrap(), &mut state);
+            let sum: f32 = p.iter().sum();
+            assert!(p.iter().all(|x| (0.0..=1.0).contains(x)), "T={t}: {p:?}");
+            assert!((sum - 1.0).abs() < 1e-5, "T={t}: sum {sum}");
+            if t < 1e-20 {
+                // T → 0 is greedy: all of the mass on the likeliest character.
+                assert_eq!(p[argmax], 1.0, "T={t}");
+            }
+        }
+        // T = 1 is softmax(logits) itself.
+        let mut plain = logits;
+        crate::layers::softmax_row(&mut plain);
+        assert_eq!(*m.probs(&context, Temperature::ONE, &mut state), plain);
+    }
+
+    #[test]
+    fn greedy_sampling_is_deterministic_and_ignores_the_rng() {
+        let m = model();
+        let mut state = InferState::new();
+        let mut name = |seed| -> String<64> {
+            let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+            m.sample_name(&mut rng, Temperature::GREEDY, &mut state)
+        };
+        let (a, b) = (name(1), name(2));
+        assert_eq!(a, b);
     }
 
     #[test]
