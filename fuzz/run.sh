@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Fuzzes each target for SECONDS (default 60) with cargo fuzz (nightly, AddressSanitizer),
-# after seeding its corpus from real files: model files the host trains, names.txt, the built-in
-# names. Fails on any crash; prints the executions of each target.
+# after seeding its corpus from real files (model files the host trains, names.txt, the built-in
+# names) and the committed regression inputs in regressions/TARGET, which every run replays
+# first. Fails on any crash; prints the executions of each target.
 set -euo pipefail
 cd "$(dirname "$0")"
 seconds=${1:-60}
@@ -24,7 +25,10 @@ cargo +nightly fuzz build
 for target in model_bytes words sample_eval; do
     echo "== fuzz $target for ${seconds}s"
     log=$(mktemp)
-    if ! cargo +nightly fuzz run "$target" "corpus/$target" -- -max_total_time="$seconds" -max_len=65536 \
+    regressions=()
+    [ -d "regressions/$target" ] && regressions=("regressions/$target")
+    if ! cargo +nightly fuzz run "$target" "corpus/$target" "${regressions[@]}" -- \
+        -max_total_time="$seconds" -max_len=65536 \
         > "$log" 2>&1; then
         tail -40 "$log"
         echo "fuzz/run.sh: $target crashed; the input is in fuzz/artifacts/$target" >&2

@@ -2,6 +2,7 @@
 
 use crate::cli::BenchArgs;
 use crate::data::{read_words, split};
+use crate::stdout::Out;
 use crate::{Stream, stream};
 use anyhow::{Result, bail};
 use charmlp_core::{Batch, CONTEXT, EMBED, Model, Params, TrainState, V, train_step};
@@ -47,17 +48,23 @@ fn bench<const H: usize>(args: &BenchArgs) -> Result<()> {
     let at = |q: f64| micros[((micros.len() - 1) as f64 * q).round() as usize];
     let (min, median, p99) = (at(0.0), at(0.5), at(0.99));
     let flops = step_flops(H);
-    println!(
+    let mut out = Out::new(true);
+    out.line(format_args!(
         "bench: train step, hidden {H}, batch {B}, {} timed steps after {WARM_UP} warm-up, built-in names",
         args.steps
-    );
-    println!("latency per step: min {min:.2} µs, median {median:.2} µs, p99 {p99:.2} µs");
-    println!("throughput: {:.0} steps/s (at the median)", 1e6 / median);
-    println!(
+    ))?;
+    out.line(format_args!(
+        "latency per step: min {min:.2} µs, median {median:.2} µs, p99 {p99:.2} µs"
+    ))?;
+    out.line(format_args!(
+        "throughput: {:.0} steps/s (at the median)",
+        1e6 / median
+    ))?;
+    out.line(format_args!(
         "compute: {flops} FLOP/step (the six matrix products, 2 per multiply-add) = {:.1} GFLOP/s at the median",
         flops as f64 / median / 1e3
-    );
-    Ok(())
+    ))?;
+    out.flush()
 }
 
 #[cfg(test)]

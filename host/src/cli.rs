@@ -66,7 +66,7 @@ pub struct TrainArgs {
     /// Seed of the shuffle, the initialisation, the batches and the sampled names
     #[arg(long, default_value_t = DEFAULT_SEED)]
     pub seed: u64,
-    /// Where to write the model (atomically: the old file survives any failure)
+    /// Where to write the model (atomically, last: the old file survives any failure)
     #[arg(long, value_name = "FILE", default_value = "model.cmlp")]
     pub out: PathBuf,
     /// Write the loss of every step and the periodic validation losses as CSV
@@ -84,12 +84,13 @@ pub struct SampleArgs {
     pub model: PathBuf,
     /// Number of names
     #[arg(short = 'n', long = "count", default_value_t = 20)]
-    pub count: usize,
+    pub count: u64,
     /// Seed of the sampling (train prints the names of its own --seed)
     #[arg(long, default_value_t = DEFAULT_SEED)]
     pub seed: u64,
-    /// Softmax temperature: below 1 picks likelier names, above 1 stranger ones
-    #[arg(long, default_value_t = 1.0, value_parser = positive_f32, allow_negative_numbers = true)]
+    /// Softmax temperature: below 1 picks likelier names, above 1 stranger ones; 0 always
+    /// picks the likeliest character (greedy)
+    #[arg(long, default_value_t = 1.0, value_parser = non_negative_f32, allow_negative_numbers = true)]
     pub temperature: f32,
 }
 
@@ -124,8 +125,9 @@ pub struct BenchArgs {
     /// Hidden width (64 or 200)
     #[arg(long, default_value_t = 64, value_parser = one_of(&HIDDEN_WIDTHS))]
     pub hidden: usize,
-    /// Number of timed steps (after 2,000 untimed warm-up steps)
-    #[arg(long, default_value_t = 20_000, value_parser = positive_u64, allow_negative_numbers = true)]
+    /// Number of timed steps (after 2,000 untimed warm-up steps), at most 10,000,000: each
+    /// step's time is kept for the percentiles
+    #[arg(long, default_value_t = 20_000, value_parser = bench_steps, allow_negative_numbers = true)]
     pub steps: u64,
 }
 
@@ -142,10 +144,30 @@ fn positive_u64(s: &str) -> Result<u64, String> {
     }
 }
 
+/// Most timed steps of `bench`: their times are kept (8 bytes each) for the percentiles.
+pub const MAX_BENCH_STEPS: u64 = 10_000_000;
+
+fn bench_steps(s: &str) -> Result<u64, String> {
+    match positive_u64(s)? {
+        n if n <= MAX_BENCH_STEPS => Ok(n),
+        n => Err(format!(
+            "{n} is more than {MAX_BENCH_STEPS}, the most bench times"
+        )),
+    }
+}
+
 fn positive_f32(s: &str) -> Result<f32, String> {
     match s.parse::<f32>() {
         Ok(x) if x.is_finite() && x > 0.0 => Ok(x),
         Ok(x) => Err(format!("{x} is not a positive finite number")),
+        Err(_) => Err(format!("{s:?} is not a number")),
+    }
+}
+
+fn non_negative_f32(s: &str) -> Result<f32, String> {
+    match s.parse::<f32>() {
+        Ok(x) if x.is_finite() && x >= 0.0 => Ok(x),
+        Ok(x) => Err(format!("{x} is not a finite number of at least 0")),
         Err(_) => Err(format!("{s:?} is not a number")),
     }
 }

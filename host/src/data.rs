@@ -1,10 +1,12 @@
 //! From a words file to training examples: read, shuffle, split 80/10/10 by words, and build the
 //! context windows, as makemore does.
 
-use crate::words::{WordsError, parse_words};
+use crate::words::{self, BadWords, parse_words};
 use anyhow::{Context, Result, bail};
 use charmlp_core::{Contexts, Example, Token};
 use rand_mt::Mt;
+use std::fs::File;
+use std::io::BufReader;
 use std::path::Path;
 
 /// Name of the built-in list, for messages.
@@ -16,17 +18,24 @@ pub const BUILTIN_NAMES: &str = include_str!("../../data/census-1990-first-names
 /// Fewest words for which the 80/10/10 split leaves no split empty.
 pub const MIN_WORDS: usize = 10;
 
-/// The words of a file (or of the built-in list with `None`), checked.
+/// The words of a file (or of the built-in list with `None`), checked. The file is read as a
+/// stream, its limits applied while reading (see [`crate::words`]).
 pub fn read_words(path: Option<&Path>) -> Result<Vec<Vec<Token>>> {
-    let (name, bytes) = match path {
-        None => (BUILTIN_NAME.to_string(), BUILTIN_NAMES.as_bytes().to_vec()),
+    let (name, words) = match path {
+        None => (
+            BUILTIN_NAME.to_string(),
+            parse_words(BUILTIN_NAMES.as_bytes()),
+        ),
         Some(p) => {
-            let bytes = std::fs::read(p)
+            let file = File::open(p)
                 .with_context(|| format!("{}: cannot read the words file", p.display()))?;
-            (p.display().to_string(), bytes)
+            (
+                p.display().to_string(),
+                words::read_words(BufReader::new(file)),
+            )
         }
     };
-    parse_words(&bytes).map_err(|e: WordsError| anyhow::anyhow!("{}", e.at(&name)))
+    words.map_err(|e: BadWords| anyhow::anyhow!("{}", e.at(&name)))
 }
 
 /// The three splits' examples and how many words each came from.

@@ -60,10 +60,24 @@ fn nested(out: &mut String, lang: Lang, dims: &[usize], values: &[f32], indent: 
     out.push(close);
 }
 
+/// Text from outside (a file name) made safe inside a `//` or `/* */` comment of either
+/// language: printable ASCII only (newlines, quotes, backslashes and every non-ASCII character
+/// escaped as Rust's `escape_default` does), and neither `*/`, which would end a C comment
+/// early, nor `/*`, which C compilers warn of inside one.
+pub fn comment_text(s: &str) -> String {
+    s.escape_default()
+        .to_string()
+        .replace("/*", "/\\*")
+        .replace("*/", "*\\/")
+}
+
 /// The two lines every exported file starts with, for either comment syntax.
 fn banner<const E: usize, const T: usize, const H: usize>(origin: &str) -> [String; 2] {
     [
-        format!("charmlp model exported by `charmlp export` from {origin}."),
+        format!(
+            "charmlp model exported by `charmlp export` from \"{}\".",
+            comment_text(origin)
+        ),
         format!(
             "Shape: {}. Generated: do not edit.",
             Model::<E, T, H>::SHAPE
@@ -122,4 +136,25 @@ pub fn c_source<const E: usize, const T: usize, const H: usize>(
     }
     out.push_str("#endif /* CHARMLP_MODEL_H */\n");
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::comment_text;
+
+    #[test]
+    fn comment_text_cannot_end_a_comment_or_a_line() {
+        for hostile in [
+            "a\nb.cmlp",
+            "x*/ int evil; /*.cmlp",
+            "/*/",
+            "*//*",
+            "m\r\n#include </etc/passwd>",
+            "\u{2028}é\u{85}\"'\\",
+        ] {
+            let t = comment_text(hostile);
+            assert!(t.chars().all(|c| (' '..='~').contains(&c)), "{t}");
+            assert!(!t.contains("*/") && !t.contains("/*"), "{t}");
+        }
+    }
 }

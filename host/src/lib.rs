@@ -4,10 +4,13 @@
 pub mod bench;
 pub mod cli;
 pub mod data;
+pub mod diverge;
 pub mod export;
 pub mod modelfile;
+pub mod outputs;
 pub mod plot;
 pub mod progress;
+pub mod stdout;
 pub mod train;
 pub mod words;
 
@@ -16,9 +19,10 @@ use charmlp_core::{CONTEXT, EMBED, InferState, Model, Temperature};
 use cli::{Command, EvalArgs, ExportArgs, SampleArgs};
 use data::{read_words, split};
 use export::Lang;
-use modelfile::{load, write_atomic};
+use modelfile::load;
 use rand_core::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
+use stdout::Out;
 
 /// The independent random streams one seed gives (the split uses Python's generator; see
 /// [`data::python_shuffle`]).
@@ -42,19 +46,44 @@ pub fn stream(seed: u64, which: Stream) -> Xoshiro256PlusPlus {
 /// Longest sampled name; a name reaching it ends there.
 pub const MAX_NAME_LEN: usize = words::MAX_WORD_LEN;
 
-/// Prints `count` names sampled with the seed's sample stream, one a line.
+/// A number as people write it: `0.1`, `250`, `1e30`, `1e-7`; never 31 digits.
+pub fn fmt_num(x: f32) -> String {
+    if x == 0.0 || (1e-4..1e6).contains(&x.abs()) {
+        format!("{x}")
+    } else {
+        format!("{x:e}")
+    }
+}
+
+/// `1 word`, `2 words`.
+pub fn count(n: impl Into<u64>, noun: &str) -> String {
+    let n = n.into();
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
+/// Prints `count` names sampled with the seed's sample stream, one a line; stops early once
+/// stdout's reader has gone.
 pub fn print_names<const H: usize>(
+    out: &mut Out,
     model: &Model<EMBED, CONTEXT, H>,
-    count: usize,
+    count: u64,
     seed: u64,
     temperature: Temperature,
     state: &mut InferState<H>,
-) {
+) -> Result<()> {
     let mut rng = stream(seed, Stream::Samples);
     for _ in 0..count {
+        if stdout::closed() {
+            break;
+        }
         let name: heapless::String<MAX_NAME_LEN> = model.sample_name(&mut rng, temperature, state);
-        println!("{name}");
+        out.line(name)?;
     }
+    Ok(())
 }
 
 pub fn run(command: Command) -> Result<()> {
@@ -69,11 +98,12 @@ pub fn run(command: Command) -> Result<()> {
 
 fn sample(args: &SampleArgs) -> Result<()> {
     let temperature = Temperature::new(args.temperature)
-        .ok_or_else(|| anyhow!("--temperature {}: must be positive", args.temperature))?;
+        .ok_or_else(|| anyhow!("--temperature {}: must be 0 or more", args.temperature))?;
+    let mut out = Out::new(false);
     with_model!(load(&args.model)?, m => {
-        print_names(&m, args.count, args.seed, temperature, &mut InferState::new());
+        print_names(&mut out, &m, args.count, args.seed, temperature, &mut InferState::new())?;
     });
-    Ok(())
+    out.flush()
 }
 
 fn eval(args: &EvalArgs) -> Result<()> {
@@ -81,17 +111,21 @@ fn eval(args: &EvalArgs) -> Result<()> {
     let words = read_words(Some(&args.data))?;
     let splits =
         split::<CONTEXT>(words, args.seed).map_err(|e| anyhow!("{}: {e}", args.data.display()))?;
+    let mut out = Out::new(true);
     with_model!(model, m => {
         let mut state = InferState::new();
         for (name, examples) in [("train", &splits.train), ("val", &splits.val), ("test", &splits.test)] {
             let loss = m.loss(examples, &mut state).unwrap_or(f64::NAN);
-            println!("{name} {loss:.4}");
+            out.line(format_args!("{name} {loss:.4}"))?;
         }
     });
-    Ok(())
+    out.flush()
 }
 
 fn export(args: &ExportArgs) -> Result<()> {
+    let [target] = outputs::check(&[("--model", &args.model)], &[("--out", &args.out)])?
+        .try_into()
+        .map_err(|_| anyhow!("one output expected"))?;
     let origin = args.model.file_name().map_or_else(
         || args.model.display().to_string(),
         |n| n.to_string_lossy().into_owned(),
@@ -100,11 +134,12 @@ fn export(args: &ExportArgs) -> Result<()> {
         Lang::Rust => export::rust_source(&m, &origin),
         Lang::C => export::c_source(&m, &origin),
     });
-    write_atomic(&args.out, source.as_bytes())?;
-    println!(
+    target.write(source.as_bytes())?;
+    let mut out = Out::new(true);
+    out.line(format_args!(
         "export: wrote {} ({} bytes)",
         args.out.display(),
         source.len()
-    );
-    Ok(())
+    ))?;
+    out.flush()
 }

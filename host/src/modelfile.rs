@@ -1,9 +1,11 @@
-//! Model files on disk: loading whichever built-in shape a file holds, and writing atomically.
+//! Model files on disk: loading whichever built-in shape a file holds, with a bound on what is
+//! read (writing is [`crate::outputs`]'s).
 
 use anyhow::{Context, Result, anyhow, bail};
-use charmlp_core::bytes::peek_shape;
+use charmlp_core::bytes::{MAGIC, peek_shape};
 use charmlp_core::{DefaultModel, Model, WideModel};
-use std::io::Write;
+use std::fs::File;
+use std::io::Read;
 use std::path::Path;
 
 /// A model of one of the shapes this binary is built for.
@@ -28,27 +30,41 @@ pub const HIDDEN_WIDTHS: [usize; 2] = [charmlp_core::HIDDEN, charmlp_core::HIDDE
 
 fn read_into<const E: usize, const T: usize, const H: usize>(
     bytes: &[u8],
-    path: &Path,
 ) -> Result<Box<Model<E, T, H>>> {
     let mut m = Box::new(Model::zeroed());
-    m.read_bytes(bytes)
-        .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    m.read_bytes(bytes).map_err(|e| anyhow!("{e}"))?;
     Ok(m)
 }
 
-/// Reads a model file of any built-in shape. Every failure names the file and what is wrong.
+/// Largest model file this build reads: the widest built-in shape's. A longer input is not one
+/// of its models, and reading stops one byte past this bound (`--model /dev/zero` ends at once).
+pub const MAX_MODEL_BYTES: usize = WideModel::BYTES;
+
+/// Reads a model file of any built-in shape, at most [`MAX_MODEL_BYTES`] + 1 bytes of it. Every
+/// failure names the file and what is wrong.
 pub fn load(path: &Path) -> Result<AnyModel> {
-    let bytes = std::fs::read(path)
-        .with_context(|| format!("{}: cannot read the model file", path.display()))?;
-    let shape = peek_shape(&bytes).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    let shown = path.display();
+    let mut bytes = Vec::with_capacity(MAX_MODEL_BYTES + 1);
+    File::open(path)
+        .and_then(|f| f.take(MAX_MODEL_BYTES as u64 + 1).read_to_end(&mut bytes))
+        .with_context(|| format!("{shown}: cannot read the model file"))?;
+    if bytes.len() > MAX_MODEL_BYTES && bytes.starts_with(&MAGIC) {
+        bail!("{shown}: longer than any model this build reads ({MAX_MODEL_BYTES} bytes at most)");
+    }
+    from_bytes(&bytes).map_err(|e| anyhow!("{shown}: {e}"))
+}
+
+/// A model from a file's bytes, of whichever built-in shape they hold; the loader's checks
+/// (checksum, finite values, variances, activation bounds) are all applied.
+pub fn from_bytes(bytes: &[u8]) -> Result<AnyModel> {
+    let shape = peek_shape(bytes).map_err(|e| anyhow!("{e}"))?;
     if shape == DefaultModel::SHAPE {
-        Ok(AnyModel::H64(read_into(&bytes, path)?))
+        Ok(AnyModel::H64(read_into(bytes)?))
     } else if shape == WideModel::SHAPE {
-        Ok(AnyModel::H200(read_into(&bytes, path)?))
+        Ok(AnyModel::H200(read_into(bytes)?))
     } else {
         bail!(
-            "{}: model has {shape}; this build reads {} or {}",
-            path.display(),
+            "model has {shape}; this build reads {} or {}",
             DefaultModel::SHAPE,
             WideModel::SHAPE
         )
@@ -61,32 +77,4 @@ pub fn to_bytes<const E: usize, const T: usize, const H: usize>(m: &Model<E, T, 
     let written = m.write_bytes(&mut bytes);
     debug_assert_eq!(written, Ok(bytes.len()));
     bytes
-}
-
-/// Writes `contents` to `path` atomically: a temporary file in the same directory, flushed to
-/// disk, then renamed over `path`. An interrupted write leaves the old file (or none), never a
-/// truncated or half-new one.
-pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let fail = |what: &str| format!("{}: cannot {what}", path.display());
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(".charmlp-").suffix(".tmp");
-    // A temporary file is private (0600); the file it becomes gets the mode any new file gets:
-    // 0666 less the umask, as the operating system applies it at creation.
-    #[cfg(unix)]
-    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
-    let mut tmp = builder
-        .tempfile_in(dir)
-        .with_context(|| fail("create a temporary file beside it"))?;
-    tmp.write_all(contents).with_context(|| fail("write"))?;
-    tmp.as_file()
-        .sync_all()
-        .with_context(|| fail("flush to disk"))?;
-    tmp.persist(path)
-        .map_err(|e| e.error)
-        .with_context(|| fail("replace"))?;
-    Ok(())
 }

@@ -1,6 +1,8 @@
 //! Training progress: a live bar on a terminal, nothing extra otherwise (the periodic loss
 //! lines on stdout carry the same figures).
 
+use crate::stdout::Out;
+use anyhow::Result;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
 
@@ -31,10 +33,10 @@ impl Progress {
     }
 
     /// Prints a line on stdout without tearing the bar.
-    pub fn println(&self, line: &str) {
+    pub fn println(&self, out: &mut Out, line: &str) -> Result<()> {
         match &self.bar {
-            Some(bar) => bar.suspend(|| println!("{line}")),
-            None => println!("{line}"),
+            Some(bar) => bar.suspend(|| out.line(line)),
+            None => out.line(line),
         }
     }
 

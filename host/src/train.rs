@@ -1,13 +1,23 @@
 //! `charmlp train`: the default recipe, reported as it runs.
+//!
+//! Order of work, so that a failure anywhere loses nothing: every output path is checked
+//! first; training stops at divergence (see [`crate::diverge`]); the trained model is written
+//! to bytes and loaded back through the same loader `sample` uses before anything is replaced;
+//! the curve and the plot are committed next, and the model last, so a failing secondary output
+//! leaves the previous model intact.
 
 use crate::cli::{BATCH_SIZES, TrainArgs};
 use crate::data::{BUILTIN_NAME, Splits, read_words, split};
-use crate::modelfile::{to_bytes, write_atomic};
+use crate::diverge::{self, Watch};
+use crate::modelfile::{from_bytes, to_bytes};
+use crate::outputs::{self, Output};
+use crate::plot::LossSummary;
 use crate::progress::Progress;
-use crate::{Stream, print_names, stream};
-use anyhow::{Context, Result, bail};
+use crate::stdout::Out;
+use crate::{Stream, count, fmt_num, print_names, stream};
+use anyhow::{Context, Result, anyhow, bail};
 use charmlp_core::{
-    Batch, BnCalibration, CONTEXT, EMBED, InferState, Model, Params, StepDecay, TrainState,
+    Batch, BnCalibration, CONTEXT, EMBED, InferState, Model, Params, StepDecay, TrainState, V,
     train_step,
 };
 use std::fmt::Write as _;
@@ -15,6 +25,9 @@ use std::time::{Duration, Instant};
 
 /// A loss line every this many steps (and at the first and last step).
 const REPORT_EVERY: u64 = 10_000;
+
+/// Steps between checks of every parameter for NaN and infinity.
+const PARAM_CHECK_EVERY: u64 = 1024;
 
 pub fn run(args: &TrainArgs) -> Result<()> {
     match args.hidden {
@@ -45,8 +58,36 @@ struct Run<const H: usize, const B: usize> {
     batch: Box<Batch<CONTEXT, B>>,
 }
 
+/// The checked output paths of a run: the model, and the curve and plot if asked for.
+struct Targets {
+    model: Output,
+    curve: Option<Output>,
+    plot: Option<Output>,
+}
+
+fn targets(args: &TrainArgs) -> Result<Targets> {
+    let inputs: Vec<(&str, &std::path::Path)> =
+        args.data.iter().map(|d| ("--data", d.as_path())).collect();
+    let mut outs = vec![("--out", args.out.as_path())];
+    outs.extend(args.curve.iter().map(|p| ("--curve", p.as_path())));
+    outs.extend(args.plot.iter().map(|p| ("--plot", p.as_path())));
+    let mut checked = outputs::check(&inputs, &outs)?.into_iter();
+    let mut next = || {
+        checked
+            .next()
+            .ok_or_else(|| anyhow!("an output went missing"))
+    };
+    Ok(Targets {
+        model: next()?,
+        curve: args.curve.as_ref().map(|_| next()).transpose()?,
+        plot: args.plot.as_ref().map(|_| next()).transpose()?,
+    })
+}
+
 fn train<const H: usize, const B: usize>(args: &TrainArgs) -> Result<()> {
     let started = Instant::now();
+    let targets = targets(args)?;
+    let mut out = Out::new(true);
     let source = args
         .data
         .as_ref()
@@ -55,12 +96,13 @@ fn train<const H: usize, const B: usize>(args: &TrainArgs) -> Result<()> {
     let n_words = words.len();
     let splits: Splits<CONTEXT> = split(words, args.seed).with_context(|| source.clone())?;
     let [w_train, w_val, w_test] = splits.words;
-    println!(
-        "data: {source}: {n_words} words; train/val/test {w_train}/{w_val}/{w_test} words, {}/{}/{} examples",
+    out.line(format_args!(
+        "data: {source}: {}; train/val/test {w_train}/{w_val}/{w_test} words, {}/{}/{} examples",
+        count(n_words as u64, "word"),
         splits.train.len(),
         splits.val.len(),
         splits.test.len()
-    );
+    ))?;
 
     let mut run = Run::<H, B> {
         model: Box::new(Model::zeroed()),
@@ -74,29 +116,37 @@ fn train<const H: usize, const B: usize>(args: &TrainArgs) -> Result<()> {
         decay_step: args.lr_decay_step,
         lr_final: args.lr_final,
     };
-    println!(
-        "model: 27 → {EMBED} → {} → {H} → 27, {} parameters; batch {B}, {} steps, lr {} then {} from step {}",
+    out.line(format_args!(
+        "model: {V} → {EMBED} → {} → {H} → {V}, {} parameters; batch {B}, {}, lr {} then {} from step {}",
         EMBED * CONTEXT,
         Params::<EMBED, CONTEXT, H>::COUNT,
-        args.steps,
-        schedule.lr,
-        schedule.lr_final,
+        count(args.steps, "step"),
+        fmt_num(schedule.lr),
+        fmt_num(schedule.lr_final),
         schedule.decay_step
-    );
+    ))?;
 
     let mut batch_rng = stream(args.seed, Stream::Batches);
-    let keep_curve = args.curve.is_some() || args.plot.is_some();
-    let mut losses = Vec::with_capacity(if keep_curve { args.steps as usize } else { 0 });
-    let mut val_points = Vec::new();
+    // The curve streams to its temporary file; the plot keeps a bounded summary.
+    let mut curve = targets.curve.as_ref().map(Output::begin).transpose()?;
+    if let Some(c) = &mut curve {
+        c.write_all(b"step,loss,val_loss\n")?;
+    }
+    let mut summary = LossSummary::new();
     let mut infer = InferState::<H>::new();
     let progress = Progress::new(args.steps);
-    let mut smoothed = f32::NAN;
+    let mut watch = Watch::new();
     let mut report_time = Duration::ZERO;
+    let mut row = String::new();
     let loop_started = Instant::now();
     // Steps per second of training time: the validation passes are not steps.
     let steps_per_s = |done: u64, report_time: Duration| {
         let training = loop_started.elapsed().saturating_sub(report_time);
         done as f64 / training.as_secs_f64().max(1e-9)
+    };
+    let diverged = |step: u64, why: &str| {
+        progress.finish();
+        anyhow!(diverge::message(step, why, &schedule))
     };
     for step in 0..args.steps {
         run.batch.sample(&mut batch_rng, &splits.train)?;
@@ -108,103 +158,128 @@ fn train<const H: usize, const B: usize>(args: &TrainArgs) -> Result<()> {
             &run.batch,
             lr,
         );
-        if !loss.is_finite() {
-            progress.finish();
-            bail!(
-                "training diverged at step {step}: the loss is {loss} (lr {lr}); \
-                 try a lower learning rate, e.g. --lr {}. No model was written.",
-                lr / 10.0
-            );
-        }
-        smoothed = if smoothed.is_nan() {
-            loss
-        } else {
-            0.99 * smoothed + 0.01 * loss
-        };
-        if keep_curve {
-            losses.push(loss);
-        }
+        watch.step(step, loss).map_err(|why| diverged(step, &why))?;
+        summary.push(loss);
         let last = step + 1 == args.steps;
-        if step % 1024 == 0 || last {
+        if step % PARAM_CHECK_EVERY == 0 || last {
+            let smoothed = watch.smoothed();
             progress.update(step + 1, steps_per_s(step + 1, report_time), loss, smoothed);
             // A blown-up model can keep a finite loss (softmax and tanh saturate), so the
             // parameters themselves are checked too.
             if let Some(name) = non_finite_tensor(&run.model.params) {
-                progress.finish();
-                bail!(
-                    "training diverged by step {step}: {name} holds NaN or infinity (lr {lr}); \
-                     try a lower learning rate, e.g. --lr {}. No model was written.",
-                    lr / 10.0
-                );
+                return Err(diverged(step, &format!("{name} holds NaN or infinity")));
             }
         }
+        let mut val = None;
         if step % REPORT_EVERY == 0 || last {
             let t = Instant::now();
             // Validation loss with the running batch-norm statistics, as they stand.
-            let val = run.model.loss(&splits.val, &mut infer).unwrap_or(f64::NAN);
-            val_points.push((step, val));
+            let v = run.model.loss(&splits.val, &mut infer).unwrap_or(f64::NAN);
+            summary.push_val(step, v);
+            val = Some(v);
             let mut line = format!(
-                "{step:>7}/{}: loss {loss:.4} (smoothed {smoothed:.4}), val {val:.4}, lr {lr}",
-                args.steps
+                "{step:>7}/{}: loss {loss:.4} (smoothed {:.4}), val {v:.4}, lr {}",
+                args.steps,
+                watch.smoothed(),
+                fmt_num(lr)
             );
             if step > 0 {
                 let rate = steps_per_s(step + 1, report_time);
                 let eta = (args.steps - step - 1) as f64 / rate;
                 write!(line, ", {rate:.0} steps/s, ETA {eta:.1} s")?;
             }
-            progress.println(&line);
+            progress.println(&mut out, &line)?;
             report_time += t.elapsed();
+        }
+        if let Some(c) = &mut curve {
+            row.clear();
+            write!(row, "{step},{loss},")?;
+            if let Some(v) = val {
+                write!(row, "{v}")?;
+            }
+            row.push('\n');
+            c.write_all(row.as_bytes())?;
         }
     }
     progress.finish();
     let train_time = loop_started.elapsed().saturating_sub(report_time);
+    let last_step = args.steps - 1;
 
     // makemore part 4: after training, batch-norm statistics over the whole training split.
     let model = &mut run.model;
     model.calibrate(&splits.train, &mut BnCalibration::new(), &mut infer)?;
+    if let Some(j) =
+        (0..H).find(|&j| !(model.bn.mean[j].is_finite() && model.bn.var[j].is_finite()))
+    {
+        return Err(diverged(
+            last_step,
+            &format!(
+                "calibration gives batch-norm statistics beyond f32 (unit {j}: mean {:e}, variance {:e})",
+                model.bn.mean[j], model.bn.var[j]
+            ),
+        ));
+    }
+    // The model as it will be written, loaded back through the loader `sample` uses: what is
+    // written is a model charmlp itself accepts.
+    let bytes = to_bytes(model);
+    from_bytes(&bytes)
+        .map_err(|e| diverged(last_step, &format!("the trained model is unusable: {e:#}")))?;
     let mut line = String::from("loss:");
+    let mut train_loss = f64::NAN;
     for (name, split) in [
         ("train", &splits.train),
         ("val", &splits.val),
         ("test", &splits.test),
     ] {
-        match model.loss(split, &mut infer) {
-            Some(l) => write!(line, " {name} {l:.4}")?,
-            None => write!(line, " {name} -")?,
+        let l = model.loss(split, &mut infer).unwrap_or(f64::NAN);
+        if name == "train" {
+            train_loss = l;
         }
+        write!(line, " {name} {l:.4}")?;
     }
-    println!("{line}");
+    if train_loss.is_nan() || train_loss > f64::from(watch.limit()) {
+        return Err(diverged(
+            last_step,
+            &format!(
+                "the calibrated model's training loss is {train_loss:.4}, above {:.2}",
+                watch.limit()
+            ),
+        ));
+    }
+    out.line(&line)?;
 
-    write_atomic(&args.out, &to_bytes(model))?;
-    println!(
+    if let (Some(c), Some(target)) = (curve, &targets.curve) {
+        c.commit()?;
+        out.line(format_args!("curve: wrote {}", target.path().display()))?;
+    }
+    if let Some(plot) = &targets.plot {
+        let svg = crate::plot::loss_svg(plot.path(), &summary)?;
+        plot.write(svg.as_bytes())?;
+        out.line(format_args!("plot: wrote {}", plot.path().display()))?;
+    }
+    targets.model.write(&bytes)?;
+    out.line(format_args!(
         "model: wrote {} ({} bytes)",
         args.out.display(),
-        Model::<EMBED, CONTEXT, H>::BYTES
-    );
-    if let Some(path) = &args.curve {
-        write_curve(path, &losses, &val_points)?;
-        println!("curve: wrote {}", path.display());
-    }
-    if let Some(path) = &args.plot {
-        crate::plot::loss_svg(path, &losses, &val_points)?;
-        println!("plot: wrote {}", path.display());
-    }
+        bytes.len()
+    ))?;
 
-    println!("names:");
+    out.line("names:")?;
     print_names(
+        &mut out,
         model,
         20,
         args.seed,
         charmlp_core::Temperature::ONE,
         &mut infer,
-    );
-    println!(
+    )?;
+    out.line(format_args!(
         "time: {:.2} s in all; training {:.2} s, {:.2} µs/step",
         started.elapsed().as_secs_f64(),
         train_time.as_secs_f64(),
         train_time.as_secs_f64() * 1e6 / args.steps as f64
-    );
-    Ok(())
+    ))?;
+    out.flush()
 }
 
 /// The first tensor holding a NaN or an infinity, if any.
@@ -215,21 +290,4 @@ fn non_finite_tensor<const H: usize>(p: &Params<EMBED, CONTEXT, H>) -> Option<&'
         .iter()
         .position(|t| t.iter().any(|x| !x.is_finite()))?;
     Some(names[bad])
-}
-
-/// CSV: `step,loss,val_loss`, one row a step; val_loss where it was measured.
-fn write_curve(path: &std::path::Path, losses: &[f32], val: &[(u64, f64)]) -> Result<()> {
-    let mut out = String::with_capacity(losses.len() * 16);
-    out.push_str("step,loss,val_loss\n");
-    let mut val = val.iter().peekable();
-    for (step, loss) in losses.iter().enumerate() {
-        write!(out, "{step},{loss}")?;
-        if let Some((_, v)) = val.next_if(|(s, _)| *s == step as u64) {
-            write!(out, ",{v}")?;
-        } else {
-            out.push(',');
-        }
-        out.push('\n');
-    }
-    write_atomic(path, out.as_bytes())
 }

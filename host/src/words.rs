@@ -1,22 +1,35 @@
 //! Reading a words file: one word a line, letters a–z only, every mistake named by line and
-//! column.
+//! column. The file is read as a stream with every limit applied while reading, so an endless
+//! or enormous input ends in bounded time and memory.
 
 use charmlp_core::Token;
 use std::fmt;
+use std::io::{BufRead, Read};
 
 /// Longest word accepted. makemore's names are at most 15 letters; anything much longer is
 /// more likely a file that is not a word list than a word.
 pub const MAX_WORD_LEN: usize = 64;
 
-/// What is wrong with a words file. `Display` gives the message without the file name; see
-/// [`WordsError::at`].
+/// Longest line read, in bytes (surrounding blanks and a CRLF included). A longer one means
+/// the file is not a word list (`/dev/zero`, a binary): reading stops there.
+pub const MAX_LINE_BYTES: usize = 1024;
+
+/// Most words read: far above any word list (a large dictionary holds a few hundred thousand)
+/// and about 2 GB of training examples; `yes | charmlp train --data /dev/stdin` stops here.
+pub const MAX_WORDS: usize = 1 << 24;
+
+/// Bad lines listed in one error; the rest are counted.
+pub const MAX_REPORTED: usize = 10;
+
+/// What is wrong with one line of a words file, or with the file as a whole. `Display` gives
+/// the message without the file name; see [`BadWords::at`].
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum WordsError {
     #[error("{line}: not valid UTF-8 (byte {byte} of the line); a words file is UTF-8 text")]
     NotUtf8 { line: usize, byte: usize },
     #[error(
-        "{line}:{column}: {ch:?} is uppercase; only lowercase a-z are allowed \
-         (lowercase the file first, e.g. with `tr A-Z a-z`)"
+        "{line}:{column}: '{ch}' is uppercase; only lowercase a-z are allowed \
+         (lowercase the file first, e.g. `tr A-Z a-z < FILE > lower.txt`)"
     )]
     Uppercase {
         line: usize,
@@ -24,8 +37,20 @@ pub enum WordsError {
         ch: char,
     },
     #[error(
-        "{line}:{column}: {ch:?} is not allowed; a word may only hold the letters a-z \
-         ('.' marks the start and end of a word), one word a line"
+        "{line}:{column}: {} is not a letter a-z; this build trains on a-z only \
+         (transliterate the file first, e.g. \
+         `LC_ALL=C.UTF-8 iconv -f UTF-8 -t ASCII//TRANSLIT FILE | tr A-Z a-z > ascii.txt`)",
+        describe(*ch)
+    )]
+    NotAscii {
+        line: usize,
+        column: usize,
+        ch: char,
+    },
+    #[error(
+        "{line}:{column}: {} is not allowed; a word may only hold the letters a-z \
+         ('.' marks the start and end of a word), one word a line",
+        describe(*ch)
     )]
     BadChar {
         line: usize,
@@ -34,59 +59,203 @@ pub enum WordsError {
     },
     #[error("{line}: word of {len} letters; the longest allowed is {MAX_WORD_LEN}")]
     TooLong { line: usize, len: usize },
+    #[error(
+        "{line}: line of more than {MAX_LINE_BYTES} bytes; this is not a words file \
+         (one word of at most {MAX_WORD_LEN} letters a line)"
+    )]
+    LineTooLong { line: usize },
+    #[error(
+        "{line}: more words than the {MAX_WORDS} allowed; sample the file first \
+         (e.g. `shuf -n 1000000 FILE > sample.txt`)"
+    )]
+    TooMany { line: usize },
     #[error("no words: the file is empty or holds only blank lines")]
     Empty,
+    #[error("cannot read: {0}")]
+    Io(String),
+}
+
+/// Names of the invisible characters a words file most often holds by accident.
+const INVISIBLE: [(char, &str); 14] = [
+    ('\0', "NULL"),
+    ('\t', "CHARACTER TABULATION"),
+    ('\x0b', "LINE TABULATION"),
+    ('\x0c', "FORM FEED"),
+    ('\r', "CARRIAGE RETURN"),
+    (' ', "SPACE"),
+    ('\u{a0}', "NO-BREAK SPACE"),
+    ('\u{ad}', "SOFT HYPHEN"),
+    ('\u{200b}', "ZERO WIDTH SPACE"),
+    ('\u{200c}', "ZERO WIDTH NON-JOINER"),
+    ('\u{200d}', "ZERO WIDTH JOINER"),
+    ('\u{2028}', "LINE SEPARATOR"),
+    ('\u{2060}', "WORD JOINER"),
+    ('\u{feff}', "ZERO WIDTH NO-BREAK SPACE (byte-order mark)"),
+];
+
+/// A character as a message shows it: `'é' (U+00E9)`, or for an invisible one its code point
+/// and name, `U+00A0 NO-BREAK SPACE`.
+pub fn describe(ch: char) -> String {
+    let code = format!("U+{:04X}", u32::from(ch));
+    if let Some((_, name)) = INVISIBLE.iter().find(|(c, _)| *c == ch) {
+        format!("{code} {name}")
+    } else if ch.is_control() || ch.is_whitespace() || ('\u{2000}'..='\u{206f}').contains(&ch) {
+        format!("{code} (an invisible character)")
+    } else if ch.is_ascii() {
+        format!("'{ch}'")
+    } else {
+        format!("'{ch}' ({code})")
+    }
 }
 
 impl WordsError {
-    /// The error with the file name in front, as compilers print it: `names.txt:3:5: …`.
+    /// Whether reading stops at this error (the rest of the file cannot be read as lines).
+    fn is_fatal(&self) -> bool {
+        matches!(
+            self,
+            WordsError::LineTooLong { .. } | WordsError::TooMany { .. } | WordsError::Io(_)
+        )
+    }
+}
+
+/// Every bad line found (the first [`MAX_REPORTED`]) and how many there were.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BadWords {
+    pub errors: Vec<WordsError>,
+    pub count: usize,
+}
+
+impl BadWords {
+    /// The errors with the file name in front, as compilers print them: `names.txt:3:5: …`;
+    /// several bad lines as a count and one line each.
     pub fn at<'a>(&'a self, file: &'a str) -> impl fmt::Display + 'a {
-        struct At<'a>(&'a str, &'a WordsError);
+        struct At<'a>(&'a str, &'a BadWords);
         impl fmt::Display for At<'_> {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write!(f, "{}:{}", self.0, self.1)
+                let (file, bad) = (self.0, self.1);
+                if let [only] = bad.errors.as_slice() {
+                    // Errors of the whole file have no line number to stand after the name.
+                    let sep = if matches!(only, WordsError::Empty | WordsError::Io(_)) {
+                        ": "
+                    } else {
+                        ":"
+                    };
+                    return write!(f, "{file}{sep}{only}");
+                }
+                write!(f, "{file}: {} lines are not words", bad.count)?;
+                if bad.count > bad.errors.len() {
+                    write!(f, " (the first {} below)", bad.errors.len())?;
+                }
+                for e in &bad.errors {
+                    write!(f, "\n  {file}:{e}")?;
+                }
+                Ok(())
             }
         }
         At(file, self)
     }
 }
 
-/// Parses a words file. Lines end in `\n` or `\r\n`; blank (or whitespace-only) lines are
-/// skipped and a missing final newline is fine. Every other line must be a word of 1 to
-/// [`MAX_WORD_LEN`] letters a–z: the first line that is not is the error.
-pub fn parse_words(bytes: &[u8]) -> Result<Vec<Vec<Token>>, WordsError> {
-    let mut words = Vec::new();
-    for (index, raw) in bytes.split(|&b| b == b'\n').enumerate() {
-        let line = index + 1;
-        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
-        let text = std::str::from_utf8(raw).map_err(|e| WordsError::NotUtf8 {
-            line,
-            byte: e.valid_up_to() + 1,
-        })?;
-        if text.trim().is_empty() {
-            continue;
+/// One line's word, or why it is not one.
+fn parse_line(line: usize, raw: &[u8]) -> Result<Option<Vec<Token>>, WordsError> {
+    let raw = raw.strip_suffix(b"\n").unwrap_or(raw);
+    let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+    // A UTF-8 byte-order mark (Windows editors write one) is not part of the first word.
+    let raw = if line == 1 {
+        raw.strip_prefix("\u{feff}".as_bytes()).unwrap_or(raw)
+    } else {
+        raw
+    };
+    let text = std::str::from_utf8(raw).map_err(|e| WordsError::NotUtf8 {
+        line,
+        byte: e.valid_up_to() + 1,
+    })?;
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    let mut word = Vec::with_capacity(text.len());
+    for (i, ch) in text.chars().enumerate() {
+        let column = i + 1;
+        match Token::from_char(ch) {
+            Some(t) if t != Token::DOT => word.push(t),
+            _ if ch.is_ascii_uppercase() => {
+                return Err(WordsError::Uppercase { line, column, ch });
+            }
+            _ if !ch.is_ascii() && !describe(ch).starts_with("U+") => {
+                return Err(WordsError::NotAscii { line, column, ch });
+            }
+            _ => return Err(WordsError::BadChar { line, column, ch }),
         }
-        let mut word = Vec::with_capacity(text.len());
-        for (i, ch) in text.chars().enumerate() {
-            let column = i + 1;
-            match Token::from_char(ch) {
-                Some(t) if t != Token::DOT => word.push(t),
-                _ if ch.is_uppercase() => return Err(WordsError::Uppercase { line, column, ch }),
-                _ => return Err(WordsError::BadChar { line, column, ch }),
+    }
+    if word.len() > MAX_WORD_LEN {
+        return Err(WordsError::TooLong {
+            line,
+            len: word.len(),
+        });
+    }
+    Ok(Some(word))
+}
+
+/// Reads a words file from a stream. Lines end in `\n` or `\r\n`; blank (or whitespace-only)
+/// lines are skipped, a missing final newline and a leading byte-order mark are fine. Every
+/// other line must be a word of 1 to [`MAX_WORD_LEN`] letters a–z. Every bad line is reported
+/// (up to [`MAX_REPORTED`], with the count); a line over [`MAX_LINE_BYTES`], more than
+/// [`MAX_WORDS`] words or a read error stop the reading at once.
+pub fn read_words(reader: impl BufRead) -> Result<Vec<Vec<Token>>, BadWords> {
+    read_words_up_to(reader, MAX_WORDS)
+}
+
+/// [`read_words`] with another word limit than [`MAX_WORDS`].
+fn read_words_up_to(
+    mut reader: impl BufRead,
+    max_words: usize,
+) -> Result<Vec<Vec<Token>>, BadWords> {
+    let mut words = Vec::new();
+    let mut bad = BadWords {
+        errors: Vec::new(),
+        count: 0,
+    };
+    let mut buf = Vec::with_capacity(MAX_LINE_BYTES + 1);
+    for line in 1.. {
+        buf.clear();
+        let limit = (MAX_LINE_BYTES + 1) as u64;
+        let result = match (&mut reader).take(limit).read_until(b'\n', &mut buf) {
+            Ok(0) => break,
+            Ok(n) if n > MAX_LINE_BYTES => Err(WordsError::LineTooLong { line }),
+            Ok(_) if words.len() == max_words => Err(WordsError::TooMany { line }),
+            Ok(_) => parse_line(line, &buf),
+            Err(e) => Err(WordsError::Io(e.to_string())),
+        };
+        match result {
+            Ok(Some(word)) => words.push(word),
+            Ok(None) => {}
+            Err(e) => {
+                bad.count += 1;
+                let fatal = e.is_fatal();
+                if bad.errors.len() < MAX_REPORTED {
+                    bad.errors.push(e);
+                }
+                if fatal {
+                    break;
+                }
             }
         }
-        if word.len() > MAX_WORD_LEN {
-            return Err(WordsError::TooLong {
-                line,
-                len: word.len(),
-            });
-        }
-        words.push(word);
+    }
+    if bad.count > 0 {
+        return Err(bad);
     }
     if words.is_empty() {
-        return Err(WordsError::Empty);
+        return Err(BadWords {
+            errors: vec![WordsError::Empty],
+            count: 1,
+        });
     }
     Ok(words)
+}
+
+/// [`read_words`] of bytes in memory.
+pub fn parse_words(bytes: &[u8]) -> Result<Vec<Vec<Token>>, BadWords> {
+    read_words(bytes)
 }
 
 #[cfg(test)]
@@ -100,54 +269,60 @@ mod tests {
             .collect()
     }
 
+    fn first(bytes: &[u8]) -> WordsError {
+        parse_words(bytes).unwrap_err().errors[0].clone()
+    }
+
     #[test]
-    fn accepts_crlf_blank_lines_and_no_final_newline() {
+    fn accepts_crlf_blank_lines_bom_and_no_final_newline() {
         let w = parse_words(b"emma\r\n\r\nolivia\n\n  \nava").unwrap();
         assert_eq!(text(&w), ["emma", "olivia", "ava"]);
+        let w = parse_words("\u{feff}emma\r\nava\r\n".as_bytes()).unwrap();
+        assert_eq!(text(&w), ["emma", "ava"]);
     }
 
     #[test]
     fn names_the_line_and_column_of_a_bad_character() {
         assert_eq!(
-            parse_words(b"emma\nol-ivia\n"),
-            Err(WordsError::BadChar {
+            first(b"emma\nol-ivia\n"),
+            WordsError::BadChar {
                 line: 2,
                 column: 3,
                 ch: '-'
-            })
+            }
         );
         assert_eq!(
-            parse_words("emma\nzoë\n".as_bytes()),
-            Err(WordsError::BadChar {
+            first("emma\nzoë\n".as_bytes()),
+            WordsError::NotAscii {
                 line: 2,
                 column: 3,
                 ch: 'ë'
-            })
+            }
         );
         assert_eq!(
-            parse_words(b"a.b\n"),
-            Err(WordsError::BadChar {
+            first(b"a.b\n"),
+            WordsError::BadChar {
                 line: 1,
                 column: 2,
                 ch: '.'
-            })
+            }
         );
         assert_eq!(
-            parse_words(b"emma \n"),
-            Err(WordsError::BadChar {
+            first(b"emma \n"),
+            WordsError::BadChar {
                 line: 1,
                 column: 5,
                 ch: ' '
-            })
+            }
         );
         let e = parse_words(b"ok\nEmma\n").unwrap_err();
         assert_eq!(
-            e,
-            WordsError::Uppercase {
+            e.errors,
+            [WordsError::Uppercase {
                 line: 2,
                 column: 1,
                 ch: 'E'
-            }
+            }]
         );
         assert!(
             e.at("names.txt")
@@ -157,21 +332,86 @@ mod tests {
     }
 
     #[test]
+    fn invisible_and_non_ascii_characters_are_named() {
+        let msg = |bytes: &[u8]| first(bytes).to_string();
+        assert!(msg("a\u{a0}b".as_bytes()).contains("U+00A0 NO-BREAK SPACE"));
+        assert!(msg("ab\u{200b}".as_bytes()).contains("U+200B ZERO WIDTH SPACE"));
+        assert!(msg(b"a\tb").contains("U+0009 CHARACTER TABULATION"));
+        assert!(
+            msg("x\n\u{feff}ab".as_bytes()).contains("U+FEFF"),
+            "a BOM past line 1"
+        );
+        let e = msg("Émile".as_bytes());
+        assert!(e.contains("'É' (U+00C9)") && e.contains("iconv"), "{e}");
+        assert!(
+            !e.contains("tr A-Z a-z <"),
+            "tr alone cannot lowercase É: {e}"
+        );
+    }
+
+    #[test]
+    fn every_bad_line_is_counted_and_the_first_ones_listed() {
+        let mut text = String::new();
+        for i in 0..25 {
+            text.push_str(if i % 2 == 0 { "ok\n" } else { "n0\n" });
+        }
+        let e = parse_words(text.as_bytes()).unwrap_err();
+        assert_eq!(e.count, 12);
+        assert_eq!(e.errors.len(), MAX_REPORTED);
+        let shown = e.at("w.txt").to_string();
+        assert!(shown.starts_with("w.txt: 12 lines are not words (the first 10 below)"));
+        assert!(
+            shown.contains("\n  w.txt:2:2: '0' is not allowed"),
+            "{shown}"
+        );
+        assert_eq!(shown.lines().count(), 11);
+    }
+
+    #[test]
     fn rejects_invalid_utf8_empty_files_and_long_words() {
         assert_eq!(
-            parse_words(b"emma\nab\xffc\n"),
-            Err(WordsError::NotUtf8 { line: 2, byte: 3 })
+            first(b"emma\nab\xffc\n"),
+            WordsError::NotUtf8 { line: 2, byte: 3 }
         );
-        assert_eq!(parse_words(b""), Err(WordsError::Empty));
-        assert_eq!(parse_words(b"\n\r\n \n"), Err(WordsError::Empty));
+        assert_eq!(first(b""), WordsError::Empty);
+        assert_eq!(first(b"\n\r\n \n"), WordsError::Empty);
         let long = "a".repeat(MAX_WORD_LEN + 1);
         assert_eq!(
-            parse_words(long.as_bytes()),
-            Err(WordsError::TooLong {
+            first(long.as_bytes()),
+            WordsError::TooLong {
                 line: 1,
                 len: MAX_WORD_LEN + 1
-            })
+            }
         );
         assert!(parse_words("a".repeat(MAX_WORD_LEN).as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn endless_inputs_stop_at_the_limits() {
+        // /dev/zero: one endless line, refused after MAX_LINE_BYTES + 1 bytes.
+        let e = read_words(std::io::BufReader::new(std::io::repeat(0))).unwrap_err();
+        assert_eq!(e.errors, [WordsError::LineTooLong { line: 1 }]);
+        // `yes a`: endless words, refused after the word limit (a small one here: the real
+        // one, MAX_WORDS, takes about a gigabyte to reach).
+        let e = read_words_up_to(std::io::BufReader::new(YesA(0)), 1000).unwrap_err();
+        assert_eq!(e.errors, [WordsError::TooMany { line: 1001 }]);
+        assert_eq!(
+            read_words_up_to(&b"a\n".repeat(1000)[..], 1000)
+                .unwrap()
+                .len(),
+            1000
+        );
+    }
+
+    /// `yes a`: "a\n" forever.
+    struct YesA(u8);
+    impl Read for YesA {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            for b in buf.iter_mut() {
+                *b = if self.0 == 0 { b'a' } else { b'\n' };
+                self.0 ^= 1;
+            }
+            Ok(buf.len())
+        }
     }
 }

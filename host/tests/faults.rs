@@ -197,3 +197,39 @@ fn a_read_only_directory_is_a_clear_error_and_keeps_the_old_model() {
     assert_eq!(std::fs::read(&model).unwrap(), before);
     assert!(loadable(&model));
 }
+
+#[test]
+#[ignore = "mounts a tmpfs: needs root; .ci/run runs it"]
+fn a_secondary_output_that_fails_late_leaves_the_previous_model() {
+    // The curve and the plot fit nowhere (an 8 KiB disk), but the checks before the run pass:
+    // the failure comes at the end, and the model, committed last, must not have been replaced.
+    let dir = tempfile::tempdir().unwrap();
+    let data = words(dir.path());
+    let model = dir.path().join("model.cmlp");
+    train(&data, &model, "100").success();
+    let before = std::fs::read(&model).unwrap();
+    let disk = Mount::tmpfs("size=8k");
+    for (flag, name) in [("--curve", "loss.csv"), ("--plot", "loss.svg")] {
+        let out = charmlp()
+            .args(["train", "--steps", "3000", "--data"])
+            .arg(&data)
+            .arg("--out")
+            .arg(&model)
+            .arg(flag)
+            .arg(disk.0.join(name))
+            .output()
+            .unwrap();
+        let err = one_error_line(&out);
+        assert!(
+            err.contains(name) && err.contains("No space left on device"),
+            "{err}"
+        );
+        assert_eq!(
+            std::fs::read(&model).unwrap(),
+            before,
+            "{flag}: model replaced"
+        );
+        let left = std::fs::read_dir(&disk.0).unwrap().count();
+        assert_eq!(left, 0, "{flag}: files left on the full disk");
+    }
+}
