@@ -35,6 +35,8 @@ done
 fail() { echo "firmware/run.sh: $*" >&2; exit 1; }
 grep -q '^result: the loss fell$' "$work/train.log" || fail "training image: the loss did not fall"
 grep -q '^result: the model beats a uniform guess$' "$work/infer.log" || fail "inference image: bad model"
+grep -q "^largest shape's file length: refused" "$work/infer.log" ||
+    fail "inference image: Shape::file_len wrapped on a 32-bit target"
 for image in train infer; do
     names=$(grep -c '^name: [a-z]*$' "$work/$image.log" || true)
     [ "$names" -ge 5 ] || fail "$image image: $names names, expected at least 5"

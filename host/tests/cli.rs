@@ -466,7 +466,7 @@ fn exported_sources_compile_and_hold_the_model_exactly() {
     let trained = s.train(&data, "m.cmlp", &[]);
     // (A file name cannot hold '/', so "*/" cannot reach a comment this way; a unit test of
     // `comment_text` covers it.)
-    let model = s.path("m\n} fn evil() {} // \\ \"é\u{2028}\r\n#error x\n.cmlp");
+    let model = s.path("m\n} fn evil() {} \\ \"é\u{2028}\r\n#error x\n.cmlp");
     std::fs::copy(&trained, &model).unwrap();
     let bytes = std::fs::read(&model).unwrap();
 
