@@ -42,7 +42,7 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct TrainArgs {
-    /// Words file: one word a line, letters a-z [default: the built-in 5,163 US Census 1990 first names]
+    /// Words file (- for standard input): one word a line, letters a-z [default: the built-in 5,163 US Census 1990 first names]
     #[arg(long, value_name = "FILE")]
     pub data: Option<PathBuf>,
     /// Hidden width (64 or 200)
@@ -83,7 +83,7 @@ pub struct SampleArgs {
     #[arg(long, value_name = "FILE")]
     pub model: PathBuf,
     /// Number of names
-    #[arg(short = 'n', long = "count", default_value_t = 20)]
+    #[arg(short = 'n', long = "count", default_value_t = 20, value_parser = count_u64)]
     pub count: u64,
     /// Seed of the sampling (train prints the names of its own --seed)
     #[arg(long, default_value_t = DEFAULT_SEED)]
@@ -159,15 +159,37 @@ fn bench_steps(s: &str) -> Result<u64, String> {
 fn positive_f32(s: &str) -> Result<f32, String> {
     match s.parse::<f32>() {
         Ok(x) if x.is_finite() && x > 0.0 => Ok(x),
-        Ok(x) => Err(format!("{x} is not a positive finite number")),
+        Ok(x) => Err(format!(
+            "{s} is not a positive finite number{} (an f32 holds about 1.2e-38 to 3.4e38)",
+            reads_as(s, x)
+        )),
         Err(_) => Err(format!("{s:?} is not a number")),
     }
+}
+
+/// ", which reads as 0" where an f32 rounds what was typed to something else (1e-46 to 0,
+/// 1e39 to inf); nothing where it is the same.
+fn reads_as(s: &str, x: f32) -> String {
+    let typed: f64 = s.parse().unwrap_or(f64::NAN);
+    if f64::from(x) == typed || typed.is_nan() {
+        String::new()
+    } else {
+        format!(": it reads as {x} in f32")
+    }
+}
+
+fn count_u64(s: &str) -> Result<u64, String> {
+    s.parse::<u64>()
+        .map_err(|_| format!("{s:?} is not a whole number from 0 to {}", u64::MAX))
 }
 
 fn non_negative_f32(s: &str) -> Result<f32, String> {
     match s.parse::<f32>() {
         Ok(x) if x.is_finite() && x >= 0.0 => Ok(x),
-        Ok(x) => Err(format!("{x} is not a finite number of at least 0")),
+        Ok(x) => Err(format!(
+            "{s} is not a finite number of at least 0{}",
+            reads_as(s, x)
+        )),
         Err(_) => Err(format!("{s:?} is not a number")),
     }
 }
@@ -212,6 +234,13 @@ mod tests {
         for bad in ["0", "-0.1", "inf", "NaN"] {
             assert!(positive_f32(bad).is_err(), "{bad}");
         }
+        let e = positive_f32("1e-46").unwrap_err();
+        assert!(
+            e.starts_with("1e-46 is not") && e.contains("reads as 0"),
+            "{e}"
+        );
+        assert!(positive_f32("3.5e38").unwrap_err().contains("reads as inf"));
+        assert!(count_u64("1e1").unwrap_err().contains("not a whole number"));
         let hidden = one_of(&HIDDEN_WIDTHS);
         assert_eq!(hidden("200"), Ok(200));
         assert_eq!(

@@ -1,6 +1,7 @@
 //! From a words file to training examples: read, shuffle, split 80/10/10 by words, and build the
 //! context windows, as makemore does.
 
+use crate::shown;
 use crate::words::{self, BadWords, parse_words};
 use anyhow::{Context, Result, bail};
 use charmlp_core::{Contexts, Example, Token};
@@ -18,7 +19,26 @@ pub const BUILTIN_NAMES: &str = include_str!("../../data/census-1990-first-names
 /// Fewest words for which the 80/10/10 split leaves no split empty.
 pub const MIN_WORDS: usize = 10;
 
-/// The words of a file (or of the built-in list with `None`), checked. The file is read as a
+/// An input's name for messages: `standard input` for `-`.
+pub fn input_name(path: &Path) -> String {
+    if path.as_os_str() == "-" {
+        "standard input".into()
+    } else {
+        shown(path)
+    }
+}
+
+/// An input file, or standard input for `-`, with its name for messages.
+pub fn open_input(path: &Path) -> std::io::Result<(String, Box<dyn std::io::Read>)> {
+    let reader: Box<dyn std::io::Read> = if path.as_os_str() == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        Box::new(File::open(path)?)
+    };
+    Ok((input_name(path), reader))
+}
+
+/// The words of a file (`-`: standard input; `None`: the built-in list), checked. The file is read as a
 /// stream, its limits applied while reading (see [`crate::words`]).
 pub fn read_words(path: Option<&Path>) -> Result<Vec<Vec<Token>>> {
     let (name, words) = match path {
@@ -27,12 +47,9 @@ pub fn read_words(path: Option<&Path>) -> Result<Vec<Vec<Token>>> {
             parse_words(BUILTIN_NAMES.as_bytes()),
         ),
         Some(p) => {
-            let file = File::open(p)
-                .with_context(|| format!("{}: cannot read the words file", p.display()))?;
-            (
-                p.display().to_string(),
-                words::read_words(BufReader::new(file)),
-            )
+            let (name, file) = open_input(p)
+                .with_context(|| format!("{}: cannot read the words file", shown(p)))?;
+            (name, words::read_words(BufReader::new(file)))
         }
     };
     words.map_err(|e: BadWords| anyhow::anyhow!("{}", e.at(&name)))

@@ -26,6 +26,8 @@ pub const SMOOTHING: f32 = 0.01;
 pub struct Watch {
     smoothed: f32,
     limit: f32,
+    /// The first step of the current stretch of batch losses above the limit (or not finite).
+    above_since: Option<u64>,
 }
 
 impl Default for Watch {
@@ -39,6 +41,7 @@ impl Watch {
         Watch {
             smoothed: f32::NAN,
             limit: f32::NAN,
+            above_since: None,
         }
     }
 
@@ -52,8 +55,21 @@ impl Watch {
         self.smoothed
     }
 
+    /// The step whose update started the blow-up: the loss of step k is the first to show the
+    /// update made at step k − 1, so the blow-up began with the update before the first loss
+    /// of the current stretch above the limit.
+    pub fn blamed_step(&self, now: u64) -> u64 {
+        self.above_since.unwrap_or(now).saturating_sub(1)
+    }
+
     /// Takes one step's batch loss; `Err` with the reason if the run has diverged.
     pub fn step(&mut self, step: u64, loss: f32) -> Result<(), String> {
+        let above = !loss.is_finite() || (self.limit.is_finite() && loss > self.limit);
+        self.above_since = if above {
+            self.above_since.or(Some(step))
+        } else {
+            None
+        };
         if !loss.is_finite() {
             return Err(format!("the loss is {loss}"));
         }
@@ -65,7 +81,7 @@ impl Watch {
         }
         if step >= WARM_UP && self.smoothed > self.limit {
             return Err(format!(
-                "the smoothed loss is {:.2}, above {:.2} (1 nat worse than guessing uniformly \
+                "the smoothed loss is {:.4}, above {:.4} (1 nat worse than guessing uniformly \
                  or than the first step)",
                 self.smoothed, self.limit
             ));
@@ -74,20 +90,33 @@ impl Watch {
     }
 }
 
-/// The message of a run diverged at `step`: why, the learning rate that applied and the flag
-/// that sets it, a lower value to try, and that nothing was written.
-pub fn message(step: u64, why: &str, schedule: &StepDecay) -> String {
-    let lr = schedule.at(step);
-    let flag = if step >= schedule.decay_step {
-        "--lr-final"
+/// The message of a run found diverged at `step`, the blow-up begun by the update of
+/// `blamed` (see [`Watch::blamed_step`]): why, the learning rate that applied there and the flag
+/// that sets it, a value to try, and that nothing was written.
+///
+/// The value to try is the flag's default where the rate was above it (a rate 10× lower may
+/// well diverge too, and from 1e30 that would be thirty tries), and else a tenth of the rate.
+pub fn message(step: u64, blamed: u64, why: &str, schedule: &StepDecay) -> String {
+    let lr = schedule.at(blamed);
+    let (flag, default) = if blamed >= schedule.decay_step {
+        ("--lr-final", StepDecay::MAKEMORE.lr_final)
     } else {
-        "--lr"
+        ("--lr", StepDecay::MAKEMORE.lr)
+    };
+    let try_lr = if lr > default {
+        format!("{flag} {} (the default)", fmt_num(default))
+    } else {
+        format!("{flag} {}", fmt_num(lr / 10.0))
+    };
+    let at = if blamed + 1 < step {
+        format!(", blowing up from step {}", blamed + 1)
+    } else {
+        String::new()
     };
     format!(
-        "training diverged at step {step}: {why} ({flag} {} applies there); try a lower \
-         learning rate, e.g. {flag} {}. No model was written.",
+        "training diverged at step {step}{at}: {why} ({flag} {} applies there); try a lower \
+         learning rate, e.g. {try_lr}. No model was written.",
         fmt_num(lr),
-        fmt_num(lr / 10.0)
     )
 }
 
@@ -122,21 +151,46 @@ mod tests {
     }
 
     #[test]
+    fn the_blame_goes_to_the_update_before_the_first_bad_loss() {
+        let mut w = Watch::new();
+        w.step(0, 3.4).unwrap();
+        w.step(1, 3.3).unwrap();
+        w.step(2, 50.0).unwrap(); // the update of step 1 blew it up
+        w.step(3, 3.0).unwrap(); // back below: the stretch ends
+        for step in 4..WARM_UP {
+            w.step(step, 60.0).unwrap();
+        }
+        assert!(w.step(WARM_UP, 60.0).is_err());
+        assert_eq!(w.blamed_step(WARM_UP), 3);
+        let mut w = Watch::new();
+        assert!(w.step(0, 3.4).is_ok() && w.step(1, f32::NAN).is_err());
+        assert_eq!(w.blamed_step(1), 0);
+    }
+
+    #[test]
     fn the_message_names_the_flag_that_set_the_rate() {
         let schedule = StepDecay {
             lr: 1e30,
             decay_step: 100,
-            lr_final: 0.5,
+            lr_final: 0.005,
         };
-        let early = message(5, "x", &schedule);
+        // Found after the decay, begun before it: --lr is to blame.
+        let early = message(100, 3, "x", &schedule);
         assert!(
-            early.contains("--lr 1e30 applies") && early.contains("--lr 1e29"),
+            early.contains("--lr 1e30 applies") && early.contains("e.g. --lr 0.1 (the default)"),
             "{early}"
         );
-        let late = message(150, "x", &schedule);
+        assert!(early.contains("blowing up from step 4"), "{early}");
+        let late = message(150, 149, "x", &schedule);
         assert!(
-            late.contains("--lr-final 0.5 applies") && late.contains("--lr-final 0.05"),
+            late.contains("--lr-final 0.005 applies") && late.contains("e.g. --lr-final 0.0005."),
             "{late}"
         );
+        let f32_noise = StepDecay {
+            lr: 0.01,
+            decay_step: 10,
+            lr_final: 0.01,
+        };
+        assert!(message(1, 0, "x", &f32_noise).contains("--lr 0.001."));
     }
 }

@@ -46,13 +46,38 @@ pub fn stream(seed: u64, which: Stream) -> Xoshiro256PlusPlus {
 /// Longest sampled name; a name reaching it ends there.
 pub const MAX_NAME_LEN: usize = words::MAX_WORD_LEN;
 
-/// A number as people write it: `0.1`, `250`, `1e30`, `1e-7`; never 31 digits.
+/// A number as people write it: `0.1`, `250`, `1e30`, `1e-7`; never 31 digits, and to six
+/// significant digits, so that f32 noise such as 0.0009999999 (0.01 / 10) reads 0.001.
 pub fn fmt_num(x: f32) -> String {
+    let x: f64 = format!("{x:.5e}").parse().unwrap_or(f64::from(x));
     if x == 0.0 || (1e-4..1e6).contains(&x.abs()) {
         format!("{x}")
     } else {
         format!("{x:e}")
     }
+}
+
+/// A path as messages show it: control characters (a newline, an escape sequence that would
+/// recolour the terminal) and invisible direction or width controls escaped as `\u{1b}`, so
+/// that a hostile file name can neither split an error line nor hide in one.
+pub fn shown(path: &std::path::Path) -> String {
+    let invisible = |c: char| {
+        c.is_control()
+            || ('\u{200b}'..='\u{200f}').contains(&c)
+            || ('\u{2028}'..='\u{202e}').contains(&c)
+            || ('\u{2060}'..='\u{206f}').contains(&c)
+            || c == '\u{feff}'
+    };
+    path.to_string_lossy()
+        .chars()
+        .map(|c| {
+            if invisible(c) {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 /// `1 word`, `2 words`.
@@ -109,8 +134,8 @@ fn sample(args: &SampleArgs) -> Result<()> {
 fn eval(args: &EvalArgs) -> Result<()> {
     let model = load(&args.model)?;
     let words = read_words(Some(&args.data))?;
-    let splits =
-        split::<CONTEXT>(words, args.seed).map_err(|e| anyhow!("{}: {e}", args.data.display()))?;
+    let splits = split::<CONTEXT>(words, args.seed)
+        .map_err(|e| anyhow!("{}: {e}", data::input_name(&args.data)))?;
     let mut out = Out::new(true);
     with_model!(model, m => {
         let mut state = InferState::new();
@@ -138,7 +163,7 @@ fn export(args: &ExportArgs) -> Result<()> {
     let mut out = Out::new(true);
     out.line(format_args!(
         "export: wrote {} ({} bytes)",
-        args.out.display(),
+        shown(&args.out),
         source.len()
     ))?;
     out.flush()

@@ -2,11 +2,43 @@
 //! and exit status 1; usage errors are clap's, with status 2.
 
 use clap::Parser;
+
+/// An error message with every control character but the newline escaped: text from outside
+/// (an OS message quoting a path) cannot recolour or rewrite the terminal.
+fn printable(message: &str) -> String {
+    message
+        .chars()
+        .map(|c| {
+            if c.is_control() && c != '\n' {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
 use std::io::Write;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let cli = charmlp::cli::Cli::parse();
+    let cli = match charmlp::cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Help and version go to stdout, usage errors to stderr; a failed write of either
+            // (`--help > /dev/full`) is an error, not a silent success.
+            let code = e.exit_code();
+            return match e.print() {
+                Ok(()) => ExitCode::from(code as u8),
+                Err(io) if io.kind() == std::io::ErrorKind::BrokenPipe => {
+                    ExitCode::from(charmlp::stdout::CLOSED_EXIT)
+                }
+                Err(io) => {
+                    let _ = writeln!(std::io::stderr(), "error: cannot write the help: {io}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+    };
     let is_train = matches!(cli.command, charmlp::cli::Command::Train(_));
     match charmlp::run(cli.command) {
         // A reader that went away ends `sample`, `eval` and the like as SIGPIPE would; `train`
@@ -18,7 +50,7 @@ fn main() -> ExitCode {
         Err(e) => {
             // `{:#}` prints the whole chain of causes on one line, and never a backtrace. A
             // stderr that cannot be written to leaves nothing else to tell: no panic either.
-            let _ = writeln!(std::io::stderr(), "error: {e:#}");
+            let _ = writeln!(std::io::stderr(), "error: {}", printable(&format!("{e:#}")));
             ExitCode::FAILURE
         }
     }

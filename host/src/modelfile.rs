@@ -1,10 +1,10 @@
 //! Model files on disk: loading whichever built-in shape a file holds, with a bound on what is
 //! read (writing is [`crate::outputs`]'s).
 
+use crate::shown;
 use anyhow::{Context, Result, anyhow, bail};
 use charmlp_core::bytes::{MAGIC, peek_shape};
 use charmlp_core::{DefaultModel, Model, WideModel};
-use std::fs::File;
 use std::io::Read;
 use std::path::Path;
 
@@ -40,18 +40,19 @@ fn read_into<const E: usize, const T: usize, const H: usize>(
 /// of its models, and reading stops one byte past this bound (`--model /dev/zero` ends at once).
 pub const MAX_MODEL_BYTES: usize = WideModel::BYTES;
 
-/// Reads a model file of any built-in shape, at most [`MAX_MODEL_BYTES`] + 1 bytes of it. Every
+/// Reads a model file (`-`: standard input) of any built-in shape, at most [`MAX_MODEL_BYTES`] + 1 bytes of it. Every
 /// failure names the file and what is wrong.
 pub fn load(path: &Path) -> Result<AnyModel> {
-    let shown = path.display();
     let mut bytes = Vec::with_capacity(MAX_MODEL_BYTES + 1);
-    File::open(path)
-        .and_then(|f| f.take(MAX_MODEL_BYTES as u64 + 1).read_to_end(&mut bytes))
-        .with_context(|| format!("{shown}: cannot read the model file"))?;
+    let (name, file) = crate::data::open_input(path)
+        .with_context(|| format!("{}: cannot read the model file", shown(path)))?;
+    file.take(MAX_MODEL_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("{name}: cannot read the model file"))?;
     if bytes.len() > MAX_MODEL_BYTES && bytes.starts_with(&MAGIC) {
-        bail!("{shown}: longer than any model this build reads ({MAX_MODEL_BYTES} bytes at most)");
+        bail!("{name}: longer than any model this build reads ({MAX_MODEL_BYTES} bytes at most)");
     }
-    from_bytes(&bytes).map_err(|e| anyhow!("{shown}: {e}"))
+    from_bytes(&bytes).map_err(|e| anyhow!("{name}: {e}"))
 }
 
 /// A model from a file's bytes, of whichever built-in shape they hold; the loader's checks

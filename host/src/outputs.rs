@@ -16,10 +16,12 @@
 //!   longer runs (killed by SIGKILL or a power cut) is removed by the next write of the same
 //!   name; until then it is a hidden file that nothing reads.
 
+use crate::shown;
 use anyhow::{Context, Result, anyhow, bail};
 use std::ffi::OsString;
 use std::fs::{self, File, Metadata};
 use std::io::{BufWriter, Write};
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
 const TMP_SUFFIX: &str = ".charmlp-tmp";
@@ -45,6 +47,12 @@ fn resolve(given: &Path) -> Result<PathBuf> {
         match fs::symlink_metadata(&path) {
             Ok(m) if m.file_type().is_symlink() => {
                 let target = fs::read_link(&path)?;
+                if target.as_os_str().as_encoded_bytes().ends_with(b"/") {
+                    bail!(
+                        "a symbolic link to {}, a directory's path, not a file's",
+                        shown(&target)
+                    );
+                }
                 path = match path.parent() {
                     Some(dir) if target.is_relative() => dir.join(target),
                     _ => target,
@@ -62,7 +70,7 @@ fn resolve(given: &Path) -> Result<PathBuf> {
                     format!(
                         "directory {} does not exist or cannot be entered; create it first \
                          (mkdir -p)",
-                        parent.display()
+                        shown(parent)
                     )
                 })?;
                 return Ok(dir.join(name));
@@ -109,13 +117,37 @@ fn identity(_: &Metadata) -> Option<(u64, u64)> {
     None
 }
 
+/// The identity of the regular file a standard stream writes to, if it writes to one.
+fn stdio_identity(fd: std::os::fd::BorrowedFd<'_>) -> Option<(u64, u64)> {
+    let file = File::from(fd.try_clone_to_owned().ok()?);
+    let m = file.metadata().ok()?;
+    if m.is_file() { identity(&m) } else { None }
+}
+
 impl Output {
     /// Checks one output path (see the module rules); `flag` names it in messages.
     fn check(flag: &str, given: &Path) -> Result<Output> {
-        let shown = given.display();
+        let shown = shown(given);
         let names_dir = given.as_os_str().as_encoded_bytes().ends_with(b"/");
         if names_dir || given.file_name().is_none() {
             bail!("{flag} {shown}: names a directory, not a file");
+        }
+        if given.as_os_str() == "-" {
+            bail!(
+                "{flag} -: charmlp writes files, not standard output; give a file name \
+                 (to name a file '-', write ./-)"
+            );
+        }
+        // The kernel's view first: /dev/stdout and /proc/self/fd/N are links that only it can
+        // follow to a pipe or a terminal.
+        if let Ok(m) = fs::metadata(given)
+            && !m.is_file()
+        {
+            bail!(
+                "{flag} {shown}: is {}; charmlp writes only regular files and will not \
+                 replace it",
+                kind(&m)
+            );
         }
         let resolved = resolve(given).map_err(|e| anyhow!("{flag} {shown}: {e}"))?;
         let existing = match fs::metadata(&resolved) {
@@ -136,6 +168,20 @@ impl Output {
         // Proves the directory takes new files (permissions, read-only mounts) before the work.
         out.temp()
             .with_context(|| format!("{flag} {shown}: cannot create files beside it"))?;
+        // An immutable or append-only file (chattr +i, +a) cannot be replaced, though its
+        // directory takes new files; opening it for writing (without truncating) fails with
+        // EPERM exactly then. EACCES, a mode without write permission, is no obstacle to a
+        // rename and is not an error here.
+        if out.existing.is_some()
+            && let Err(e) = fs::OpenOptions::new().write(true).open(&out.resolved)
+            && e.kind() == std::io::ErrorKind::PermissionDenied
+            && e.raw_os_error() == Some(1)
+        {
+            bail!(
+                "{flag} {shown}: cannot be replaced ({e}); it may be immutable or append-only \
+                 (lsattr shows it): give another path"
+            );
+        }
         Ok(out)
     }
 
@@ -148,15 +194,29 @@ impl Output {
         self.resolved.parent().unwrap_or(Path::new("."))
     }
 
-    fn file_name(&self) -> OsString {
-        self.resolved.file_name().unwrap_or_default().to_os_string()
+    /// `.NAME.`, the start of this output's temporary files' names. A long name is cut so
+    /// that the whole temporary name (PID, random part and suffix add up to 40 bytes at most)
+    /// stays within the 255 bytes file systems allow, so any name that can be written can be
+    /// written atomically.
+    fn temp_stem(&self) -> OsString {
+        let name = self.resolved.file_name().unwrap_or_default();
+        let mut stem = OsString::from(".");
+        #[cfg(unix)]
+        {
+            use std::os::unix::ffi::OsStrExt;
+            let bytes = name.as_bytes();
+            stem.push(std::ffi::OsStr::from_bytes(&bytes[..bytes.len().min(200)]));
+        }
+        #[cfg(not(unix))]
+        stem.push(name);
+        stem.push(".");
+        stem
     }
 
     /// A new temporary file beside the target, with the mode the target will keep.
     fn temp(&self) -> std::io::Result<tempfile::NamedTempFile> {
-        let mut prefix = OsString::from(".");
-        prefix.push(self.file_name());
-        prefix.push(format!(".{}.", std::process::id()));
+        let mut prefix = self.temp_stem();
+        prefix.push(format!("{}.", std::process::id()));
         let mut builder = tempfile::Builder::new();
         builder.prefix(&prefix).suffix(TMP_SUFFIX);
         #[cfg(unix)]
@@ -188,9 +248,7 @@ impl Output {
 
     /// Removes temporary files of this name left by processes that no longer run.
     fn remove_stale_temps(&self) {
-        let mut prefix = OsString::from(".");
-        prefix.push(self.file_name());
-        prefix.push(".");
+        let prefix = self.temp_stem();
         let (Some(prefix), Ok(entries)) = (prefix.to_str(), fs::read_dir(self.dir())) else {
             return;
         };
@@ -220,7 +278,7 @@ impl Output {
         let tmp = self.temp().with_context(|| {
             format!(
                 "{}: cannot create a temporary file beside it",
-                self.given.display()
+                shown(&self.given)
             )
         })?;
         Ok(Pending {
@@ -248,12 +306,12 @@ impl Pending<'_> {
     pub fn write_all(&mut self, bytes: &[u8]) -> Result<()> {
         self.tmp
             .write_all(bytes)
-            .with_context(|| format!("{}: cannot write", self.output.given.display()))
+            .with_context(|| format!("{}: cannot write", shown(&self.output.given)))
     }
 
     /// Flushes to disk and renames over the target.
     pub fn commit(self) -> Result<()> {
-        let fail = |what: &str| format!("{}: cannot {what}", self.output.given.display());
+        let fail = |what: &str| format!("{}: cannot {what}", shown(&self.output.given));
         let tmp = self
             .tmp
             .into_inner()
@@ -269,7 +327,7 @@ impl Pending<'_> {
         {
             bail!(
                 "{}: is now {}; not replaced",
-                self.output.given.display(),
+                shown(&self.output.given),
                 kind(&m)
             );
         }
@@ -297,6 +355,15 @@ pub fn check(inputs: &[(&str, &Path)], outputs: &[(&str, &Path)]) -> Result<Vec<
         .map(|(flag, path)| Output::check(flag, path))
         .collect::<Result<Vec<_>>>()?;
     let mut seen: Vec<Seen> = Vec::new();
+    // Standard output and error are outputs too: a model written over them loses the lines.
+    for (name, id) in [
+        ("standard output", stdio_identity(std::io::stdout().as_fd())),
+        ("standard error", stdio_identity(std::io::stderr().as_fd())),
+    ] {
+        if id.is_some() {
+            seen.push((name, Path::new(""), id, None));
+        }
+    }
     for (flag, path) in inputs {
         let id = fs::metadata(path).ok().as_ref().and_then(identity);
         seen.push((flag, path, id, fs::canonicalize(path).ok()));
@@ -308,12 +375,19 @@ pub fn check(inputs: &[(&str, &Path)], outputs: &[(&str, &Path)]) -> Result<Vec<
                 (Some(a), Some(b)) => a == *b,
                 _ => other_resolved.as_ref() == Some(&out.resolved),
             };
+            if same && other.as_os_str().is_empty() {
+                bail!(
+                    "{flag} {} is this command's {other_flag}; writing the file would lose \
+                     what is printed: give {flag} another path",
+                    shown(path)
+                );
+            }
             if same {
                 bail!(
                     "{flag} {} and {other_flag} {} are the same file; writing one would \
                      destroy the other: give {flag} another path",
-                    path.display(),
-                    other.display()
+                    shown(path),
+                    shown(other)
                 );
             }
         }

@@ -1,6 +1,7 @@
 //! The loss curve as an SVG: log10 of the loss against step, as makemore plots it, with the
 //! axis labelled in loss values.
 
+use crate::shown;
 use anyhow::{Result, anyhow};
 use plotters::prelude::*;
 use std::path::Path;
@@ -93,7 +94,7 @@ impl LossSummary {
 /// and the periodic validation losses as points. `path` names the file in messages.
 pub fn loss_svg(path: &Path, losses: &LossSummary) -> Result<String> {
     let val = &losses.val;
-    let fail = |e: &dyn std::fmt::Display| anyhow!("{}: cannot draw the plot: {e}", path.display());
+    let fail = |e: &dyn std::fmt::Display| anyhow!("{}: cannot draw the plot: {e}", shown(path));
     let window = losses.window();
     let means: Vec<(f64, f64)> = losses
         .means()

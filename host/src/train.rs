@@ -7,14 +7,14 @@
 //! leaves the previous model intact.
 
 use crate::cli::{BATCH_SIZES, TrainArgs};
-use crate::data::{BUILTIN_NAME, Splits, read_words, split};
+use crate::data::{BUILTIN_NAME, Splits, input_name, read_words, split};
 use crate::diverge::{self, Watch};
 use crate::modelfile::{from_bytes, to_bytes};
 use crate::outputs::{self, Output};
 use crate::plot::LossSummary;
 use crate::progress::Progress;
 use crate::stdout::Out;
-use crate::{Stream, count, fmt_num, print_names, stream};
+use crate::{Stream, count, fmt_num, print_names, shown, stream};
 use anyhow::{Context, Result, anyhow, bail};
 use charmlp_core::{
     Batch, BnCalibration, CONTEXT, EMBED, InferState, Model, Params, StepDecay, TrainState, V,
@@ -91,7 +91,7 @@ fn train<const H: usize, const B: usize>(args: &TrainArgs) -> Result<()> {
     let source = args
         .data
         .as_ref()
-        .map_or(BUILTIN_NAME.to_string(), |p| p.display().to_string());
+        .map_or(BUILTIN_NAME.to_string(), |p| input_name(p));
     let words = read_words(args.data.as_deref())?;
     let n_words = words.len();
     let splits: Splits<CONTEXT> = split(words, args.seed).with_context(|| source.clone())?;
@@ -144,9 +144,9 @@ fn train<const H: usize, const B: usize>(args: &TrainArgs) -> Result<()> {
         let training = loop_started.elapsed().saturating_sub(report_time);
         done as f64 / training.as_secs_f64().max(1e-9)
     };
-    let diverged = |step: u64, why: &str| {
+    let diverged = |step: u64, blamed: u64, why: &str| {
         progress.finish();
-        anyhow!(diverge::message(step, why, &schedule))
+        anyhow!(diverge::message(step, blamed, why, &schedule))
     };
     for step in 0..args.steps {
         run.batch.sample(&mut batch_rng, &splits.train)?;
@@ -158,7 +158,9 @@ fn train<const H: usize, const B: usize>(args: &TrainArgs) -> Result<()> {
             &run.batch,
             lr,
         );
-        watch.step(step, loss).map_err(|why| diverged(step, &why))?;
+        if let Err(why) = watch.step(step, loss) {
+            return Err(diverged(step, watch.blamed_step(step), &why));
+        }
         summary.push(loss);
         let last = step + 1 == args.steps;
         if step % PARAM_CHECK_EVERY == 0 || last {
@@ -167,7 +169,8 @@ fn train<const H: usize, const B: usize>(args: &TrainArgs) -> Result<()> {
             // A blown-up model can keep a finite loss (softmax and tanh saturate), so the
             // parameters themselves are checked too.
             if let Some(name) = non_finite_tensor(&run.model.params) {
-                return Err(diverged(step, &format!("{name} holds NaN or infinity")));
+                let why = format!("{name} holds NaN or infinity");
+                return Err(diverged(step, watch.blamed_step(step), &why));
             }
         }
         let mut val = None;
@@ -213,6 +216,7 @@ fn train<const H: usize, const B: usize>(args: &TrainArgs) -> Result<()> {
     {
         return Err(diverged(
             last_step,
+            watch.blamed_step(last_step),
             &format!(
                 "calibration gives batch-norm statistics beyond f32 (unit {j}: mean {:e}, variance {:e})",
                 model.bn.mean[j], model.bn.var[j]
@@ -222,8 +226,10 @@ fn train<const H: usize, const B: usize>(args: &TrainArgs) -> Result<()> {
     // The model as it will be written, loaded back through the loader `sample` uses: what is
     // written is a model charmlp itself accepts.
     let bytes = to_bytes(model);
-    from_bytes(&bytes)
-        .map_err(|e| diverged(last_step, &format!("the trained model is unusable: {e:#}")))?;
+    from_bytes(&bytes).map_err(|e| {
+        let why = format!("the trained model is unusable: {e:#}");
+        diverged(last_step, watch.blamed_step(last_step), &why)
+    })?;
     let mut line = String::from("loss:");
     let mut train_loss = f64::NAN;
     for (name, split) in [
@@ -240,6 +246,7 @@ fn train<const H: usize, const B: usize>(args: &TrainArgs) -> Result<()> {
     if train_loss.is_nan() || train_loss > f64::from(watch.limit()) {
         return Err(diverged(
             last_step,
+            watch.blamed_step(last_step),
             &format!(
                 "the calibrated model's training loss is {train_loss:.4}, above {:.2}",
                 watch.limit()
@@ -250,17 +257,17 @@ fn train<const H: usize, const B: usize>(args: &TrainArgs) -> Result<()> {
 
     if let (Some(c), Some(target)) = (curve, &targets.curve) {
         c.commit()?;
-        out.line(format_args!("curve: wrote {}", target.path().display()))?;
+        out.line(format_args!("curve: wrote {}", shown(target.path())))?;
     }
     if let Some(plot) = &targets.plot {
         let svg = crate::plot::loss_svg(plot.path(), &summary)?;
         plot.write(svg.as_bytes())?;
-        out.line(format_args!("plot: wrote {}", plot.path().display()))?;
+        out.line(format_args!("plot: wrote {}", shown(plot.path())))?;
     }
     targets.model.write(&bytes)?;
     out.line(format_args!(
         "model: wrote {} ({} bytes)",
-        args.out.display(),
+        shown(&args.out),
         bytes.len()
     ))?;
 

@@ -14,9 +14,14 @@ pub const MAX_WORD_LEN: usize = 64;
 /// the file is not a word list (`/dev/zero`, a binary): reading stops there.
 pub const MAX_LINE_BYTES: usize = 1024;
 
-/// Most words read: far above any word list (a large dictionary holds a few hundred thousand)
-/// and about 2 GB of training examples; `yes | charmlp train --data /dev/stdin` stops here.
+/// Most words read: far above any word list (a large dictionary holds a few hundred thousand);
+/// `yes | charmlp train --data /dev/stdin` stops here.
 pub const MAX_WORDS: usize = 1 << 24;
+
+/// Most letters read, all words together (makemore's names.txt has 196,113): with the words'
+/// own storage this keeps a words file's memory under about 1.5 GB and its validation passes
+/// to a couple of seconds.
+pub const MAX_LETTERS: usize = 1 << 26;
 
 /// Bad lines listed in one error; the rest are counted.
 pub const MAX_REPORTED: usize = 10;
@@ -48,6 +53,16 @@ pub enum WordsError {
         ch: char,
     },
     #[error(
+        "{line}:{column}: {} is not a letter a-z; this build trains on a-z only, and words in \
+         other scripts cannot be transliterated to it",
+        describe(*ch)
+    )]
+    OtherScript {
+        line: usize,
+        column: usize,
+        ch: char,
+    },
+    #[error(
         "{line}:{column}: {} is not allowed; a word may only hold the letters a-z \
          ('.' marks the start and end of a word), one word a line",
         describe(*ch)
@@ -60,10 +75,27 @@ pub enum WordsError {
     #[error("{line}: word of {len} letters; the longest allowed is {MAX_WORD_LEN}")]
     TooLong { line: usize, len: usize },
     #[error(
-        "{line}: line of more than {MAX_LINE_BYTES} bytes; this is not a words file \
-         (one word of at most {MAX_WORD_LEN} letters a line)"
+        "{line}: line of more than {MAX_LINE_BYTES} bytes; {}",
+        if *bare_cr {
+            "its lines end in bare carriage returns (old Mac line endings): convert them \
+             first, e.g. `tr '\\r' '\\n' < FILE > unix.txt`"
+        } else {
+            "this is not a words file (one word of at most 64 letters a line)"
+        }
     )]
-    LineTooLong { line: usize },
+    LineTooLong { line: usize, bare_cr: bool },
+    #[error(
+        "{line}:{column}: a carriage return inside the line (old Mac line endings?); a words \
+         file's lines end in \\n or \\r\\n: convert it first, e.g. `tr '\\r' '\\n' < FILE > unix.txt`"
+    )]
+    BareCr { line: usize, column: usize },
+    #[error(
+        "{line}: more letters than the {MAX_LETTERS} allowed; sample the file first \
+         (e.g. `shuf -n 1000000 FILE > sample.txt`)"
+    )]
+    TooManyLetters { line: usize },
+    #[error("starts with CMLP: this is a charmlp model file, not a words file (one word a line)")]
+    ModelFile,
     #[error(
         "{line}: more words than the {MAX_WORDS} allowed; sample the file first \
          (e.g. `shuf -n 1000000 FILE > sample.txt`)"
@@ -75,31 +107,107 @@ pub enum WordsError {
     Io(String),
 }
 
-/// Names of the invisible characters a words file most often holds by accident.
-const INVISIBLE: [(char, &str); 14] = [
+/// Names of the invisible characters a words file most often holds by accident: the C0
+/// controls, DEL and NEL, and Unicode's spaces, joiners, marks and direction controls.
+const INVISIBLE: [(char, &str); 67] = [
     ('\0', "NULL"),
+    ('\x01', "START OF HEADING"),
+    ('\x02', "START OF TEXT"),
+    ('\x03', "END OF TEXT"),
+    ('\x04', "END OF TRANSMISSION"),
+    ('\x05', "ENQUIRY"),
+    ('\x06', "ACKNOWLEDGE"),
+    ('\x07', "BELL"),
+    ('\x08', "BACKSPACE"),
     ('\t', "CHARACTER TABULATION"),
+    ('\n', "LINE FEED"),
     ('\x0b', "LINE TABULATION"),
     ('\x0c', "FORM FEED"),
     ('\r', "CARRIAGE RETURN"),
+    ('\x0e', "SHIFT OUT"),
+    ('\x0f', "SHIFT IN"),
+    ('\x10', "DATA LINK ESCAPE"),
+    ('\x11', "DEVICE CONTROL ONE"),
+    ('\x12', "DEVICE CONTROL TWO"),
+    ('\x13', "DEVICE CONTROL THREE"),
+    ('\x14', "DEVICE CONTROL FOUR"),
+    ('\x15', "NEGATIVE ACKNOWLEDGE"),
+    ('\x16', "SYNCHRONOUS IDLE"),
+    ('\x17', "END OF TRANSMISSION BLOCK"),
+    ('\x18', "CANCEL"),
+    ('\x19', "END OF MEDIUM"),
+    ('\x1a', "SUBSTITUTE"),
+    ('\x1b', "ESCAPE"),
+    ('\x1c', "INFORMATION SEPARATOR FOUR"),
+    ('\x1d', "INFORMATION SEPARATOR THREE"),
+    ('\x1e', "INFORMATION SEPARATOR TWO"),
+    ('\x1f', "INFORMATION SEPARATOR ONE"),
     (' ', "SPACE"),
+    ('\x7f', "DELETE"),
+    ('\u{85}', "NEXT LINE"),
     ('\u{a0}', "NO-BREAK SPACE"),
     ('\u{ad}', "SOFT HYPHEN"),
+    ('\u{180e}', "MONGOLIAN VOWEL SEPARATOR"),
+    ('\u{2000}', "EN QUAD"),
+    ('\u{2001}', "EM QUAD"),
+    ('\u{2002}', "EN SPACE"),
+    ('\u{2003}', "EM SPACE"),
+    ('\u{2004}', "THREE-PER-EM SPACE"),
+    ('\u{2005}', "FOUR-PER-EM SPACE"),
+    ('\u{2006}', "SIX-PER-EM SPACE"),
+    ('\u{2007}', "FIGURE SPACE"),
+    ('\u{2008}', "PUNCTUATION SPACE"),
+    ('\u{2009}', "THIN SPACE"),
+    ('\u{200a}', "HAIR SPACE"),
     ('\u{200b}', "ZERO WIDTH SPACE"),
     ('\u{200c}', "ZERO WIDTH NON-JOINER"),
     ('\u{200d}', "ZERO WIDTH JOINER"),
+    ('\u{200e}', "LEFT-TO-RIGHT MARK"),
+    ('\u{200f}', "RIGHT-TO-LEFT MARK"),
     ('\u{2028}', "LINE SEPARATOR"),
+    ('\u{2029}', "PARAGRAPH SEPARATOR"),
+    ('\u{202a}', "LEFT-TO-RIGHT EMBEDDING"),
+    ('\u{202b}', "RIGHT-TO-LEFT EMBEDDING"),
+    ('\u{202c}', "POP DIRECTIONAL FORMATTING"),
+    ('\u{202d}', "LEFT-TO-RIGHT OVERRIDE"),
+    ('\u{202e}', "RIGHT-TO-LEFT OVERRIDE"),
+    ('\u{202f}', "NARROW NO-BREAK SPACE"),
     ('\u{2060}', "WORD JOINER"),
+    ('\u{2066}', "LEFT-TO-RIGHT ISOLATE"),
+    ('\u{2067}', "RIGHT-TO-LEFT ISOLATE"),
+    ('\u{3000}', "IDEOGRAPHIC SPACE"),
     ('\u{feff}', "ZERO WIDTH NO-BREAK SPACE (byte-order mark)"),
 ];
 
+/// Characters that show as nothing, or combine with the one before them, when printed: these
+/// are shown by code point only.
+fn is_invisible(ch: char) -> bool {
+    const RANGES: [(char, char); 9] = [
+        ('\u{0300}', '\u{036f}'),   // combining diacritical marks
+        ('\u{1ab0}', '\u{1aff}'),   // combining marks, extended
+        ('\u{1dc0}', '\u{1dff}'),   // combining marks, supplement
+        ('\u{2000}', '\u{206f}'),   // general punctuation's spaces and format controls
+        ('\u{20d0}', '\u{20ff}'),   // combining marks for symbols
+        ('\u{fe00}', '\u{fe0f}'),   // variation selectors
+        ('\u{fe20}', '\u{fe2f}'),   // combining half marks
+        ('\u{e0000}', '\u{e007f}'), // tags
+        ('\u{e0100}', '\u{e01ef}'), // variation selectors, supplement
+    ];
+    ch.is_control() || ch.is_whitespace() || RANGES.iter().any(|&(lo, hi)| (lo..=hi).contains(&ch))
+}
+
+/// A Latin letter with a diacritic (é, ß, ł, ŵ): transliteration to a–z works for these.
+fn is_latin(ch: char) -> bool {
+    ('\u{c0}'..='\u{24f}').contains(&ch) || ('\u{1e00}'..='\u{1eff}').contains(&ch)
+}
+
 /// A character as a message shows it: `'é' (U+00E9)`, or for an invisible one its code point
-/// and name, `U+00A0 NO-BREAK SPACE`.
+/// and, for the usual suspects, its name: `U+00A0 NO-BREAK SPACE`.
 pub fn describe(ch: char) -> String {
     let code = format!("U+{:04X}", u32::from(ch));
     if let Some((_, name)) = INVISIBLE.iter().find(|(c, _)| *c == ch) {
         format!("{code} {name}")
-    } else if ch.is_control() || ch.is_whitespace() || ('\u{2000}'..='\u{206f}').contains(&ch) {
+    } else if is_invisible(ch) {
         format!("{code} (an invisible character)")
     } else if ch.is_ascii() {
         format!("'{ch}'")
@@ -113,7 +221,11 @@ impl WordsError {
     fn is_fatal(&self) -> bool {
         matches!(
             self,
-            WordsError::LineTooLong { .. } | WordsError::TooMany { .. } | WordsError::Io(_)
+            WordsError::LineTooLong { .. }
+                | WordsError::TooMany { .. }
+                | WordsError::TooManyLetters { .. }
+                | WordsError::Io(_)
+                | WordsError::ModelFile
         )
     }
 }
@@ -135,7 +247,10 @@ impl BadWords {
                 let (file, bad) = (self.0, self.1);
                 if let [only] = bad.errors.as_slice() {
                     // Errors of the whole file have no line number to stand after the name.
-                    let sep = if matches!(only, WordsError::Empty | WordsError::Io(_)) {
+                    let sep = if matches!(
+                        only,
+                        WordsError::Empty | WordsError::Io(_) | WordsError::ModelFile
+                    ) {
                         ": "
                     } else {
                         ":"
@@ -156,10 +271,21 @@ impl BadWords {
     }
 }
 
+/// A line without its `\n` or `\r\n`.
+fn content(raw: &[u8]) -> &[u8] {
+    let raw = raw.strip_suffix(b"\n").unwrap_or(raw);
+    raw.strip_suffix(b"\r").unwrap_or(raw)
+}
+
 /// One line's word, or why it is not one.
 fn parse_line(line: usize, raw: &[u8]) -> Result<Option<Vec<Token>>, WordsError> {
-    let raw = raw.strip_suffix(b"\n").unwrap_or(raw);
-    let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+    let raw = content(raw);
+    if let Some(at) = raw.iter().position(|&b| b == b'\r') {
+        return Err(WordsError::BareCr {
+            line,
+            column: at + 1,
+        });
+    }
     // A UTF-8 byte-order mark (Windows editors write one) is not part of the first word.
     let raw = if line == 1 {
         raw.strip_prefix("\u{feff}".as_bytes()).unwrap_or(raw)
@@ -181,8 +307,9 @@ fn parse_line(line: usize, raw: &[u8]) -> Result<Option<Vec<Token>>, WordsError>
             _ if ch.is_ascii_uppercase() => {
                 return Err(WordsError::Uppercase { line, column, ch });
             }
-            _ if !ch.is_ascii() && !describe(ch).starts_with("U+") => {
-                return Err(WordsError::NotAscii { line, column, ch });
+            _ if is_latin(ch) => return Err(WordsError::NotAscii { line, column, ch }),
+            _ if !ch.is_ascii() && !is_invisible(ch) => {
+                return Err(WordsError::OtherScript { line, column, ch });
             }
             _ => return Err(WordsError::BadChar { line, column, ch }),
         }
@@ -202,32 +329,53 @@ fn parse_line(line: usize, raw: &[u8]) -> Result<Option<Vec<Token>>, WordsError>
 /// (up to [`MAX_REPORTED`], with the count); a line over [`MAX_LINE_BYTES`], more than
 /// [`MAX_WORDS`] words or a read error stop the reading at once.
 pub fn read_words(reader: impl BufRead) -> Result<Vec<Vec<Token>>, BadWords> {
-    read_words_up_to(reader, MAX_WORDS)
+    read_words_up_to(reader, MAX_WORDS, MAX_LETTERS)
 }
 
 /// [`read_words`] with another word limit than [`MAX_WORDS`].
 fn read_words_up_to(
     mut reader: impl BufRead,
     max_words: usize,
+    max_letters: usize,
 ) -> Result<Vec<Vec<Token>>, BadWords> {
     let mut words = Vec::new();
     let mut bad = BadWords {
         errors: Vec::new(),
         count: 0,
     };
-    let mut buf = Vec::with_capacity(MAX_LINE_BYTES + 1);
+    if reader.fill_buf().is_ok_and(|b| b.starts_with(b"CMLP")) {
+        return Err(BadWords {
+            errors: vec![WordsError::ModelFile],
+            count: 1,
+        });
+    }
+    // A line's limit counts its content, not its `\n` or `\r\n`: read up to two bytes more.
+    let mut buf = Vec::with_capacity(MAX_LINE_BYTES + 2);
+    let mut letters = 0usize;
     for line in 1.. {
         buf.clear();
-        let limit = (MAX_LINE_BYTES + 1) as u64;
+        let limit = (MAX_LINE_BYTES + 2) as u64;
         let result = match (&mut reader).take(limit).read_until(b'\n', &mut buf) {
             Ok(0) => break,
-            Ok(n) if n > MAX_LINE_BYTES => Err(WordsError::LineTooLong { line }),
+            Ok(_) if content(&buf).len() > MAX_LINE_BYTES => Err(WordsError::LineTooLong {
+                line,
+                bare_cr: buf.contains(&b'\r'),
+            }),
             Ok(_) if words.len() == max_words => Err(WordsError::TooMany { line }),
             Ok(_) => parse_line(line, &buf),
             Err(e) => Err(WordsError::Io(e.to_string())),
         };
         match result {
-            Ok(Some(word)) => words.push(word),
+            Ok(Some(word)) if letters + word.len() > max_letters => {
+                bad.count += 1;
+                bad.errors.truncate(MAX_REPORTED - 1);
+                bad.errors.push(WordsError::TooManyLetters { line });
+                break;
+            }
+            Ok(Some(word)) => {
+                letters += word.len();
+                words.push(word);
+            }
             Ok(None) => {}
             Err(e) => {
                 bad.count += 1;
@@ -390,17 +538,51 @@ mod tests {
     fn endless_inputs_stop_at_the_limits() {
         // /dev/zero: one endless line, refused after MAX_LINE_BYTES + 1 bytes.
         let e = read_words(std::io::BufReader::new(std::io::repeat(0))).unwrap_err();
-        assert_eq!(e.errors, [WordsError::LineTooLong { line: 1 }]);
+        assert_eq!(
+            e.errors,
+            [WordsError::LineTooLong {
+                line: 1,
+                bare_cr: false
+            }]
+        );
         // `yes a`: endless words, refused after the word limit (a small one here: the real
         // one, MAX_WORDS, takes about a gigabyte to reach).
-        let e = read_words_up_to(std::io::BufReader::new(YesA(0)), 1000).unwrap_err();
+        let e = read_words_up_to(std::io::BufReader::new(YesA(0)), 1000, 5000).unwrap_err();
         assert_eq!(e.errors, [WordsError::TooMany { line: 1001 }]);
-        assert_eq!(
-            read_words_up_to(&b"a\n".repeat(1000)[..], 1000)
-                .unwrap()
-                .len(),
-            1000
-        );
+        let ok = read_words_up_to(&b"a\n".repeat(1000)[..], 1000, 1000).unwrap();
+        assert_eq!(ok.len(), 1000);
+        // Long words reach the letter limit first.
+        let e = read_words_up_to(&b"abcd\n".repeat(1000)[..], 1000, 2000).unwrap_err();
+        assert_eq!(e.errors, [WordsError::TooManyLetters { line: 501 }]);
+    }
+
+    #[test]
+    fn the_line_limit_counts_content_whatever_the_line_ending() {
+        // A blank line of exactly the limit is read (and skipped); one byte more is refused.
+        let blank = " ".repeat(MAX_LINE_BYTES);
+        for ending in ["\n", "\r\n", ""] {
+            let text = format!("anna\n{blank}{ending}");
+            assert!(parse_words(text.as_bytes()).is_ok(), "{ending:?}");
+            let text = format!("anna\n{blank} {ending}");
+            assert!(
+                matches!(
+                    first(text.as_bytes()),
+                    WordsError::LineTooLong { line: 2, .. }
+                ),
+                "{ending:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn bare_carriage_returns_and_model_files_get_their_own_hint() {
+        let e = first(b"anna\rbob\rcyd\r");
+        assert_eq!(e, WordsError::BareCr { line: 1, column: 5 });
+        assert!(e.to_string().contains("tr '\\r' '\\n'"), "{e}");
+        let long = b"anna\r".repeat(300);
+        let e = first(&long);
+        assert!(e.to_string().contains("tr '\\r' '\\n'"), "{e}");
+        assert_eq!(first(b"CMLP\x01\x00"), WordsError::ModelFile);
     }
 
     /// `yes a`: "a\n" forever.

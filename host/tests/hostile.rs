@@ -296,16 +296,31 @@ fn a_symlink_is_written_through_and_a_replaced_file_keeps_its_mode() {
 }
 
 /// Spawns `args` with stdout a pipe whose reading end is closed at once.
+/// Runs `args` with stdout a pipe whose reading end is closed before the command starts.
+///
+/// Other tests of this binary spawn processes from other threads at the same time, and a child
+/// forked between `pipe()` and its exec briefly holds a copy of every descriptor, the reading
+/// end included: a short output can then fit in the pipe and succeed. A command whose output
+/// never meets EPIPE fails every attempt; one that meets it passes on the first attempt that is
+/// not raced, so a few attempts make the test deterministic in effect.
 fn with_closed_stdout(args: &[&str], extra: &[&Path]) -> std::process::Output {
-    let mut child = bin()
-        .args(args)
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    drop(child.stdout.take());
-    child.wait_with_output().unwrap()
+    let mut last = None;
+    for _ in 0..5 {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = bin()
+            .args(args)
+            .args(extra)
+            .stdout(writer)
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        if out.status.code() != Some(0) || args[0] == "train" {
+            return out;
+        }
+        last = Some(out);
+    }
+    last.unwrap()
 }
 
 #[test]
@@ -587,4 +602,146 @@ fn messages_name_characters_count_every_bad_line_and_say_what_works() {
     let ok = String::from_utf8(ok).unwrap();
     assert!(ok.contains(", 1 step, lr 0.1 then 0.01"), "{ok}");
     assert!(ok.contains("20 words"), "{ok}");
+}
+
+#[test]
+fn a_diverged_run_blames_the_rate_that_did_it_and_suggests_one_that_trains() {
+    let d = Dir::new();
+    let data = d.words();
+    // Blown up by --lr at the first steps, found after the decay at step 100: --lr is to blame,
+    // and the suggestion is the default rather than 10× lower (which diverges as well).
+    let e = fails(
+        charmlp()
+            .args([
+                "train",
+                "--steps",
+                "2000",
+                "--lr",
+                "50",
+                "--lr-decay-step",
+                "100",
+            ])
+            .arg("--data")
+            .arg(&data)
+            .arg("--out")
+            .arg(d.path("m.cmlp")),
+        &["(--lr 50 applies there)", "e.g. --lr 0.1 (the default)"],
+    );
+    assert!(!e.contains("--lr-final"), "{e}");
+    // Blown up by --lr-final after the decay: --lr-final is to blame.
+    let e = fails(
+        charmlp()
+            .args(["train", "--steps", "2000", "--lr-decay-step", "300"])
+            .args(["--lr-final", "400", "--data"])
+            .arg(&data)
+            .arg("--out")
+            .arg(d.path("m.cmlp")),
+        &["--lr-final 400 applies", "--lr-final 0.01 (the default)"],
+    );
+    assert!(!e.contains("99999"), "{e}");
+}
+
+#[test]
+fn hostile_names_and_odd_paths_get_one_clean_line() {
+    let d = Dir::new();
+    let data = d.words();
+    // A newline and an escape sequence in a file name: one line, no raw ESC.
+    let e = fails(
+        charmlp().args(["sample", "--model", "no\nfile\x1b[31mRED"]),
+        &["no\\u{a}file\\u{1b}[31mRED", "cannot read the model file"],
+    );
+    assert_eq!(e.trim_end().lines().count(), 1, "{e}");
+    // `-` is standard input for inputs, and refused for outputs.
+    fails(
+        charmlp()
+            .args(["train", "--steps", "10", "--out", "-", "--data"])
+            .arg(&data),
+        &["--out -", "not standard output"],
+    );
+    let model = d.path("stdin.cmlp");
+    charmlp()
+        .args(["train", "--steps", "10", "--data", "-", "--out"])
+        .arg(&model)
+        .pipe_stdin(&data)
+        .unwrap()
+        .assert()
+        .success();
+    charmlp()
+        .args(["sample", "-n", "2", "--model", "-"])
+        .pipe_stdin(&model)
+        .unwrap()
+        .assert()
+        .success();
+    // The process's own stdout, through /dev/stdout: refused, not replaced under the printing.
+    let so = d.path("so.txt");
+    let out = bin()
+        .args(["train", "--steps", "10", "--out", "/dev/stdout", "--data"])
+        .arg(&data)
+        .stdout(std::fs::File::create(&so).unwrap())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is this command's standard output"));
+    // A link whose target is a directory's path ("dir/") is not written as a file.
+    std::os::unix::fs::symlink(d.path("newdir/"), d.path("dslash")).unwrap();
+    fails(
+        charmlp()
+            .args(["train", "--steps", "10", "--data"])
+            .arg(&data)
+            .arg("--out")
+            .arg(d.path("dslash")),
+        &["a directory's path"],
+    );
+    assert!(!d.path("newdir").exists());
+    // The longest name a file system allows can be written: the temporary name is cut to fit.
+    let long = d.path(&"a".repeat(250));
+    charmlp()
+        .args(["train", "--steps", "10", "--data"])
+        .arg(&data)
+        .arg("--out")
+        .arg(&long)
+        .assert()
+        .success();
+    assert!(long.is_file());
+}
+
+#[test]
+fn help_to_a_full_stdout_is_an_error() {
+    let Ok(full) = std::fs::OpenOptions::new().write(true).open("/dev/full") else {
+        println!("skipped: this system has no /dev/full");
+        return;
+    };
+    let out = bin().arg("--help").stdout(full).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("No space left"));
+}
+
+#[test]
+fn words_files_from_elsewhere_get_the_hint_that_fits() {
+    let d = Dir::new();
+    let out = d.path("never.cmlp");
+    let train = |data: &Path| {
+        let mut c = charmlp();
+        c.args(["train", "--steps", "1", "--data"])
+            .arg(data)
+            .arg("--out")
+            .arg(&out);
+        c
+    };
+    let mac = d.write("mac.txt", "anna\rbob\rcyd\r");
+    fails(
+        &mut train(&mac),
+        &["mac.txt:1:5", "carriage return", "tr '\\r' '\\n'"],
+    );
+    let cyrillic = d.write("ru.txt", "иван\n");
+    let e = fails(
+        &mut train(&cyrillic),
+        &["ru.txt:1:1", "'и' (U+0438)", "other scripts"],
+    );
+    assert!(!e.contains("iconv"), "iconv turns Cyrillic into '?': {e}");
+    let model = d.model("m.cmlp");
+    fails(
+        &mut train(&model),
+        &["m.cmlp", "a charmlp model file, not a words file"],
+    );
 }
