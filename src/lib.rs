@@ -3,7 +3,7 @@
 //! core for finite-difference gradient checks.
 
 use charmlp_core::train::Batch;
-use charmlp_core::{Contexts, Example, Params, Token, V};
+use charmlp_core::{Contexts, Example, Model, Params, Token, V};
 use rand_core::SeedableRng;
 use std::path::PathBuf;
 
@@ -54,6 +54,28 @@ pub fn random_batch<const T: usize, const B: usize>(rng: &mut Rng) -> Batch<T, B
         batch.y[b] = token();
     }
     batch
+}
+
+/// The default model after `steps` steps of the default recipe on batches of `examples` drawn
+/// with `rng` (which goes on to draw the batches a test checks): parameters and batch-norm
+/// statistics of a partly trained model, with peaked softmaxes, not those of the init.
+pub fn trained_default_model(
+    examples: &[Example<3>],
+    steps: u64,
+    rng: &mut Rng,
+) -> Box<charmlp_core::DefaultModel> {
+    use charmlp_core::{DefaultBatch, DefaultTrainState, StepDecay, train_step};
+    let mut model = Box::new(charmlp_core::DefaultModel::zeroed());
+    model.init(rng);
+    let mut grads = Box::new(Params::zeroed());
+    let mut state = Box::new(DefaultTrainState::new());
+    let mut batch = DefaultBatch::new();
+    for step in 0..steps {
+        batch.sample(rng, examples).expect("examples to draw from");
+        let lr = StepDecay::MAKEMORE.at(step);
+        train_step(&mut model, &mut grads, &mut state, &batch, lr);
+    }
+    model
 }
 
 /// Freshly initialised parameters, on the heap.
@@ -134,6 +156,28 @@ pub fn numeric_grad<const E: usize, const T: usize, const H: usize, const B: usi
     let minus = loss_f64::<E, T, H, B>(p, batch);
     p.0[tensor][index] = x;
     (plus - minus) / (2.0 * eps)
+}
+
+/// A model's file bytes.
+pub fn bytes_of<const E: usize, const T: usize, const H: usize>(m: &Model<E, T, H>) -> Vec<u8> {
+    let mut out = vec![0u8; Model::<E, T, H>::BYTES];
+    assert_eq!(m.write_bytes(&mut out), Ok(out.len()));
+    out
+}
+
+/// Every parameter's bit pattern, in `Params::NAMES` order: for bit-exact comparisons.
+pub fn param_bits<const E: usize, const T: usize, const H: usize>(p: &Params<E, T, H>) -> Vec<u32> {
+    p.tensors()
+        .iter()
+        .flat_map(|t| t.iter().map(|x| x.to_bits()))
+        .collect()
+}
+
+/// [`param_bits`] of a model, then its batch-norm statistics' bits.
+pub fn bits<const E: usize, const T: usize, const H: usize>(m: &Model<E, T, H>) -> Vec<u32> {
+    let mut v = param_bits(&m.params);
+    v.extend(m.bn.mean.iter().chain(&m.bn.var).map(|x| x.to_bits()));
+    v
 }
 
 /// Largest |a − b| over two equally long slices.

@@ -3,8 +3,10 @@
 
 use charmlp_core::reference::ReferenceState;
 use charmlp_core::train::Batch;
-use charmlp_core::{Params, StepDecay, Token, TrainState, V, train_step};
-use charmlp_workspace::{examples_of, load_names, max_abs, max_abs_diff, random_batch, rng};
+use charmlp_core::{Params, Token, TrainState, V};
+use charmlp_workspace::{
+    examples_of, load_names, max_abs, max_abs_diff, random_batch, rng, trained_default_model,
+};
 
 /// Fused and reference gradients of all seven tensors for one model and batch.
 fn both_gradients<const E: usize, const T: usize, const H: usize, const B: usize>(
@@ -81,21 +83,8 @@ fn fused_matches_reference_after_training_on_names() {
     // batch-norm statistics are no longer those of the initialisation.
     let examples = examples_of::<3>(&load_names());
     let mut rng = rng(12);
-    let mut model = Box::new(charmlp_core::DefaultModel::zeroed());
-    model.init(&mut rng);
-    let mut grads = Box::new(Params::zeroed());
-    let mut state = Box::new(charmlp_core::DefaultTrainState::new());
+    let model = trained_default_model(&examples, 2_000, &mut rng);
     let mut batch = charmlp_core::DefaultBatch::new();
-    for step in 0..2_000 {
-        batch.sample(&mut rng, &examples).unwrap();
-        train_step(
-            &mut model,
-            &mut grads,
-            &mut state,
-            &batch,
-            StepDecay::MAKEMORE.at(step),
-        );
-    }
     for _ in 0..3 {
         batch.sample(&mut rng, &examples).unwrap();
         let (f, r) = both_gradients(&model.params, &batch);

@@ -1,8 +1,8 @@
 //! The model file: exact round trips, and every kind of corruption rejected with its own error.
 
 use charmlp_core::bytes::{BufferTooSmall, HEADER_LEN, LoadError, Shape, peek_shape};
-use charmlp_core::{DefaultModel, Model, WideModel};
-use charmlp_workspace::rng;
+use charmlp_core::{DefaultModel, WideModel};
+use charmlp_workspace::{bits, bytes_of, rng};
 
 fn trained_looking_model(seed: u64) -> Box<DefaultModel> {
     let mut m = Box::new(DefaultModel::zeroed());
@@ -13,23 +13,6 @@ fn trained_looking_model(seed: u64) -> Box<DefaultModel> {
         m.bn.var[j] = 0.5 + j as f32;
     }
     m
-}
-
-fn bytes_of<const E: usize, const T: usize, const H: usize>(m: &Model<E, T, H>) -> Vec<u8> {
-    let mut out = vec![0u8; Model::<E, T, H>::BYTES];
-    assert_eq!(m.write_bytes(&mut out), Ok(out.len()));
-    out
-}
-
-fn bits<const E: usize, const T: usize, const H: usize>(m: &Model<E, T, H>) -> Vec<u32> {
-    let mut v: Vec<u32> = m
-        .params
-        .tensors()
-        .iter()
-        .flat_map(|t| t.iter().map(|x| x.to_bits()))
-        .collect();
-    v.extend(m.bn.mean.iter().chain(&m.bn.var).map(|x| x.to_bits()));
-    v
 }
 
 #[test]

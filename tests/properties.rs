@@ -5,7 +5,9 @@
 use charmlp_core::bytes::{HEADER_LEN, LoadError, reseal};
 use charmlp_core::reference::ReferenceState;
 use charmlp_core::{Example, InferState, Model, Params, Temperature, TrainState};
-use charmlp_workspace::{FlatParams, max_abs, max_abs_diff, numeric_grad, random_batch, rng};
+use charmlp_workspace::{
+    FlatParams, bytes_of, max_abs, max_abs_diff, numeric_grad, random_batch, rng,
+};
 use proptest::prelude::*;
 
 /// Fused vs reference vs central differences for one random model and batch: every tensor's
@@ -63,12 +65,6 @@ fn random_model<const H: usize>(seed: u64) -> Box<Model<10, 3, H>> {
         *var = 0.5 + (seed % 5) as f32 * 0.2;
     }
     m
-}
-
-fn bytes_of<const H: usize>(m: &Model<10, 3, H>) -> Vec<u8> {
-    let mut out = vec![0; Model::<10, 3, H>::BYTES];
-    m.write_bytes(&mut out).unwrap();
-    out
 }
 
 proptest! {

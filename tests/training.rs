@@ -6,7 +6,7 @@ use charmlp_core::{
     BnCalibration, DefaultBatch, DefaultModel, DefaultParams, DefaultTrainState, Example,
     InferState, StepDecay, Temperature, train_step,
 };
-use charmlp_workspace::{Rng, examples_of, load_names, rng};
+use charmlp_workspace::{Rng, examples_of, load_names, param_bits, rng};
 
 struct Trainer {
     model: Box<DefaultModel>,
@@ -98,20 +98,13 @@ fn overfits_one_batch_of_distinct_contexts() {
     assert!(loss < 0.1, "loss after 300 steps on one batch: {loss}");
 }
 
-fn bits(p: &DefaultParams) -> Vec<u32> {
-    p.tensors()
-        .iter()
-        .flat_map(|t| t.iter().map(|x| x.to_bits()))
-        .collect()
-}
-
 #[test]
 fn same_seed_gives_bit_identical_parameters() {
     let examples = names_examples();
     let run = |seed| {
         let mut t = Trainer::new(seed);
         t.train(&examples, 500, StepDecay::MAKEMORE);
-        (bits(&t.model.params), t.model.bn.clone())
+        (param_bits(&t.model.params), t.model.bn.clone())
     };
     let (a, a_bn) = run(42);
     let (b, b_bn) = run(42);
