@@ -2,7 +2,7 @@
 //! names data set, random models and batches, and an f64 forward written independently of the
 //! core for finite-difference gradient checks.
 
-use charmlp_core::train::Batch;
+use charmlp_core::Batch;
 use charmlp_core::{Contexts, Example, Model, Params, Token, V};
 use rand_core::SeedableRng;
 use std::path::PathBuf;

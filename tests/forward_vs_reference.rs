@@ -2,8 +2,8 @@
 //! statistics, bnraw, h, the probabilities and the loss. The backward is compared in
 //! tests/fused_vs_reference.rs; with both, every tensor the fast path computes is checked.
 
+use charmlp_core::Batch;
 use charmlp_core::reference::ReferenceState;
-use charmlp_core::train::Batch;
 use charmlp_core::{Params, TrainState, V};
 use charmlp_workspace::{
     examples_of, load_names, max_abs, max_abs_diff, random_batch, rng, trained_default_model,

@@ -1,8 +1,8 @@
 //! The fused backward against the step-by-step reference, and the reference's intermediates
 //! against values worked out by hand.
 
+use charmlp_core::Batch;
 use charmlp_core::reference::ReferenceState;
-use charmlp_core::train::Batch;
 use charmlp_core::{Params, Token, TrainState, V};
 use charmlp_workspace::{
     examples_of, load_names, max_abs, max_abs_diff, random_batch, rng, trained_default_model,

@@ -1,7 +1,7 @@
 //! Training behaviour on makemore's names: the loss at initialisation, overfitting one batch,
 //! determinism, calibration and sampling.
 
-use charmlp_core::train::Batch;
+use charmlp_core::Batch;
 use charmlp_core::{
     BnCalibration, DefaultBatch, DefaultModel, DefaultParams, DefaultTrainState, Example,
     InferState, StepDecay, Temperature, train_step,

@@ -14,8 +14,7 @@
 //! LIMIT (a quarter of f32::MAX, leaving room for rounding) no intermediate overflows, and the
 //! loss, a difference of two logits plus ln Σ exp(…) ≤ ln V, is finite.
 
-use crate::layers::BN_EPS;
-use crate::model::Model;
+use crate::model::{BN_EPS, Model};
 use crate::vocab::V;
 
 /// Largest activation bound accepted: f32::MAX / 4.

@@ -16,7 +16,8 @@
 
 use crate::bounds::Overflow;
 use crate::model::Model;
-use crate::params::{Params, ShapeCheck};
+use crate::params::Params;
+use crate::shape::ShapeCheck;
 use crate::vocab::V;
 use core::fmt;
 

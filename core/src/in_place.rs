@@ -12,10 +12,11 @@
 //! accumulated in a different order), with B·T·E floats of scratch instead of a whole
 //! gradient `Params`.
 
+use crate::batch::Batch;
 use crate::layers;
 use crate::model::{BN_MOMENTUM, Model};
 use crate::simd::{self, Start, W, lanes, lanes_mut, rows_times_matrix};
-use crate::train::{Batch, TrainState};
+use crate::train::TrainState;
 use wide::f32x8;
 
 /// demb of every row of a batch: B·T·E floats (3,840 bytes for the default model).

@@ -7,13 +7,10 @@
 //! state for the default model at 21 KB, which a 64 KB microcontroller can hold.
 //! `reference.rs` holds the step-by-step derivation these are tested against.
 
-use crate::model::BnStats;
+use crate::model::{BN_EPS, BnStats};
 use crate::simd::{self, Start, VP, W, dots, lanes, lanes_mut, rows_times_matrix, zip_map};
 use crate::vocab::{Token, V};
 use wide::f32x8;
-
-/// ε added to the batch variance before the inverse square root (PyTorch's default).
-pub const BN_EPS: f32 = 1e-5;
 
 /// Embedding lookup and first linear layer, fused: hprebn[b] = b1 + Σ_t Σ_e C[x[b][t]][e]·W1[t][e].
 ///
@@ -26,7 +23,7 @@ pub fn embed_linear_forward<const E: usize, const T: usize, const H: usize, cons
     w1: &[[[f32; H]; E]; T],
     b1: &[f32; H],
 ) {
-    let () = crate::params::ShapeCheck::<E, T, H>::OK;
+    let () = crate::shape::ShapeCheck::<E, T, H>::OK;
     // The T·E concatenated inputs index W1 as rows i = t·E + e.
     let w1 = w1.as_flattened();
     let emb = |b: usize, i: usize| c[x[b][i / E].index()][i % E];
@@ -113,7 +110,7 @@ pub fn batchnorm_forward<const H: usize, const B: usize>(
     gain: &[f32; H],
     bias: &[f32; H],
 ) {
-    let () = crate::train::BatchCheck::<B>::OK;
+    let () = crate::shape::BatchCheck::<B>::OK;
     let n = B as f32;
     let mean = core::array::from_mut(bnmeani);
     rows_times_matrix(mean, Start::Zero, B, |_, _| 1.0 / n, |b| &bnraw[b]);
@@ -166,7 +163,7 @@ pub fn batchnorm_backward<const H: usize, const B: usize>(
     bnvar_inv: &[f32; H],
     gain: &[f32; H],
 ) {
-    let () = crate::train::BatchCheck::<B>::OK;
+    let () = crate::shape::BatchCheck::<B>::OK;
     let n = f32x8::splat(B as f32);
     let bessel = f32x8::splat(B as f32 / (B - 1) as f32);
     for v in 0..H / W {

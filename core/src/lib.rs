@@ -13,6 +13,7 @@
 #![no_std]
 #![forbid(unsafe_code)]
 
+pub mod batch;
 pub mod bounds;
 pub mod bytes;
 pub mod calibrate;
@@ -24,17 +25,19 @@ pub mod params;
 pub mod random;
 pub mod reference;
 pub mod sample;
+pub mod shape;
 pub mod simd;
 pub mod train;
 pub mod vocab;
 
+pub use batch::{Batch, EmptySplit};
 pub use bytes::{LoadError, Shape};
 pub use calibrate::BnCalibration;
 pub use infer::InferState;
 pub use model::{BnStats, Model};
 pub use params::Params;
 pub use sample::Temperature;
-pub use train::{Batch, StepDecay, TrainState, train_step};
+pub use train::{StepDecay, TrainState, train_step};
 pub use vocab::{Contexts, Example, Token, V};
 
 /// Embedding width of the default model.

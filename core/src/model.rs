@@ -3,6 +3,9 @@
 use crate::params::Params;
 use rand_core::Rng;
 
+/// ε added to the batch variance before the inverse square root (PyTorch's default).
+pub const BN_EPS: f32 = 1e-5;
+
 /// makemore's running-statistics momentum: stats ← (1 − m)·stats + m·batch stats.
 pub const BN_MOMENTUM: f32 = 0.001;
 

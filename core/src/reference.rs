@@ -8,9 +8,10 @@
 // Index loops on purpose: b, t, e, j, k are the subscripts of the formulas.
 #![allow(clippy::needless_range_loop)]
 
-use crate::layers::BN_EPS;
+use crate::batch::Batch;
+use crate::model::BN_EPS;
 use crate::params::Params;
-use crate::train::{Batch, BatchCheck};
+use crate::shape::BatchCheck;
 use crate::vocab::V;
 
 /// Every intermediate of the forward and of the backward.

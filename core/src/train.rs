@@ -1,79 +1,11 @@
-//! Training: batches, the training-mode forward, the fused backward, and the SGD step.
+//! Training: the training-mode forward, the fused backward, and the SGD step.
 
+use crate::batch::Batch;
 use crate::layers;
 use crate::model::{BN_MOMENTUM, Model};
 use crate::params::Params;
-use crate::random::below;
+use crate::shape::BatchCheck;
 use crate::simd::VP;
-use crate::vocab::{Example, Token};
-use core::num::NonZeroU32;
-use rand_core::Rng;
-
-/// Batch-size rule, checked at compile time: Bessel's correction divides by B − 1.
-pub(crate) struct BatchCheck<const B: usize>;
-
-impl<const B: usize> BatchCheck<B> {
-    pub(crate) const OK: () = assert!(B >= 2, "batch norm needs a batch of at least 2");
-}
-
-/// B examples: contexts x [B][T] and targets y [B]. Size: B·(T + 1) bytes.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Batch<const T: usize, const B: usize> {
-    pub x: [[Token; T]; B],
-    pub y: [Token; B],
-}
-
-/// A split with no examples has nothing to sample from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct EmptySplit;
-
-impl core::fmt::Display for EmptySplit {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str("the split has no examples")
-    }
-}
-
-impl core::error::Error for EmptySplit {}
-
-impl<const T: usize, const B: usize> Batch<T, B> {
-    pub const fn new() -> Self {
-        Batch {
-            x: [[Token::DOT; T]; B],
-            y: [Token::DOT; B],
-        }
-    }
-
-    pub fn from_examples(examples: &[Example<T>; B]) -> Self {
-        Batch {
-            x: examples.map(|ex| ex.context),
-            y: examples.map(|ex| ex.target),
-        }
-    }
-
-    /// Fills the batch with B examples drawn uniformly with replacement, as makemore's
-    /// `torch.randint(0, Xtr.shape[0], (B,))` does. One `u32` or more per example.
-    pub fn sample<R: Rng + ?Sized>(
-        &mut self,
-        rng: &mut R,
-        examples: &[Example<T>],
-    ) -> Result<(), EmptySplit> {
-        // A split longer than u32::MAX examples is sampled from its first u32::MAX.
-        let n = u32::try_from(examples.len()).unwrap_or(u32::MAX);
-        let n = NonZeroU32::new(n).ok_or(EmptySplit)?;
-        for (x, y) in self.x.iter_mut().zip(self.y.iter_mut()) {
-            let ex = examples[below(rng, n) as usize];
-            *x = ex.context;
-            *y = ex.target;
-        }
-        Ok(())
-    }
-}
-
-impl<const T: usize, const B: usize> Default for Batch<T, B> {
-    fn default() -> Self {
-        Self::new()
-    }
-}
 
 /// The fast path's activations for one batch, owned by the caller so that nothing is on the
 /// heap and no stack frame is large.
@@ -260,7 +192,6 @@ mod tests {
     fn sizes_are_as_documented() {
         assert_eq!(size_of::<TrainState<64, 32>>(), 21_248);
         assert_eq!(size_of::<TrainState<200, 32>>(), 57_696);
-        assert_eq!(size_of::<Batch<3, 32>>(), 128);
     }
 
     #[test]
@@ -270,19 +201,5 @@ mod tests {
         assert_eq!(s.at(99_999), 0.1);
         assert_eq!(s.at(100_000), 0.01);
         assert_eq!(s.at(199_999), 0.01);
-    }
-
-    #[test]
-    fn sampling_an_empty_split_is_an_error() {
-        use rand_core::SeedableRng;
-        let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(0);
-        let mut batch = Batch::<3, 4>::new();
-        assert_eq!(batch.sample(&mut rng, &[]), Err(EmptySplit));
-        let one = Example {
-            context: [Token::DOT; 3],
-            target: Token::from_char('q').unwrap(),
-        };
-        assert_eq!(batch.sample(&mut rng, &[one]), Ok(()));
-        assert_eq!(batch.y, [one.target; 4]);
     }
 }
