@@ -6,6 +6,7 @@
 //! inputs, in f64, and refuses a model whose bound reaches [`LIMIT`]:
 //!
 //! - hprebn_j ≤ |b1_j| + Σ_t Σ_e max_c |C[c][e]| · |W1[t][e][j]|
+//! - |hprebn_j − mean_j| ≤ hprebn_j + |mean_j|, a value the f32 forward forms on its own
 //! - hpreact_j ≤ s_j · (hprebn_j + |mean_j|) + |bias_j|, with s_j = |gain_j| / √(var_j + ε)
 //! - h = tanh(hpreact) ∈ [−1, 1]
 //! - logit_k ≤ |b2_k| + Σ_j |W2[j][k]|
@@ -54,9 +55,13 @@ pub(crate) fn check<const E: usize, const T: usize, const H: usize>(
             }
         }
         let scale = abs(gain, j) / libm::sqrt(f64::from(at(var, j)) + f64::from(BN_EPS));
-        let hpreact = scale * (hprebn + abs(mean, j)) + abs(bias, j);
+        // hprebn − mean is an f32 value of its own, whatever the scale it is then multiplied
+        // by (a gain of 0 does not save ∞ − ∞ or 0·∞).
+        let centred = hprebn + abs(mean, j);
+        let hpreact = scale * centred + abs(bias, j);
         for (layer, bound) in [
             ("the first linear layer", hprebn),
+            ("batch norm", centred),
             ("batch norm", scale),
             ("batch norm", hpreact),
         ] {
@@ -120,6 +125,14 @@ mod tests {
         m.params.gain[3] = 1e37; // ×316 from 1/√ε
         assert_eq!(m.check_activation_bounds().unwrap_err().unit, 3);
         assert_eq!(m.check_activation_bounds().unwrap_err().layer, "batch norm");
+
+        // A gain of 0 hides nothing: hprebn − mean overflows before it is scaled.
+        let mut m = model();
+        m.params.b1[2] = 1e32;
+        m.params.gain[2] = 0.0;
+        m.bn.mean[2] = -f32::MAX;
+        let e = m.check_activation_bounds().unwrap_err();
+        assert_eq!((e.layer, e.unit), ("batch norm", 2));
 
         let mut m = model();
         m.params.w2t[7][0] = 2e38;

@@ -26,7 +26,10 @@ pub const SMOOTHING: f32 = 0.01;
 pub struct Watch {
     smoothed: f32,
     limit: f32,
-    /// The first step of the current stretch of batch losses above the limit (or not finite).
+    /// The first step of the current stretch in which the smoothed loss stands above where the
+    /// run started (the first loss, or ln V), or of a loss that is not finite. The smoothed
+    /// loss, not a single batch's, marks the stretch: batch losses are noisy (half of them
+    /// can fall below the line in a run that is diverging slowly with small batches).
     above_since: Option<u64>,
 }
 
@@ -55,22 +58,23 @@ impl Watch {
         self.smoothed
     }
 
-    /// The step whose update started the blow-up: the loss of step k is the first to show the
-    /// update made at step k − 1, so the blow-up began with the update before the first loss
-    /// of the current stretch above the limit.
+    /// The step whose update started the blow-up, for a divergence found in the loss of step
+    /// `now`: the loss of step k is the first to show the update of step k − 1, so the blow-up
+    /// began with the update before the first step of the current stretch.
     pub fn blamed_step(&self, now: u64) -> u64 {
         self.above_since.unwrap_or(now).saturating_sub(1)
     }
 
+    /// As [`Watch::blamed_step`], for a divergence found in the parameters after the update of
+    /// step `now`: without a stretch, that update itself is to blame.
+    pub fn blamed_update(&self, now: u64) -> u64 {
+        self.above_since.map_or(now, |s| s.saturating_sub(1))
+    }
+
     /// Takes one step's batch loss; `Err` with the reason if the run has diverged.
     pub fn step(&mut self, step: u64, loss: f32) -> Result<(), String> {
-        let above = !loss.is_finite() || (self.limit.is_finite() && loss > self.limit);
-        self.above_since = if above {
-            self.above_since.or(Some(step))
-        } else {
-            None
-        };
         if !loss.is_finite() {
+            self.above_since.get_or_insert(step);
             return Err(format!("the loss is {loss}"));
         }
         if self.smoothed.is_nan() {
@@ -78,6 +82,11 @@ impl Watch {
             self.limit = loss.max((V as f32).ln()) + MARGIN;
         } else {
             self.smoothed = (1.0 - SMOOTHING) * self.smoothed + SMOOTHING * loss;
+        }
+        if self.smoothed > self.limit - MARGIN {
+            self.above_since.get_or_insert(step);
+        } else {
+            self.above_since = None;
         }
         if step >= WARM_UP && self.smoothed > self.limit {
             return Err(format!(
@@ -156,12 +165,22 @@ mod tests {
         w.step(0, 3.4).unwrap();
         w.step(1, 3.3).unwrap();
         w.step(2, 50.0).unwrap(); // the update of step 1 blew it up
-        w.step(3, 3.0).unwrap(); // back below: the stretch ends
+        w.step(3, 3.0).unwrap(); // one good batch does not end the stretch
         for step in 4..WARM_UP {
             w.step(step, 60.0).unwrap();
         }
         assert!(w.step(WARM_UP, 60.0).is_err());
-        assert_eq!(w.blamed_step(WARM_UP), 3);
+        assert_eq!(w.blamed_step(WARM_UP), 1);
+        assert_eq!(w.blamed_update(WARM_UP), 1);
+        // A stretch ends when the smoothed loss is back where the run started.
+        let mut w = Watch::new();
+        w.step(0, 3.4).unwrap();
+        w.step(1, 40.0).unwrap();
+        for step in 2..400 {
+            w.step(step, 2.0).unwrap();
+        }
+        assert_eq!(w.blamed_step(400), 399);
+        assert_eq!(w.blamed_update(400), 400);
         let mut w = Watch::new();
         assert!(w.step(0, 3.4).is_ok() && w.step(1, f32::NAN).is_err());
         assert_eq!(w.blamed_step(1), 0);

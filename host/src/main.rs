@@ -27,7 +27,14 @@ fn main() -> ExitCode {
             // Help and version go to stdout, usage errors to stderr; a failed write of either
             // (`--help > /dev/full`) is an error, not a silent success.
             let code = e.exit_code();
-            return match e.print() {
+            // Usage errors quote what was typed: escaped like every other message.
+            let printed = if e.use_stderr() {
+                let text = printable(&e.render().to_string());
+                write!(std::io::stderr(), "{text}")
+            } else {
+                e.print()
+            };
+            return match printed {
                 Ok(()) => ExitCode::from(code as u8),
                 Err(io) if io.kind() == std::io::ErrorKind::BrokenPipe => {
                     ExitCode::from(charmlp::stdout::CLOSED_EXIT)
@@ -39,11 +46,15 @@ fn main() -> ExitCode {
             };
         }
     };
-    let is_train = matches!(cli.command, charmlp::cli::Command::Train(_));
+    // Commands whose product is a file: a reader of their commentary going away is no failure.
+    let makes_a_file = matches!(
+        cli.command,
+        charmlp::cli::Command::Train(_) | charmlp::cli::Command::Export(_)
+    );
     match charmlp::run(cli.command) {
         // A reader that went away ends `sample`, `eval` and the like as SIGPIPE would; `train`
-        // finished its work (the model is saved), so it succeeded.
-        Ok(()) if charmlp::stdout::closed() && !is_train => {
+        // and `export` finished their work (the file is written), so they succeeded.
+        Ok(()) if charmlp::stdout::closed() && !makes_a_file => {
             ExitCode::from(charmlp::stdout::CLOSED_EXIT)
         }
         Ok(()) => ExitCode::SUCCESS,

@@ -117,7 +117,7 @@ fn identity(_: &Metadata) -> Option<(u64, u64)> {
     None
 }
 
-/// The identity of the regular file a standard stream writes to, if it writes to one.
+/// The identity of the regular file a standard stream reads or writes, if it is one.
 fn stdio_identity(fd: std::os::fd::BorrowedFd<'_>) -> Option<(u64, u64)> {
     let file = File::from(fd.try_clone_to_owned().ok()?);
     let m = file.metadata().ok()?;
@@ -166,23 +166,58 @@ impl Output {
             existing,
         };
         // Proves the directory takes new files (permissions, read-only mounts) before the work.
-        out.temp()
+        let probe = out
+            .temp()
             .with_context(|| format!("{flag} {shown}: cannot create files beside it"))?;
-        // An immutable or append-only file (chattr +i, +a) cannot be replaced, though its
-        // directory takes new files; opening it for writing (without truncating) fails with
-        // EPERM exactly then. EACCES, a mode without write permission, is no obstacle to a
-        // rename and is not an error here.
-        if out.existing.is_some()
-            && let Err(e) = fs::OpenOptions::new().write(true).open(&out.resolved)
-            && e.kind() == std::io::ErrorKind::PermissionDenied
-            && e.raw_os_error() == Some(1)
-        {
-            bail!(
-                "{flag} {shown}: cannot be replaced ({e}); it may be immutable or append-only \
-                 (lsattr shows it): give another path"
-            );
+        if let Some(why) = out.unreplaceable(&probe) {
+            bail!("{flag} {shown}: cannot be replaced: {why}; give another path");
         }
         Ok(out)
+    }
+
+    /// Why the existing file could not be renamed over though its directory takes new files,
+    /// if it could not: an immutable or append-only file (`chattr +i`, `+a`, read with the
+    /// FS_IOC_GETFLAGS ioctl on a read-only, non-blocking open, which changes nothing), or a
+    /// sticky directory (`/tmp`) where only the file's or the directory's owner may replace
+    /// it. `probe` is a file this process just created there: its owner is this process's
+    /// user.
+    fn unreplaceable(&self, probe: &tempfile::NamedTempFile) -> Option<String> {
+        let existing = self.existing.as_ref()?;
+        #[cfg(target_os = "linux")]
+        {
+            use rustix::fs::IFlags;
+            use std::os::unix::fs::OpenOptionsExt;
+            let flags = fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+                .open(&self.resolved)
+                .ok()
+                .and_then(|f| rustix::fs::ioctl_getflags(&f).ok());
+            if let Some(flags) = flags {
+                if flags.contains(IFlags::IMMUTABLE) {
+                    return Some("it is immutable (chattr +i)".into());
+                }
+                if flags.contains(IFlags::APPEND) {
+                    return Some("it is append-only (chattr +a)".into());
+                }
+            }
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::{MetadataExt, PermissionsExt};
+            let me = probe.as_file().metadata().ok()?.uid();
+            let dir = fs::metadata(self.dir()).ok()?;
+            let sticky = dir.permissions().mode() & 0o1000 != 0;
+            if sticky && me != 0 && existing.uid() != me && dir.uid() != me {
+                return Some(
+                    "its directory is sticky (like /tmp), where only the file's owner may \
+                     replace it"
+                        .into(),
+                );
+            }
+        }
+        let _ = (existing, probe);
+        None
     }
 
     /// The path as given, for messages.
@@ -205,7 +240,12 @@ impl Output {
         {
             use std::os::unix::ffi::OsStrExt;
             let bytes = name.as_bytes();
-            stem.push(std::ffi::OsStr::from_bytes(&bytes[..bytes.len().min(200)]));
+            let mut cut = bytes.len().min(200);
+            // Within a UTF-8 name, cut between characters, not inside one.
+            while cut > 0 && cut < bytes.len() && (bytes[cut] & 0xc0) == 0x80 {
+                cut -= 1;
+            }
+            stem.push(std::ffi::OsStr::from_bytes(&bytes[..cut]));
         }
         #[cfg(not(unix))]
         stem.push(name);
@@ -246,25 +286,49 @@ impl Output {
         Ok(tmp)
     }
 
-    /// Removes temporary files of this name left by processes that no longer run.
+    /// Removes temporary files of this name left by processes that no longer run: names of
+    /// exactly `.NAME.PID.XXXXXX.charmlp-tmp` (so another output's `.NAME.2.csv…` never
+    /// matches), whose process is not in /proc and which nobody has written to for an hour
+    /// (a process in another PID namespace, hidden from /proc, that still writes its file is
+    /// left alone).
     fn remove_stale_temps(&self) {
-        let prefix = self.temp_stem();
-        let (Some(prefix), Ok(entries)) = (prefix.to_str(), fs::read_dir(self.dir())) else {
+        const QUIET_FOR: std::time::Duration = std::time::Duration::from_secs(3600);
+        let stem = self.temp_stem();
+        let stem = stem.as_encoded_bytes();
+        let Ok(entries) = fs::read_dir(self.dir()) else {
             return;
         };
+        if !Path::new("/proc/self").exists() {
+            return;
+        }
         for entry in entries.flatten() {
             let name = entry.file_name();
-            let Some(rest) = name
-                .to_str()
-                .and_then(|n| n.strip_prefix(prefix))
-                .filter(|n| n.ends_with(TMP_SUFFIX))
+            let Some(middle) = name
+                .as_encoded_bytes()
+                .strip_prefix(stem)
+                .and_then(|n| n.strip_suffix(TMP_SUFFIX.as_bytes()))
             else {
                 continue;
             };
-            let pid = rest.split('.').next().and_then(|p| p.parse::<u32>().ok());
-            if let Some(pid) = pid
+            let Some((pid, random)) = std::str::from_utf8(middle)
+                .ok()
+                .and_then(|m| m.split_once('.'))
+            else {
+                continue;
+            };
+            let ours = random.len() == 6 && random.bytes().all(|b| b.is_ascii_alphanumeric());
+            let Ok(pid) = pid.parse::<u32>() else {
+                continue;
+            };
+            let quiet = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age >= QUIET_FOR);
+            if ours
+                && quiet
                 && pid != std::process::id()
-                && Path::new("/proc/self").exists()
                 && !Path::new("/proc").join(pid.to_string()).exists()
             {
                 let _ = fs::remove_file(entry.path());
@@ -365,8 +429,14 @@ pub fn check(inputs: &[(&str, &Path)], outputs: &[(&str, &Path)]) -> Result<Vec<
         }
     }
     for (flag, path) in inputs {
-        let id = fs::metadata(path).ok().as_ref().and_then(identity);
-        seen.push((flag, path, id, fs::canonicalize(path).ok()));
+        // `-` is standard input: whatever file it reads from, not a file named "-".
+        let (id, resolved) = if path.as_os_str() == "-" {
+            (stdio_identity(std::io::stdin().as_fd()), None)
+        } else {
+            let id = fs::metadata(path).ok().as_ref().and_then(identity);
+            (id, fs::canonicalize(path).ok())
+        };
+        seen.push((flag, path, id, resolved));
     }
     for ((flag, path), out) in outputs.iter().zip(&checked) {
         let id = out.existing.as_ref().and_then(identity);

@@ -99,9 +99,13 @@ pub fn loss_svg(path: &Path, losses: &LossSummary) -> Result<String> {
     let means: Vec<(f64, f64)> = losses
         .means()
         .into_iter()
-        .map(|(x, mean)| (x, mean.log10()))
+        // A loss of exactly 0 (a model that memorised its batches) sits at the floor.
+        .map(|(x, mean)| (x, mean.max(1e-12).log10()))
         .collect();
-    let val: Vec<(f64, f64)> = val.iter().map(|&(s, l)| (s as f64, l.log10())).collect();
+    let val: Vec<(f64, f64)> = val
+        .iter()
+        .map(|&(s, l)| (s as f64, l.max(1e-12).log10()))
+        .collect();
     let ys = means.iter().chain(&val).map(|p| p.1);
     let (lo, hi) = ys.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), y| {
         (lo.min(y), hi.max(y))

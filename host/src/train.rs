@@ -170,7 +170,7 @@ fn train<const H: usize, const B: usize>(args: &TrainArgs) -> Result<()> {
             // parameters themselves are checked too.
             if let Some(name) = non_finite_tensor(&run.model.params) {
                 let why = format!("{name} holds NaN or infinity");
-                return Err(diverged(step, watch.blamed_step(step), &why));
+                return Err(diverged(step, watch.blamed_update(step), &why));
             }
         }
         let mut val = None;
@@ -255,12 +255,16 @@ fn train<const H: usize, const B: usize>(args: &TrainArgs) -> Result<()> {
     }
     out.line(&line)?;
 
+    // Everything that can fail without touching a file comes first: drawing the plot.
+    let svg = match &targets.plot {
+        Some(plot) => Some(crate::plot::loss_svg(plot.path(), &summary)?),
+        None => None,
+    };
     if let (Some(c), Some(target)) = (curve, &targets.curve) {
         c.commit()?;
         out.line(format_args!("curve: wrote {}", shown(target.path())))?;
     }
-    if let Some(plot) = &targets.plot {
-        let svg = crate::plot::loss_svg(plot.path(), &summary)?;
+    if let (Some(plot), Some(svg)) = (&targets.plot, svg) {
         plot.write(svg.as_bytes())?;
         out.line(format_args!("plot: wrote {}", shown(plot.path())))?;
     }

@@ -10,7 +10,7 @@ use std::io::{BufRead, Read};
 /// more likely a file that is not a word list than a word.
 pub const MAX_WORD_LEN: usize = 64;
 
-/// Longest line read, in bytes (surrounding blanks and a CRLF included). A longer one means
+/// Longest line read, in bytes (surrounding blanks included, its `\n` or `\r\n` not). A longer one means
 /// the file is not a word list (`/dev/zero`, a binary): reading stops there.
 pub const MAX_LINE_BYTES: usize = 1024;
 
@@ -245,24 +245,26 @@ impl BadWords {
         impl fmt::Display for At<'_> {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 let (file, bad) = (self.0, self.1);
-                if let [only] = bad.errors.as_slice() {
-                    // Errors of the whole file have no line number to stand after the name.
-                    let sep = if matches!(
-                        only,
+                // Errors of the whole file have no line number to stand after the name.
+                let sep = |e: &WordsError| {
+                    if matches!(
+                        e,
                         WordsError::Empty | WordsError::Io(_) | WordsError::ModelFile
                     ) {
                         ": "
                     } else {
                         ":"
-                    };
-                    return write!(f, "{file}{sep}{only}");
+                    }
+                };
+                if let [only] = bad.errors.as_slice() {
+                    return write!(f, "{file}{}{only}", sep(only));
                 }
-                write!(f, "{file}: {} lines are not words", bad.count)?;
+                write!(f, "{file}: {} problems", bad.count)?;
                 if bad.count > bad.errors.len() {
                     write!(f, " (the first {} below)", bad.errors.len())?;
                 }
                 for e in &bad.errors {
-                    write!(f, "\n  {file}:{e}")?;
+                    write!(f, "\n  {file}{}{e}", sep(e))?;
                 }
                 Ok(())
             }
@@ -281,20 +283,20 @@ fn content(raw: &[u8]) -> &[u8] {
 fn parse_line(line: usize, raw: &[u8]) -> Result<Option<Vec<Token>>, WordsError> {
     let raw = content(raw);
     if let Some(at) = raw.iter().position(|&b| b == b'\r') {
-        return Err(WordsError::BareCr {
-            line,
-            column: at + 1,
-        });
+        // Columns count characters, as everywhere else: bytes that are not the start of a
+        // UTF-8 character (continuation bytes, 10xxxxxx) are not counted.
+        let column = raw[..at].iter().filter(|&&b| (b & 0xc0) != 0x80).count() + 1;
+        return Err(WordsError::BareCr { line, column });
     }
     // A UTF-8 byte-order mark (Windows editors write one) is not part of the first word.
-    let raw = if line == 1 {
-        raw.strip_prefix("\u{feff}".as_bytes()).unwrap_or(raw)
-    } else {
-        raw
+    let bom = "\u{feff}".as_bytes();
+    let (raw, skipped) = match raw.strip_prefix(bom) {
+        Some(rest) if line == 1 => (rest, bom.len()),
+        _ => (raw, 0),
     };
     let text = std::str::from_utf8(raw).map_err(|e| WordsError::NotUtf8 {
         line,
-        byte: e.valid_up_to() + 1,
+        byte: skipped + e.valid_up_to() + 1,
     })?;
     if text.trim().is_empty() {
         return Ok(None);
@@ -359,19 +361,18 @@ fn read_words_up_to(
             Ok(0) => break,
             Ok(_) if content(&buf).len() > MAX_LINE_BYTES => Err(WordsError::LineTooLong {
                 line,
-                bare_cr: buf.contains(&b'\r'),
+                bare_cr: content(&buf).contains(&b'\r'),
             }),
-            Ok(_) if words.len() == max_words => Err(WordsError::TooMany { line }),
-            Ok(_) => parse_line(line, &buf),
+            Ok(_) => match parse_line(line, &buf) {
+                Ok(Some(_)) if words.len() == max_words => Err(WordsError::TooMany { line }),
+                Ok(Some(word)) if letters + word.len() > max_letters => {
+                    Err(WordsError::TooManyLetters { line })
+                }
+                parsed => parsed,
+            },
             Err(e) => Err(WordsError::Io(e.to_string())),
         };
         match result {
-            Ok(Some(word)) if letters + word.len() > max_letters => {
-                bad.count += 1;
-                bad.errors.truncate(MAX_REPORTED - 1);
-                bad.errors.push(WordsError::TooManyLetters { line });
-                break;
-            }
             Ok(Some(word)) => {
                 letters += word.len();
                 words.push(word);
@@ -379,12 +380,15 @@ fn read_words_up_to(
             Ok(None) => {}
             Err(e) => {
                 bad.count += 1;
-                let fatal = e.is_fatal();
+                // The error that stops the reading is always shown: it says why the rest of
+                // the file was not read.
+                if e.is_fatal() {
+                    bad.errors.truncate(MAX_REPORTED - 1);
+                    bad.errors.push(e);
+                    break;
+                }
                 if bad.errors.len() < MAX_REPORTED {
                     bad.errors.push(e);
-                }
-                if fatal {
-                    break;
                 }
             }
         }
@@ -507,7 +511,7 @@ mod tests {
         assert_eq!(e.count, 12);
         assert_eq!(e.errors.len(), MAX_REPORTED);
         let shown = e.at("w.txt").to_string();
-        assert!(shown.starts_with("w.txt: 12 lines are not words (the first 10 below)"));
+        assert!(shown.starts_with("w.txt: 12 problems (the first 10 below)"));
         assert!(
             shown.contains("\n  w.txt:2:2: '0' is not allowed"),
             "{shown}"
@@ -583,6 +587,36 @@ mod tests {
         let e = first(&long);
         assert!(e.to_string().contains("tr '\\r' '\\n'"), "{e}");
         assert_eq!(first(b"CMLP\x01\x00"), WordsError::ModelFile);
+    }
+
+    #[test]
+    fn the_error_that_stops_the_reading_is_always_listed() {
+        let mut text = "A\n".repeat(MAX_REPORTED);
+        text.push_str(&"a".repeat(2000));
+        let e = parse_words(text.as_bytes()).unwrap_err();
+        assert_eq!(e.count, MAX_REPORTED + 1);
+        assert_eq!(e.errors.len(), MAX_REPORTED);
+        assert!(matches!(
+            e.errors.last(),
+            Some(WordsError::LineTooLong { line: 11, .. })
+        ));
+        // A blank line after the last allowed word is not one word too many.
+        assert!(read_words_up_to(&b"a\na\n\n"[..], 2, 10).is_ok());
+        // A long CRLF line is not an old-Mac file.
+        let crlf = format!("{}\r\n", "1".repeat(MAX_LINE_BYTES + 1));
+        assert!(matches!(
+            first(crlf.as_bytes()),
+            WordsError::LineTooLong { bare_cr: false, .. }
+        ));
+        // Byte offsets count the byte-order mark; columns count characters.
+        assert_eq!(
+            first(b"\xef\xbb\xbfab\xff"),
+            WordsError::NotUtf8 { line: 1, byte: 6 }
+        );
+        assert_eq!(
+            first("é\rb".as_bytes()),
+            WordsError::BareCr { line: 1, column: 2 }
+        );
     }
 
     /// `yes a`: "a\n" forever.
