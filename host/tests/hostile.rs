@@ -62,6 +62,16 @@ impl Dir {
         out
     }
 
+    /// `train` for one step on `data`, into `never.cmlp` (the failing cases must not create it).
+    fn one_step(&self, data: &Path) -> Command {
+        let mut c = charmlp();
+        c.args(["train", "--steps", "1", "--data"])
+            .arg(data)
+            .arg("--out")
+            .arg(self.path("never.cmlp"));
+        c
+    }
+
     /// Names in the directory, temporary files included.
     fn listing(&self) -> Vec<String> {
         let mut names: Vec<String> = std::fs::read_dir(self.0.path())
@@ -598,15 +608,7 @@ fn crafted_models_with_valid_checksums_are_refused_by_every_command() {
 #[test]
 fn messages_name_characters_count_every_bad_line_and_say_what_works() {
     let d = Dir::new();
-    let out = d.path("never.cmlp");
-    let train = |data: &Path| {
-        let mut c = charmlp();
-        c.args(["train", "--steps", "1", "--data"])
-            .arg(data)
-            .arg("--out")
-            .arg(&out);
-        c
-    };
+    let train = |data: &Path| d.one_step(data);
     let accents = d.write("fr.txt", "émile\nanne\nzoé\nÉlodie\n");
     let e = fails(
         &mut train(&accents),
@@ -748,15 +750,7 @@ fn help_to_a_full_stdout_is_an_error() {
 #[test]
 fn words_files_from_elsewhere_get_the_hint_that_fits() {
     let d = Dir::new();
-    let out = d.path("never.cmlp");
-    let train = |data: &Path| {
-        let mut c = charmlp();
-        c.args(["train", "--steps", "1", "--data"])
-            .arg(data)
-            .arg("--out")
-            .arg(&out);
-        c
-    };
+    let train = |data: &Path| d.one_step(data);
     let mac = d.write("mac.txt", "anna\rbob\rcyd\r");
     fails(
         &mut train(&mac),
