@@ -2,10 +2,11 @@
 
 use crate::cli::BenchArgs;
 use crate::data::{read_words, split};
+use crate::shapes::{HIDDEN_WIDTHS, training};
 use crate::stdout::Out;
 use crate::{Stream, stream};
-use anyhow::{Result, bail};
-use charmlp_core::{Batch, CONTEXT, EMBED, Model, Params, TrainState, V, train_step};
+use anyhow::{Result, anyhow};
+use charmlp_core::{CONTEXT, EMBED, StepDecay, V};
 use std::time::Instant;
 
 const B: usize = 32;
@@ -17,28 +18,27 @@ pub const fn step_flops(hidden: usize) -> usize {
     3 * 2 * B * EMBED * CONTEXT * hidden + 3 * 2 * B * hidden * V
 }
 
+/// Times the training step of `--hidden` at batch 32, through the same [`Training`] object
+/// `train` uses (the shape is chosen in [`crate::shapes`]).
 pub fn run(args: &BenchArgs) -> Result<()> {
-    match args.hidden {
-        64 => bench::<64>(args),
-        200 => bench::<200>(args),
-        h => bail!("--hidden {h}: not built in; choose 64 or 200"),
-    }
-}
-
-fn bench<const H: usize>(args: &BenchArgs) -> Result<()> {
+    let hidden = args.hidden;
+    let mut run = training(hidden, B).ok_or_else(|| {
+        anyhow!("--hidden {hidden}: not built in; choose one of {HIDDEN_WIDTHS:?}")
+    })?;
     let splits = split::<CONTEXT>(read_words(None)?, crate::cli::DEFAULT_SEED)?;
-    let mut model = Box::new(Model::<EMBED, CONTEXT, H>::zeroed());
-    model.init(&mut stream(0, Stream::Init));
-    let mut grads = Box::new(Params::zeroed());
-    let mut state = Box::new(TrainState::<H, B>::new());
-    let mut batch = Box::new(Batch::new());
+    run.init(&mut stream(0, Stream::Init));
     let mut rng = stream(0, Stream::Batches);
+    let schedule = StepDecay {
+        lr: 0.1,
+        decay_step: u64::MAX,
+        lr_final: 0.1,
+    };
     let mut micros = Vec::with_capacity(args.steps as usize);
+    let mut loss = [0.0f32];
     for step in 0..WARM_UP + args.steps {
         // One step as training runs it: draw a batch, forward, fused backward, SGD.
         let t = Instant::now();
-        batch.sample(&mut rng, &splits.train)?;
-        train_step(&mut model, &mut grads, &mut state, &batch, 0.1);
+        run.steps(&mut rng, &splits.train, &schedule, step, &mut loss)?;
         let dt = t.elapsed();
         if step >= WARM_UP {
             micros.push(dt.as_secs_f64() * 1e6);
@@ -47,10 +47,10 @@ fn bench<const H: usize>(args: &BenchArgs) -> Result<()> {
     micros.sort_by(f64::total_cmp);
     let at = |q: f64| micros[((micros.len() - 1) as f64 * q).round() as usize];
     let (min, median, p99) = (at(0.0), at(0.5), at(0.99));
-    let flops = step_flops(H);
+    let flops = step_flops(hidden);
     let mut out = Out::new(true);
     out.line(format_args!(
-        "bench: train step, hidden {H}, batch {B}, {} timed steps after {WARM_UP} warm-up, built-in names",
+        "bench: train step, hidden {hidden}, batch {B}, {} timed steps after {WARM_UP} warm-up, built-in names",
         args.steps
     ))?;
     out.line(format_args!(

@@ -1,13 +1,9 @@
 //! The command line: flags, their checks and defaults, and dispatch.
 
 use crate::export::Lang;
-use crate::modelfile::HIDDEN_WIDTHS;
+use crate::shapes::{BATCH_SIZES, HIDDEN_WIDTHS};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
-
-/// Batch sizes the binary is built for (each is a const-generic instantiation of the training
-/// state).
-pub const BATCH_SIZES: [usize; 7] = [4, 8, 16, 32, 64, 128, 256];
 
 /// Default seed of every command: the same seed splits, trains and samples alike.
 pub const DEFAULT_SEED: u64 = 42;

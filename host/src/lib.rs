@@ -10,6 +10,7 @@ pub mod modelfile;
 pub mod outputs;
 pub mod plot;
 pub mod progress;
+pub mod shapes;
 pub mod stdout;
 pub mod train;
 pub mod words;

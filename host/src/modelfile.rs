@@ -25,9 +25,6 @@ macro_rules! with_model {
     };
 }
 
-/// The hidden widths built in, for messages and flag parsing.
-pub const HIDDEN_WIDTHS: [usize; 2] = [charmlp_core::HIDDEN, charmlp_core::HIDDEN_WIDE];
-
 fn read_into<const E: usize, const T: usize, const H: usize>(
     bytes: &[u8],
 ) -> Result<Box<Model<E, T, H>>> {
