@@ -14,7 +14,10 @@
 //!   file's permissions (and owner, where allowed); a new file gets 0666 less the umask.
 //! - Temporary files are named `.NAME.PID.XXXXXX.charmlp-tmp`. One left by a process that no
 //!   longer runs (killed by SIGKILL or a power cut) is removed by the next write of the same
-//!   name; until then it is a hidden file that nothing reads.
+//!   name once nothing has written to it for an hour; until then it is a hidden file that
+//!   nothing reads.
+//! - Immutable and append-only files, and another user's file in a sticky directory, cannot be
+//!   renamed over: they are refused before the work.
 
 use crate::shown;
 use anyhow::{Context, Result, anyhow, bail};
