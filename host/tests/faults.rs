@@ -233,3 +233,66 @@ fn a_secondary_output_that_fails_late_leaves_the_previous_model() {
         assert_eq!(left, 0, "{flag}: files left on the full disk");
     }
 }
+
+#[test]
+#[ignore = "sets file attributes and switches user: needs root; .ci/run runs it"]
+fn files_that_cannot_be_renamed_over_are_refused_before_the_work() {
+    use std::os::unix::fs::PermissionsExt;
+    // A directory every user may enter and write in, sticky as /tmp is.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let data = words(dir.path());
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o644)).unwrap();
+    // 300 steps: a check made only at the end would fail too, but with the rename's own
+    // error ("cannot replace: Operation not permitted"), not these messages.
+    let train = |out: &Path| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_charmlp"));
+        c.args(["train", "--steps", "300", "--data"])
+            .arg(&data)
+            .arg("--out")
+            .arg(out);
+        c
+    };
+    for (flag, needle) in [("+i", "immutable"), ("+a", "append-only")] {
+        let model = dir.path().join(format!("attr{flag}.cmlp"));
+        std::fs::write(&model, "old").unwrap();
+        let set = Command::new("chattr").arg(flag).arg(&model).status();
+        if !set.is_ok_and(|s| s.success()) {
+            println!("skipped chattr {flag}: not supported here");
+            continue;
+        }
+        let out = train(&model).output().unwrap();
+        let _ = Command::new("chattr")
+            .arg(flag.replace('+', "-"))
+            .arg(&model)
+            .status();
+        let err = one_error_line(&out);
+        assert!(
+            err.contains("cannot be replaced") && err.contains(needle),
+            "{err}"
+        );
+        assert_eq!(std::fs::read(&model).unwrap(), b"old");
+    }
+    // Root's file in the sticky directory, writable by all: another user may write into it
+    // but not rename over it.
+    let roots = dir.path().join("roots.cmlp");
+    std::fs::write(&roots, "old").unwrap();
+    std::fs::set_permissions(&roots, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let exe = std::path::Path::new(env!("CARGO_BIN_EXE_charmlp"));
+    let as_nobody = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(exe)
+        .args(["train", "--steps", "300", "--data"])
+        .arg(&data)
+        .arg("--out")
+        .arg(&roots)
+        .output();
+    match as_nobody {
+        Ok(out) if out.status.code() == Some(1) || out.status.code() == Some(0) => {
+            let err = one_error_line(&out);
+            assert!(err.contains("sticky"), "{err}");
+            assert_eq!(std::fs::read(&roots).unwrap(), b"old");
+        }
+        other => println!("skipped the sticky directory: cannot run as nobody ({other:?})"),
+    }
+}

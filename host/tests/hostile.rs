@@ -84,7 +84,10 @@ impl Dir {
 }
 
 /// Runs `cmd`, expects exit status 1 and an `error:` message holding every needle, and no panic.
+/// Some cases ask for a billion steps, which only a check before the work can fail in time; a
+/// timeout turns a regression there into a failure instead of a hang.
 fn fails(cmd: &mut Command, needles: &[&str]) -> String {
+    cmd.timeout(std::time::Duration::from_secs(120));
     let out = cmd.assert().code(1).get_output().clone();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(stderr.starts_with("error: "), "{stderr}");
