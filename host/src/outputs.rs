@@ -141,25 +141,24 @@ impl Output {
                  (to name a file '-', write ./-)"
             );
         }
+        let not_regular = |m: &Metadata| {
+            anyhow!(
+                "{flag} {shown}: is {}; charmlp writes only regular files and will not \
+                 replace it",
+                kind(m)
+            )
+        };
         // The kernel's view first: /dev/stdout and /proc/self/fd/N are links that only it can
         // follow to a pipe or a terminal.
         if let Ok(m) = fs::metadata(given)
             && !m.is_file()
         {
-            bail!(
-                "{flag} {shown}: is {}; charmlp writes only regular files and will not \
-                 replace it",
-                kind(&m)
-            );
+            return Err(not_regular(&m));
         }
         let resolved = resolve(given).map_err(|e| anyhow!("{flag} {shown}: {e}"))?;
         let existing = match fs::metadata(&resolved) {
             Ok(m) if m.is_file() => Some(m),
-            Ok(m) => bail!(
-                "{flag} {shown}: is {}; charmlp writes only regular files and will not \
-                 replace it",
-                kind(&m)
-            ),
+            Ok(m) => return Err(not_regular(&m)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(e).with_context(|| format!("{flag} {shown}: cannot inspect")),
         };

@@ -203,12 +203,11 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         let why = format!("the trained model is unusable: {e:#}");
         diverged(last_step, watch.blamed_step(last_step), &why)
     })?;
-    let losses: [f64; 3] = with_model!(&model, m => {
+    let [train_loss, val_loss, test_loss]: [f64; 3] = with_model!(&model, m => {
         let mut state = InferState::new();
         [&splits.train, &splits.val, &splits.test]
             .map(|split| m.loss(split, &mut state).unwrap_or(f64::NAN))
     });
-    let [train_loss, val_loss, test_loss] = losses;
     if train_loss.is_nan() || train_loss > f64::from(watch.limit()) {
         return Err(diverged(
             last_step,
