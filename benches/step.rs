@@ -3,8 +3,8 @@
 
 use charmlp_core::reference::ReferenceState;
 use charmlp_core::{
-    Batch, BnCalibration, CONTEXT, EMBED, Example, InferState, Model, Params, Temperature,
-    TrainState, train_step,
+    Alphabet, Batch, BnCalibration, CONTEXT, EMBED, Example, InferState, Model, Params,
+    Temperature, TrainState, VOCAB, VOCAB_PADDED, train_step,
 };
 use charmlp_workspace::{examples_of, load_names, rng};
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
@@ -15,9 +15,9 @@ const B: usize = 32;
 
 /// A trained-looking model (a few hundred steps in) and 64 pre-drawn batches.
 struct Setup<const H: usize> {
-    model: Box<Model<EMBED, CONTEXT, H>>,
-    grads: Box<Params<EMBED, CONTEXT, H>>,
-    state: Box<TrainState<H, B>>,
+    model: Box<Model<VOCAB, EMBED, CONTEXT, H>>,
+    grads: Box<Params<VOCAB, EMBED, CONTEXT, H>>,
+    state: Box<TrainState<VOCAB_PADDED, H, B>>,
     batches: Vec<Batch<CONTEXT, B>>,
 }
 
@@ -85,7 +85,7 @@ fn bench_hidden<const H: usize>(
             total
         })
     });
-    let mut reference = Box::new(ReferenceState::<EMBED, CONTEXT, H, B>::new());
+    let mut reference = Box::new(ReferenceState::<VOCAB, EMBED, CONTEXT, H, B>::new());
     g.bench_function("backward_reference", |b| {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
@@ -113,9 +113,12 @@ fn bench_hidden<const H: usize>(
     let mut sample_rng = rng(2);
     g.bench_function("sample_name", |b| {
         b.iter(|| {
-            let name: heapless::String<64> =
-                s.model
-                    .sample_name(&mut sample_rng, Temperature::ONE, &mut st);
+            let name: heapless::String<64> = s.model.sample_name(
+                &mut sample_rng,
+                Temperature::ONE,
+                &mut st,
+                &Alphabet::MAKEMORE,
+            );
             name
         })
     });

@@ -16,6 +16,7 @@ charmlp train --steps 100 --hidden 200 --out "$PWD/corpus/model_bytes/h200.cmlp"
 head -c 4096 "$root/../shared/data/names.txt" > corpus/words/names-head.txt
 head -c 4096 "$root/data/census-1990-first-names.txt" | sed 's/$/\r/' > corpus/words/census-crlf.txt
 printf 'emma\nOlivia\nmary-jane\n\n' > corpus/words/mistakes.txt
+printf 'zoë\njosé\n中村\no'"'"'brien\n' > corpus/words/world.txt
 head -c 2048 corpus/model_bytes/h64.cmlp > corpus/sample_eval/model-prefix
 printf 'abcdefghijklmnopqrstuvwxyz' > corpus/sample_eval/letters
 

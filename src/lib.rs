@@ -3,7 +3,7 @@
 //! core for finite-difference gradient checks.
 
 use charmlp_core::Batch;
-use charmlp_core::{Contexts, Example, Model, Params, Token, V};
+use charmlp_core::{Alphabet, Contexts, Example, Model, Params, Token};
 use rand_core::SeedableRng;
 use std::path::PathBuf;
 
@@ -32,7 +32,11 @@ pub fn load_names() -> Vec<Vec<Token>> {
         .filter(|line| !line.is_empty())
         .map(|line| {
             line.chars()
-                .map(|ch| Token::from_char(ch).unwrap_or_else(|| panic!("{line:?}: not a-z")))
+                .map(|ch| {
+                    Alphabet::MAKEMORE
+                        .token(ch)
+                        .unwrap_or_else(|| panic!("{line:?}: not a-z"))
+                })
                 .collect()
         })
         .collect()
@@ -43,11 +47,11 @@ pub fn examples_of<const T: usize>(words: &[Vec<Token>]) -> Vec<Example<T>> {
     words.iter().flat_map(|w| Contexts::<T>::new(w)).collect()
 }
 
-/// A batch of uniformly random tokens (contexts need not come from real words for a
-/// gradient check).
-pub fn random_batch<const T: usize, const B: usize>(rng: &mut Rng) -> Batch<T, B> {
+/// A batch of uniformly random tokens of a vocabulary of `symbols` (contexts need not come from
+/// real words for a gradient check).
+pub fn random_batch<const T: usize, const B: usize>(rng: &mut Rng, symbols: usize) -> Batch<T, B> {
     use rand_core::Rng as _;
-    let mut token = || Token::wrapping((rng.next_u32() % V as u32) as u8);
+    let mut token = || Token::wrapping((rng.next_u32() % symbols as u32) as u8, symbols);
     let mut batch = Batch::new();
     for b in 0..B {
         batch.x[b] = core::array::from_fn(|_| token());
@@ -78,10 +82,16 @@ pub fn trained_default_model(
     model
 }
 
+/// An alphabet of `symbols` symbols: a, b, … z, then À, Á, … (U+00C0 on).
+pub fn test_alphabet<const V: usize>(symbols: usize) -> Alphabet<V> {
+    let chars: Vec<char> = ('a'..='z').chain('\u{c0}'..).take(symbols - 1).collect();
+    Alphabet::new(&chars).expect("an alphabet within the capacity")
+}
+
 /// Freshly initialised parameters, on the heap.
-pub fn random_params<const E: usize, const T: usize, const H: usize>(
+pub fn random_params<const V: usize, const E: usize, const T: usize, const H: usize>(
     rng: &mut Rng,
-) -> Box<Params<E, T, H>> {
+) -> Box<Params<V, E, T, H>> {
     let mut p = Box::new(Params::zeroed());
     p.init(rng);
     p
@@ -92,7 +102,9 @@ pub fn random_params<const E: usize, const T: usize, const H: usize>(
 pub struct FlatParams(pub [Vec<f64>; 7]);
 
 impl FlatParams {
-    pub fn of<const E: usize, const T: usize, const H: usize>(p: &Params<E, T, H>) -> Self {
+    pub fn of<const V: usize, const E: usize, const T: usize, const H: usize>(
+        p: &Params<V, E, T, H>,
+    ) -> Self {
         FlatParams(
             p.tensors()
                 .map(|t| t.iter().map(|&x| f64::from(x)).collect()),
@@ -102,7 +114,7 @@ impl FlatParams {
 
 /// Training-mode loss in f64, from flat tensors: the same model as the core's, written with
 /// index arithmetic over flat vectors so that it shares no code with it.
-pub fn loss_f64<const E: usize, const T: usize, const H: usize, const B: usize>(
+pub fn loss_f64<const V: usize, const E: usize, const T: usize, const H: usize, const B: usize>(
     p: &FlatParams,
     batch: &Batch<T, B>,
 ) -> f64 {
@@ -142,7 +154,13 @@ pub fn loss_f64<const E: usize, const T: usize, const H: usize, const B: usize>(
 }
 
 /// ∂loss/∂(tensor[index]) by central differences of [`loss_f64`] with step `eps`.
-pub fn numeric_grad<const E: usize, const T: usize, const H: usize, const B: usize>(
+pub fn numeric_grad<
+    const V: usize,
+    const E: usize,
+    const T: usize,
+    const H: usize,
+    const B: usize,
+>(
     p: &mut FlatParams,
     batch: &Batch<T, B>,
     tensor: usize,
@@ -151,22 +169,41 @@ pub fn numeric_grad<const E: usize, const T: usize, const H: usize, const B: usi
 ) -> f64 {
     let x = p.0[tensor][index];
     p.0[tensor][index] = x + eps;
-    let plus = loss_f64::<E, T, H, B>(p, batch);
+    let plus = loss_f64::<V, E, T, H, B>(p, batch);
     p.0[tensor][index] = x - eps;
-    let minus = loss_f64::<E, T, H, B>(p, batch);
+    let minus = loss_f64::<V, E, T, H, B>(p, batch);
     p.0[tensor][index] = x;
     (plus - minus) / (2.0 * eps)
 }
 
-/// A model's file bytes.
-pub fn bytes_of<const E: usize, const T: usize, const H: usize>(m: &Model<E, T, H>) -> Vec<u8> {
-    let mut out = vec![0u8; Model::<E, T, H>::BYTES];
-    assert_eq!(m.write_bytes(&mut out), Ok(out.len()));
+/// A makemore-alphabet model's file bytes.
+pub fn bytes_of<const E: usize, const T: usize, const H: usize>(m: &Model<27, E, T, H>) -> Vec<u8> {
+    bytes_with(m, &Alphabet::MAKEMORE)
+}
+
+/// Reads a model file into a model of makemore's capacity (27), as the default model's reader.
+pub fn load<const E: usize, const T: usize, const H: usize>(
+    m: &mut Model<27, E, T, H>,
+    bytes: &[u8],
+) -> Result<(), charmlp_core::LoadError> {
+    let mut alphabet = Alphabet::MAKEMORE;
+    m.read_bytes(&mut alphabet, bytes)
+}
+
+/// A model's file bytes with `alphabet`.
+pub fn bytes_with<const V: usize, const E: usize, const T: usize, const H: usize>(
+    m: &Model<V, E, T, H>,
+    alphabet: &Alphabet<V>,
+) -> Vec<u8> {
+    let mut out = vec![0u8; Model::<V, E, T, H>::bytes_len(alphabet)];
+    assert_eq!(m.write_bytes(alphabet, &mut out), Ok(out.len()));
     out
 }
 
 /// Every parameter's bit pattern, in `Params::NAMES` order: for bit-exact comparisons.
-pub fn param_bits<const E: usize, const T: usize, const H: usize>(p: &Params<E, T, H>) -> Vec<u32> {
+pub fn param_bits<const V: usize, const E: usize, const T: usize, const H: usize>(
+    p: &Params<V, E, T, H>,
+) -> Vec<u32> {
     p.tensors()
         .iter()
         .flat_map(|t| t.iter().map(|x| x.to_bits()))
@@ -174,7 +211,9 @@ pub fn param_bits<const E: usize, const T: usize, const H: usize>(p: &Params<E, 
 }
 
 /// [`param_bits`] of a model, then its batch-norm statistics' bits.
-pub fn bits<const E: usize, const T: usize, const H: usize>(m: &Model<E, T, H>) -> Vec<u32> {
+pub fn bits<const V: usize, const E: usize, const T: usize, const H: usize>(
+    m: &Model<V, E, T, H>,
+) -> Vec<u32> {
     let mut v = param_bits(&m.params);
     v.extend(m.bn.mean.iter().chain(&m.bn.var).map(|x| x.to_bits()));
     v

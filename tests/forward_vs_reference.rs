@@ -4,7 +4,7 @@
 
 use charmlp_core::Batch;
 use charmlp_core::reference::ReferenceState;
-use charmlp_core::{Params, TrainState, V};
+use charmlp_core::{Params, TrainState};
 use charmlp_workspace::{
     examples_of, load_names, max_abs, max_abs_diff, random_batch, rng, trained_default_model,
 };
@@ -16,17 +16,24 @@ use charmlp_workspace::{
 /// formulas, vector exp and tanh within 1.2e-7 and 2.4e-7 of libm), so they agree to a few
 /// roundings of the values they sum: seen ≤ 4e-7 relative (h and probs of a trained model);
 /// a wrong term errs by 1e-3 or more.
-fn assert_forward_agrees<const E: usize, const T: usize, const H: usize, const B: usize>(
+fn assert_forward_agrees<
+    const V: usize,
+    const VP: usize,
+    const E: usize,
+    const T: usize,
+    const H: usize,
+    const B: usize,
+>(
     label: &str,
-    params: &Params<E, T, H>,
+    params: &Params<V, E, T, H>,
     batch: &Batch<T, B>,
 ) {
     const TOL: f32 = 2e-5;
-    let mut state = Box::new(TrainState::<H, B>::new());
+    let mut state = Box::new(TrainState::<VP, H, B>::new());
     let forward = state.forward(params, batch);
     let loss = forward.loss();
     let fast = forward.state();
-    let mut rs = Box::new(ReferenceState::<E, T, H, B>::new());
+    let mut rs = Box::new(ReferenceState::<V, E, T, H, B>::new());
     rs.forward(params, batch);
 
     // The fast path pads each row of probabilities to whole vectors; the padding must be 0.
@@ -66,25 +73,32 @@ fn assert_forward_agrees<const E: usize, const T: usize, const H: usize, const B
 fn forward_matches_reference_on_random_models() {
     for seed in 0..3 {
         let mut r = rng(seed);
-        let mut p = Box::new(Params::<10, 3, 64>::zeroed());
+        let mut p = Box::new(Params::<27, 10, 3, 64>::zeroed());
         p.init(&mut r);
-        assert_forward_agrees(
+        assert_forward_agrees::<27, 32, 10, 3, 64, 32>(
             &format!("H64 B32 seed {seed}"),
             &p,
-            &random_batch::<3, 32>(&mut r),
+            &random_batch(&mut r, 27),
         );
-        let mut p = Box::new(Params::<4, 3, 8>::zeroed());
+        let mut p = Box::new(Params::<27, 4, 3, 8>::zeroed());
         p.init(&mut r);
-        assert_forward_agrees(
+        assert_forward_agrees::<27, 32, 4, 3, 8, 8>(
             &format!("E4 H8 B8 seed {seed}"),
             &p,
-            &random_batch::<3, 8>(&mut r),
+            &random_batch(&mut r, 27),
+        );
+        let mut p = Box::new(Params::<100, 4, 3, 8>::zeroed());
+        p.init(&mut r);
+        assert_forward_agrees::<100, 104, 4, 3, 8, 8>(
+            &format!("V100 E4 H8 B8 seed {seed}"),
+            &p,
+            &random_batch(&mut r, 100),
         );
     }
     let mut r = rng(7);
-    let mut p = Box::new(Params::<10, 3, 200>::zeroed());
+    let mut p = Box::new(Params::<27, 10, 3, 200>::zeroed());
     p.init(&mut r);
-    assert_forward_agrees("H200 B32", &p, &random_batch::<3, 32>(&mut r));
+    assert_forward_agrees::<27, 32, 10, 3, 200, 32>("H200 B32", &p, &random_batch(&mut r, 27));
 }
 
 #[test]
@@ -95,5 +109,5 @@ fn forward_matches_reference_after_training_on_names() {
     let model = trained_default_model(&examples, 2000, &mut r);
     let mut batch = Box::new(Batch::<3, 32>::new());
     batch.sample(&mut r, &examples).unwrap();
-    assert_forward_agrees("trained H64", &model.params, &batch);
+    assert_forward_agrees::<27, 32, 10, 3, 64, 32>("trained H64", &model.params, &batch);
 }

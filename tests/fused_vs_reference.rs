@@ -3,20 +3,20 @@
 
 use charmlp_core::Batch;
 use charmlp_core::reference::ReferenceState;
-use charmlp_core::{Params, Token, TrainState, V};
+use charmlp_core::{Alphabet, Params, Token, TrainState, VOCAB};
 use charmlp_workspace::{
     examples_of, load_names, max_abs, max_abs_diff, random_batch, rng, trained_default_model,
 };
 
 /// Fused and reference gradients of all seven tensors for one model and batch.
 fn both_gradients<const E: usize, const T: usize, const H: usize, const B: usize>(
-    params: &Params<E, T, H>,
+    params: &Params<27, E, T, H>,
     batch: &Batch<T, B>,
-) -> (Box<Params<E, T, H>>, Box<Params<E, T, H>>) {
-    let mut state = Box::new(TrainState::<H, B>::new());
+) -> (Box<Params<27, E, T, H>>, Box<Params<27, E, T, H>>) {
+    let mut state = Box::new(TrainState::<32, H, B>::new());
     let mut fused = Box::new(Params::zeroed());
     state.forward(params, batch).backward(&mut fused);
-    let mut rs = Box::new(ReferenceState::<E, T, H, B>::new());
+    let mut rs = Box::new(ReferenceState::<27, E, T, H, B>::new());
     let mut reference = Box::new(Params::zeroed());
     rs.forward(params, batch);
     rs.backward(params, batch, &mut reference);
@@ -35,8 +35,8 @@ fn both_gradients<const E: usize, const T: usize, const H: usize, const B: usize
 /// 1e-3·G or more.
 fn assert_agree<const E: usize, const T: usize, const H: usize>(
     label: &str,
-    fused: &Params<E, T, H>,
-    reference: &Params<E, T, H>,
+    fused: &Params<27, E, T, H>,
+    reference: &Params<27, E, T, H>,
 ) {
     let g = reference
         .tensors()
@@ -44,7 +44,7 @@ fn assert_agree<const E: usize, const T: usize, const H: usize>(
         .map(|t| max_abs(t))
         .fold(0.0, f32::max);
     assert!(g > 1e-3, "{label}: gradients vanish");
-    for ((name, f), r) in Params::<E, T, H>::NAMES
+    for ((name, f), r) in Params::<27, E, T, H>::NAMES
         .iter()
         .zip(fused.tensors())
         .zip(reference.tensors())
@@ -66,12 +66,12 @@ fn assert_agree<const E: usize, const T: usize, const H: usize>(
 fn fused_matches_reference_on_random_models() {
     let mut rng = rng(11);
     for _ in 0..5 {
-        let params = charmlp_workspace::random_params::<10, 3, 64>(&mut rng);
-        let batch = random_batch::<3, 32>(&mut rng);
+        let params = charmlp_workspace::random_params::<27, 10, 3, 64>(&mut rng);
+        let batch = random_batch::<3, 32>(&mut rng, VOCAB);
         let (f, r) = both_gradients(&params, &batch);
         assert_agree("random H64", &f, &r);
-        let params = charmlp_workspace::random_params::<10, 3, 200>(&mut rng);
-        let batch = random_batch::<3, 32>(&mut rng);
+        let params = charmlp_workspace::random_params::<27, 10, 3, 200>(&mut rng);
+        let batch = random_batch::<3, 32>(&mut rng, VOCAB);
         let (f, r) = both_gradients(&params, &batch);
         assert_agree("random H200", &f, &r);
     }
@@ -101,7 +101,7 @@ fn fused_matches_reference_after_training_on_names() {
 /// Targets: `.`, `b`, `b`.
 #[test]
 fn reference_intermediates_match_hand_derivation() {
-    let mut p = Params::<1, 1, 8>::zeroed();
+    let mut p = Params::<27, 1, 1, 8>::zeroed();
     for (k, row) in p.c.iter_mut().enumerate() {
         row[0] = k as f32;
     }
@@ -111,12 +111,12 @@ fn reference_intermediates_match_hand_derivation() {
     for j in 0..8 {
         p.w2t[0][j] = s(j) as f32;
     }
-    let tok = |c: char| Token::from_char(c).unwrap();
+    let tok = |c: char| Alphabet::MAKEMORE.token(c).unwrap_or(Token::BOUNDARY);
     let batch = Batch::<1, 3> {
         x: [[tok('a')], [tok('b')], [tok('c')]],
         y: [tok('.'), tok('b'), tok('b')],
     };
-    let mut r = Box::new(ReferenceState::<1, 1, 8, 3>::new());
+    let mut r = Box::new(ReferenceState::<27, 1, 1, 8, 3>::new());
     let mut grads = Params::zeroed();
     let loss = r.forward(&p, &batch);
     r.backward(&p, &batch, &mut grads);
@@ -143,7 +143,7 @@ fn reference_intermediates_match_hand_derivation() {
     for b in 0..3 {
         close(r.logit_maxes[b], 0.0, "logit_maxes");
         close(r.counts_sum[b], 27.0, "counts_sum");
-        for k in 0..V {
+        for k in 0..VOCAB {
             close(r.probs[b][k], 1.0 / 27.0, "probs");
         }
     }
@@ -163,7 +163,7 @@ fn reference_intermediates_match_hand_derivation() {
             "dlogit_maxes {}",
             r.dlogit_maxes[b]
         );
-        for k in 0..V {
+        for k in 0..VOCAB {
             let onehot = if k == y { 1.0 } else { 0.0 };
             close(r.dlogits[b][k], (1.0 / 27.0 - onehot) / 3.0, "dlogits");
         }

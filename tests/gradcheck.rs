@@ -3,7 +3,7 @@
 
 use charmlp_core::reference::ReferenceState;
 use charmlp_core::{Params, TrainState};
-use charmlp_workspace::{FlatParams, numeric_grad, random_batch, random_params, rng};
+use charmlp_workspace::{FlatParams, numeric_grad, random_batch, rng};
 
 /// Per tensor: largest |analytic − numeric| and largest |numeric|, for fused and reference.
 struct TensorErrors {
@@ -13,27 +13,41 @@ struct TensorErrors {
     scale: f64,
 }
 
-/// Checks every `stride`-th entry of every tensor of one random model on one random batch.
-fn gradient_errors<const E: usize, const T: usize, const H: usize, const B: usize>(
+/// Checks every `stride`-th entry of every tensor of one random model of `symbols` present
+/// symbols (the rest of V absent) on one random batch. The reference path runs only where no
+/// symbol is absent (its dprobs = dlogprobs / probs is 0 / 0 for an absent one); elsewhere its
+/// column repeats the fused one.
+fn gradient_errors<
+    const V: usize,
+    const VP: usize,
+    const E: usize,
+    const T: usize,
+    const H: usize,
+    const B: usize,
+>(
     seed: u64,
     stride: usize,
+    symbols: usize,
 ) -> Vec<TensorErrors> {
     let mut rng = rng(seed);
-    let params = random_params::<E, T, H>(&mut rng);
-    let batch = random_batch::<T, B>(&mut rng);
+    let mut params = Box::new(Params::<V, E, T, H>::zeroed());
+    params.init_with_symbols(&mut rng, symbols);
+    let batch = random_batch::<T, B>(&mut rng, symbols);
 
-    let mut state = Box::new(TrainState::<H, B>::new());
-    let mut fused = Box::new(Params::<E, T, H>::zeroed());
+    let mut state = Box::new(TrainState::<VP, H, B>::new());
+    let mut fused = Box::new(Params::<V, E, T, H>::zeroed());
     state.forward(&params, &batch).backward(&mut fused);
 
-    let mut reference_state = Box::new(ReferenceState::<E, T, H, B>::new());
-    let mut reference = Box::new(Params::<E, T, H>::zeroed());
-    reference_state.forward(&params, &batch);
-    reference_state.backward(&params, &batch, &mut reference);
+    let mut reference = fused.clone();
+    if symbols == V {
+        let mut reference_state = Box::new(ReferenceState::<V, E, T, H, B>::new());
+        reference_state.forward(&params, &batch);
+        reference_state.backward(&params, &batch, &mut reference);
+    }
 
     let mut flat = FlatParams::of(&params);
     let mut out = Vec::new();
-    for (ti, name) in Params::<E, T, H>::NAMES.into_iter().enumerate() {
+    for (ti, name) in Params::<V, E, T, H>::NAMES.into_iter().enumerate() {
         let (f, r) = (fused.tensors()[ti], reference.tensors()[ti]);
         let mut e = TensorErrors {
             name,
@@ -43,7 +57,7 @@ fn gradient_errors<const E: usize, const T: usize, const H: usize, const B: usiz
         };
         // Offset the stride by the seed so that sampled checks cover different entries.
         for i in (seed as usize % stride..f.len()).step_by(stride) {
-            let n = numeric_grad::<E, T, H, B>(&mut flat, &batch, ti, i, 1e-4);
+            let n = numeric_grad::<V, E, T, H, B>(&mut flat, &batch, ti, i, 1e-4);
             e.fused = e.fused.max((f64::from(f[i]) - n).abs());
             e.reference = e.reference.max((f64::from(r[i]) - n).abs());
             e.scale = e.scale.max(n.abs());
@@ -93,23 +107,78 @@ fn assert_close(label: &str, errs: &[TensorErrors]) {
 #[test]
 fn small_models_every_entry() {
     for seed in 0..4 {
-        assert_close("E4 T3 H8 B8", &gradient_errors::<4, 3, 8, 8>(seed, 1));
+        assert_close(
+            "V27 E4 T3 H8 B8",
+            &gradient_errors::<27, 32, 4, 3, 8, 8>(seed, 1, 27),
+        );
         // An odd batch and a two-character context.
         assert_close(
-            "E2 T2 H16 B5",
-            &gradient_errors::<2, 2, 16, 5>(100 + seed, 1),
+            "V27 E2 T2 H16 B5",
+            &gradient_errors::<27, 32, 2, 2, 16, 5>(100 + seed, 1, 27),
         );
+        // A vocabulary of exactly 8, 16 and 128: no padding of the logits rows.
+        assert_close(
+            "V8 E3 T2 H8 B6",
+            &gradient_errors::<8, 8, 3, 2, 8, 6>(200 + seed, 1, 8),
+        );
+        assert_close(
+            "V128 E3 T2 H8 B6",
+            &gradient_errors::<128, 128, 3, 2, 8, 6>(300 + seed, 1, 128),
+        );
+    }
+}
+
+#[test]
+fn absent_symbols_have_zero_gradients_and_leave_the_rest_exact() {
+    for seed in 0..4 {
+        // 11 symbols in a capacity of 40: the 29 absent ones get gradient exactly 0 (checked
+        // numerically too: their loss does not depend on them) …
+        let errs = gradient_errors::<40, 40, 4, 3, 8, 8>(400 + seed, 1, 11);
+        assert_close("V40(11) E4 T3 H8 B8", &errs);
+        // … and the present ones the gradients of a model of exactly 11 symbols, bit for bit.
+        let mut r = rng(500 + seed);
+        let mut exact = Box::new(Params::<11, 4, 3, 8>::zeroed());
+        exact.init(&mut r);
+        let mut padded = Box::new(Params::<40, 4, 3, 8>::zeroed());
+        padded.init_with_symbols(&mut rng(500 + seed), 11);
+        let batch = random_batch::<3, 8>(&mut r, 11);
+        let mut g_exact = Box::new(Params::<11, 4, 3, 8>::zeroed());
+        let mut g_padded = Box::new(Params::<40, 4, 3, 8>::zeroed());
+        let loss_exact = TrainState::<16, 8, 8>::new().forward(&exact, &batch).loss();
+        let mut state = TrainState::<40, 8, 8>::new();
+        let forward = state.forward(&padded, &batch);
+        assert_eq!(forward.loss().to_bits(), loss_exact.to_bits());
+        forward.backward(&mut g_padded);
+        TrainState::<16, 8, 8>::new()
+            .forward(&exact, &batch)
+            .backward(&mut g_exact);
+        for (ti, name) in Params::<11, 4, 3, 8>::NAMES.into_iter().enumerate() {
+            let (e, p) = (g_exact.tensors()[ti], g_padded.tensors()[ti]);
+            let present = &p[..e.len()];
+            assert_eq!(
+                present.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+                e.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+                "{name}"
+            );
+            assert!(p[e.len()..].iter().all(|&x| x == 0.0), "{name}");
+        }
     }
 }
 
 #[test]
 fn default_model_every_entry() {
     for seed in [7, 8] {
-        assert_close("E10 T3 H64 B32", &gradient_errors::<10, 3, 64, 32>(seed, 1));
+        assert_close(
+            "E10 T3 H64 B32",
+            &gradient_errors::<27, 32, 10, 3, 64, 32>(seed, 1, 27),
+        );
     }
 }
 
 #[test]
 fn hidden_200_every_23rd_entry() {
-    assert_close("E10 T3 H200 B32", &gradient_errors::<10, 3, 200, 32>(9, 23));
+    assert_close(
+        "E10 T3 H200 B32",
+        &gradient_errors::<27, 32, 10, 3, 200, 32>(9, 23, 27),
+    );
 }

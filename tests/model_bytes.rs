@@ -1,8 +1,11 @@
 //! The model file: exact round trips, and every kind of corruption rejected with its own error.
 
-use charmlp_core::bytes::{BufferTooSmall, HEADER_LEN, LoadError, Shape, peek_shape};
-use charmlp_core::{DefaultModel, WideModel};
-use charmlp_workspace::{bits, bytes_of, rng};
+use charmlp_core::bytes::{BufferTooSmall, HEADER_LEN, LoadError, Shape, peek_shape, reseal};
+use charmlp_core::{Alphabet, AlphabetError, DefaultModel, Model, WideModel};
+use charmlp_workspace::{bits, bytes_of, bytes_with, load, rng, test_alphabet};
+
+/// Bytes of a whole default model file: header, 26 characters, floats, checksum.
+const BYTES: usize = DefaultModel::MAX_BYTES;
 
 fn trained_looking_model(seed: u64) -> Box<DefaultModel> {
     let mut m = Box::new(DefaultModel::zeroed());
@@ -17,8 +20,8 @@ fn trained_looking_model(seed: u64) -> Box<DefaultModel> {
 
 #[test]
 fn file_length_is_header_floats_and_checksum() {
-    assert_eq!(DefaultModel::BYTES, 16 + 4 * (4_137 + 128) + 4);
-    assert_eq!(WideModel::BYTES, 16 + 4 * (12_297 + 400) + 4);
+    assert_eq!(DefaultModel::MAX_BYTES, 16 + 4 * 26 + 4 * (4_137 + 128) + 4);
+    assert_eq!(WideModel::MAX_BYTES, 16 + 4 * 26 + 4 * (12_297 + 400) + 4);
 }
 
 #[test]
@@ -28,7 +31,7 @@ fn round_trip_is_bit_exact() {
         let bytes = bytes_of(&m);
         assert_eq!(&bytes[..4], b"CMLP");
         let mut back = Box::new(DefaultModel::zeroed());
-        back.read_bytes(&bytes).unwrap();
+        load(&mut back, &bytes).unwrap();
         assert!(bits(&m) == bits(&back));
         assert_eq!(bytes_of(&back), bytes);
     }
@@ -36,19 +39,123 @@ fn round_trip_is_bit_exact() {
     wide.init(&mut rng(9));
     let bytes = bytes_of(&wide);
     let mut back = Box::new(WideModel::zeroed());
-    back.read_bytes(&bytes).unwrap();
+    load(&mut back, &bytes).unwrap();
     assert!(bits(&wide) == bits(&back));
+}
+
+#[test]
+fn the_alphabet_round_trips_and_absent_symbols_come_back_absent() {
+    // 41 symbols (a–z and 14 accented letters) in a capacity-64 model.
+    let alphabet = test_alphabet::<64>(41);
+    let mut m = Box::new(Model::<64, 10, 3, 64>::zeroed());
+    m.init_with_symbols(&mut rng(3), 41);
+    let bytes = bytes_with(&m, &alphabet);
+    assert_eq!(
+        bytes.len(),
+        16 + 4 * 40 + 4 * (41 * 10 + 30 * 64 + 3 * 64 + 64 * 41 + 41 + 128) + 4
+    );
+    assert_eq!(peek_shape(&bytes).map(|s| s.vocab), Ok(41));
+    let mut back = Box::new(Model::<64, 10, 3, 64>::zeroed());
+    let mut got = Alphabet::<64>::new(&['x']).unwrap();
+    back.read_bytes(&mut got, &bytes).unwrap();
+    assert_eq!(got, alphabet);
+    assert_eq!(back.params.symbols(), 41);
+    assert!(bits(&m) == bits(&back));
+    // The same file in a capacity of 128, and in 41 exactly.
+    let mut wider = Box::new(Model::<128, 10, 3, 64>::zeroed());
+    let mut a128 = Alphabet::<128>::new(&[]).unwrap();
+    wider.read_bytes(&mut a128, &bytes).unwrap();
+    assert_eq!(a128.chars(), alphabet.chars());
+    assert_eq!(wider.params.symbols(), 41);
+    assert_eq!(bytes_with(&wider, &a128), bytes);
+    let mut exact = Box::new(Model::<41, 10, 3, 64>::zeroed());
+    let mut a41 = Alphabet::<41>::new(&[]).unwrap();
+    exact.read_bytes(&mut a41, &bytes).unwrap();
+    assert_eq!(bytes_with(&exact, &a41), bytes);
+    // Not in a capacity of 27: the error names the count.
+    let err = load(&mut DefaultModel::zeroed(), &bytes);
+    assert_eq!(
+        err,
+        Err(LoadError::Symbols {
+            found: 41,
+            capacity: 27
+        })
+    );
+    assert_eq!(
+        err.unwrap_err().to_string(),
+        "model has 41 symbols; this model type holds 2 to 27"
+    );
+}
+
+#[test]
+fn a_version_1_file_loads_with_makemores_alphabet() {
+    let m = trained_looking_model(8);
+    let v2 = bytes_of(&m);
+    let mut v1 = v2[..HEADER_LEN].to_vec();
+    v1[4] = 1;
+    v1.extend_from_slice(&v2[HEADER_LEN + 4 * 26..]);
+    reseal(&mut v1);
+    let mut back = Box::new(DefaultModel::zeroed());
+    let mut alphabet = Alphabet::<27>::new(&['q']).unwrap();
+    back.read_bytes(&mut alphabet, &v1).unwrap();
+    assert_eq!(alphabet, Alphabet::MAKEMORE);
+    assert!(bits(&m) == bits(&back));
+    // A version-1 file has makemore's 27 symbols and no other count.
+    let mut bad = v1.clone();
+    bad[6] = 26;
+    reseal(&mut bad);
+    assert!(matches!(
+        load(&mut back, &bad),
+        Err(LoadError::Symbols { found: 26, .. })
+    ));
+}
+
+#[test]
+fn a_crafted_alphabet_with_a_valid_checksum_is_rejected() {
+    let m = trained_looking_model(9);
+    let bytes = bytes_of(&m);
+    let put = |at: usize, scalar: u32| {
+        let mut b = bytes.clone();
+        b[HEADER_LEN + 4 * at..HEADER_LEN + 4 * at + 4].copy_from_slice(&scalar.to_le_bytes());
+        reseal(&mut b);
+        b
+    };
+    let mut back = Box::new(DefaultModel::zeroed());
+    assert_eq!(
+        load(&mut back, &put(3, 0xD800)),
+        Err(LoadError::BadAlphabet {
+            index: 3,
+            error: None
+        })
+    );
+    assert_eq!(
+        load(&mut back, &put(0, 'z' as u32)),
+        Err(LoadError::BadAlphabet {
+            index: 0,
+            error: Some(AlphabetError::NotIncreasing {
+                previous: 'z',
+                found: 'b'
+            })
+        })
+    );
+    assert_eq!(
+        load(&mut back, &put(0, '\n' as u32)),
+        Err(LoadError::BadAlphabet {
+            index: 0,
+            error: Some(AlphabetError::Control('\n'))
+        })
+    );
 }
 
 #[test]
 fn writing_into_a_short_buffer_is_an_error() {
     let m = trained_looking_model(0);
-    let mut out = vec![0u8; DefaultModel::BYTES - 1];
+    let mut out = vec![0u8; BYTES - 1];
     assert_eq!(
-        m.write_bytes(&mut out),
+        m.write_bytes(&Alphabet::MAKEMORE, &mut out),
         Err(BufferTooSmall {
-            needed: DefaultModel::BYTES,
-            got: DefaultModel::BYTES - 1
+            needed: BYTES,
+            got: BYTES - 1
         })
     );
     assert!(
@@ -56,8 +163,8 @@ fn writing_into_a_short_buffer_is_an_error() {
         "a failed write must not touch the buffer"
     );
     // A longer buffer is fine: the model goes at its start.
-    let mut out = vec![0u8; DefaultModel::BYTES + 10];
-    assert_eq!(m.write_bytes(&mut out), Ok(DefaultModel::BYTES));
+    let mut out = vec![0u8; BYTES + 10];
+    assert_eq!(m.write_bytes(&Alphabet::MAKEMORE, &mut out), Ok(BYTES));
 }
 
 #[test]
@@ -66,13 +173,9 @@ fn every_truncation_is_rejected_as_truncated() {
     let mut m = trained_looking_model(2);
     let before = bits(&m);
     for len in 0..bytes.len() {
-        let needed = if len < HEADER_LEN {
-            HEADER_LEN
-        } else {
-            DefaultModel::BYTES
-        };
+        let needed = if len < HEADER_LEN { HEADER_LEN } else { BYTES };
         assert_eq!(
-            m.read_bytes(&bytes[..len]),
+            load(&mut m, &bytes[..len]),
             Err(LoadError::Truncated { needed, got: len }),
             "length {len}"
         );
@@ -85,10 +188,10 @@ fn trailing_bytes_are_rejected() {
     let mut bytes = bytes_of(&trained_looking_model(1));
     bytes.push(0);
     assert_eq!(
-        DefaultModel::zeroed().read_bytes(&bytes),
+        load(&mut DefaultModel::zeroed(), &bytes),
         Err(LoadError::TrailingBytes {
-            expected: DefaultModel::BYTES,
-            got: DefaultModel::BYTES + 1
+            expected: BYTES,
+            got: BYTES + 1
         })
     );
 }
@@ -102,11 +205,16 @@ fn every_flipped_byte_is_rejected_by_the_field_it_hits() {
     for at in 0..bytes.len() {
         for flip in [0x01u8, 0x80, 0xff] {
             corrupt[at] ^= flip;
-            let err = m.read_bytes(&corrupt).unwrap_err();
+            let err = load(&mut m, &corrupt).unwrap_err();
             let ok = match at {
                 0..4 => err == LoadError::BadMagic,
-                4..6 => matches!(err, LoadError::UnsupportedVersion { supported: 1, .. }),
-                6..14 => matches!(err, LoadError::ShapeMismatch { .. }),
+                4..6 => matches!(err, LoadError::UnsupportedVersion { supported: 2, .. }),
+                // 27 ^ 1 = 26 symbols is a shorter file; other counts do not fit.
+                6..8 => matches!(
+                    err,
+                    LoadError::Symbols { .. } | LoadError::TrailingBytes { .. }
+                ),
+                8..14 => matches!(err, LoadError::ShapeMismatch { .. }),
                 14..16 => err == LoadError::BadHeader,
                 _ => matches!(err, LoadError::ChecksumMismatch { .. }),
             };
@@ -133,13 +241,13 @@ fn other_shapes_are_named_in_the_error() {
         ..expected
     };
     assert_eq!(peek_shape(&bytes), Ok(found));
-    assert_eq!(DefaultModel::SHAPE, expected);
-    let err = DefaultModel::zeroed().read_bytes(&bytes).unwrap_err();
+    assert_eq!(DefaultModel::shape(27), expected);
+    let err = load(&mut DefaultModel::zeroed(), &bytes).unwrap_err();
     assert_eq!(err, LoadError::ShapeMismatch { expected, found });
     assert_eq!(
         err.to_string(),
-        "model has vocabulary 27, embedding 10, context 3, hidden 200; \
-         expected vocabulary 27, embedding 10, context 3, hidden 64"
+        "model has 27 symbols, embedding 10, context 3, hidden 200; \
+         expected embedding 10, context 3, hidden 64"
     );
 }
 
@@ -152,7 +260,7 @@ fn foreign_files_are_not_models() {
         b"CMLQ",
     ] {
         assert_eq!(
-            DefaultModel::zeroed().read_bytes(junk),
+            load(&mut DefaultModel::zeroed(), junk),
             Err(LoadError::BadMagic),
             "{junk:?}"
         );
@@ -169,7 +277,7 @@ fn negative_variances_and_overflowing_weights_with_a_valid_checksum_are_rejected
     let mut m = trained_looking_model(6);
     m.bn.var[5] = -0.5;
     assert_eq!(
-        DefaultModel::zeroed().read_bytes(&bytes_of(&m)),
+        load(&mut DefaultModel::zeroed(), &bytes_of(&m)),
         Err(LoadError::NegativeVariance {
             index: 5,
             value: -0.5
@@ -177,13 +285,11 @@ fn negative_variances_and_overflowing_weights_with_a_valid_checksum_are_rejected
     );
     // −0 is a variance of zero.
     m.bn.var[5] = -0.0;
-    assert_eq!(DefaultModel::zeroed().read_bytes(&bytes_of(&m)), Ok(()));
+    assert_eq!(load(&mut DefaultModel::zeroed(), &bytes_of(&m)), Ok(()));
 
     let mut m = trained_looking_model(6);
     m.params.w2t[4][3] = 3e38;
-    let err = DefaultModel::zeroed()
-        .read_bytes(&bytes_of(&m))
-        .unwrap_err();
+    let err = load(&mut DefaultModel::zeroed(), &bytes_of(&m)).unwrap_err();
     assert!(
         matches!(err, LoadError::Overflow(o) if o.layer == "the output layer" && o.unit == 4),
         "{err:?}"
@@ -199,10 +305,10 @@ fn a_shape_too_large_for_the_target_has_no_file_length() {
         context: u16::MAX,
         hidden: u16::MAX,
     };
-    // 16 + 4·(v·e + t·e·h + 3h + h·v + v + 2h) + 4 in exact arithmetic: 2⁵⁰ and more, beyond
-    // any 32-bit usize, where the unchecked sum used to wrap.
+    // 16 + 4·(v − 1) + 4·(v·e + t·e·h + 3h + h·v + v + 2h) + 4 in exact arithmetic: 2⁵⁰ and
+    // more, beyond any 32-bit usize, where the unchecked sum used to wrap.
     let m = 65_535u128;
-    let exact = 16 + 4 * (m * m + m * m * m + 3 * m + m * m + m + 2 * m) + 4;
+    let exact = 16 + 4 * (m - 1) + 4 * (m * m + m * m * m + 3 * m + m * m + m + 2 * m) + 4;
     assert_eq!(max.file_len(), usize::try_from(exact).ok());
     assert_eq!(
         max.file_len().is_none(),
@@ -223,7 +329,7 @@ fn non_finite_values_with_a_valid_checksum_are_rejected() {
         }
         let bytes = bytes_of(&m);
         assert_eq!(
-            DefaultModel::zeroed().read_bytes(&bytes),
+            load(&mut DefaultModel::zeroed(), &bytes),
             Err(LoadError::NonFinite { tensor, index: at })
         );
     }
@@ -241,11 +347,11 @@ fn errors_read_as_sentences() {
     );
     let e = LoadError::UnsupportedVersion {
         found: 7,
-        supported: 1,
+        supported: 2,
     };
     assert_eq!(
         e.to_string(),
-        "model format version 7; this build reads version 1"
+        "model format version 7; this build reads versions 1 to 2"
     );
     assert!(
         LoadError::ChecksumMismatch {

@@ -2,11 +2,16 @@
 //! the reference and finite differences, model bytes round-trip exactly and reject any
 //! single-byte change, and sampling stays inside the vocabulary and the length bound.
 
-use charmlp_core::bytes::{HEADER_LEN, LoadError, reseal};
+use charmlp_core::bytes::{LoadError, reseal};
 use charmlp_core::reference::ReferenceState;
-use charmlp_core::{Example, InferState, Model, Params, Temperature, TrainState};
+use charmlp_core::{
+    Alphabet, DefaultModel, Example, InferState, Model, Params, Temperature, TrainState,
+};
+
+/// Where a default model file's floats start.
+const FLOATS_AT: usize = DefaultModel::shape(27).floats_at();
 use charmlp_workspace::{
-    FlatParams, bytes_of, max_abs, max_abs_diff, numeric_grad, random_batch, rng,
+    FlatParams, bytes_of, load, max_abs, max_abs_diff, numeric_grad, random_batch, rng,
 };
 use proptest::prelude::*;
 
@@ -16,14 +21,14 @@ use proptest::prelude::*;
 /// tests/fused_vs_reference.rs and tests/gradcheck.rs).
 fn check_gradients<const H: usize, const B: usize>(seed: u64, entries: usize) {
     let mut r = rng(seed);
-    let mut params = Box::new(Params::<10, 3, H>::zeroed());
+    let mut params = Box::new(Params::<27, 10, 3, H>::zeroed());
     params.init(&mut r);
-    let batch = random_batch::<3, B>(&mut r);
+    let batch = random_batch::<3, B>(&mut r, 27);
     let mut fused = Box::new(Params::zeroed());
-    let mut state = Box::new(TrainState::<H, B>::new());
+    let mut state = Box::new(TrainState::<32, H, B>::new());
     state.forward(&params, &batch).backward(&mut fused);
     let mut reference = Box::new(Params::zeroed());
-    let mut rs = Box::new(ReferenceState::<10, 3, H, B>::new());
+    let mut rs = Box::new(ReferenceState::<27, 10, 3, H, B>::new());
     rs.forward(&params, &batch);
     rs.backward(&params, &batch, &mut reference);
 
@@ -34,7 +39,7 @@ fn check_gradients<const H: usize, const B: usize>(seed: u64, entries: usize) {
         .fold(0.0, f32::max);
     let mut flat = FlatParams::of(&params);
     for (ti, (f, rf)) in fused.tensors().iter().zip(reference.tensors()).enumerate() {
-        let name = Params::<10, 3, H>::NAMES[ti];
+        let name = Params::<27, 10, 3, H>::NAMES[ti];
         let diff = max_abs_diff(f, rf);
         assert!(
             diff <= 1e-5 * g,
@@ -46,7 +51,7 @@ fn check_gradients<const H: usize, const B: usize>(seed: u64, entries: usize) {
                 .wrapping_mul(2_654_435_761)
                 .wrapping_add(k * 7_919)
                 % f.len();
-            let n = numeric_grad::<10, 3, H, B>(&mut flat, &batch, ti, i, 1e-4);
+            let n = numeric_grad::<27, 10, 3, H, B>(&mut flat, &batch, ti, i, 1e-4);
             let err = (f64::from(f[i]) - n).abs();
             assert!(
                 err <= 2e-5 * scale.max(n.abs()) + 2e-7,
@@ -57,7 +62,7 @@ fn check_gradients<const H: usize, const B: usize>(seed: u64, entries: usize) {
     }
 }
 
-fn random_model<const H: usize>(seed: u64) -> Box<Model<10, 3, H>> {
+fn random_model<const H: usize>(seed: u64) -> Box<Model<27, 10, 3, H>> {
     let mut m = Box::new(Model::zeroed());
     m.init(&mut rng(seed));
     for (j, (mean, var)) in m.bn.mean.iter_mut().zip(m.bn.var.iter_mut()).enumerate() {
@@ -94,14 +99,14 @@ proptest! {
         if wide {
             let m = random_model::<200>(seed);
             let bytes = bytes_of(&m);
-            let mut back = Box::new(Model::<10, 3, 200>::zeroed());
-            back.read_bytes(&bytes).unwrap();
+            let mut back = Box::new(Model::<27, 10, 3, 200>::zeroed());
+            load(&mut back, &bytes).unwrap();
             prop_assert_eq!(bytes_of(&back), bytes);
         } else {
             let m = random_model::<64>(seed);
             let bytes = bytes_of(&m);
-            let mut back = Box::new(Model::<10, 3, 64>::zeroed());
-            back.read_bytes(&bytes).unwrap();
+            let mut back = Box::new(Model::<27, 10, 3, 64>::zeroed());
+            load(&mut back, &bytes).unwrap();
             prop_assert_eq!(bytes_of(&back), bytes);
         }
     }
@@ -109,15 +114,15 @@ proptest! {
     #[test]
     fn any_single_byte_change_is_rejected(
         seed in 0u64..8,
-        at in 0usize..Model::<10, 3, 64>::BYTES,
+        at in 0usize..Model::<27, 10, 3, 64>::MAX_BYTES,
         flip in 1u8..=255,
     ) {
         let m = random_model::<64>(seed);
         let mut bytes = bytes_of(&m);
         bytes[at] ^= flip;
-        let mut target = Box::new(Model::<10, 3, 64>::zeroed());
-        prop_assert!(target.read_bytes(&bytes).is_err(), "byte {} ^ {:#04x} accepted", at, flip);
-        prop_assert_eq!(bytes_of(&target), bytes_of(&Model::<10, 3, 64>::zeroed()));
+        let mut target = Box::new(Model::<27, 10, 3, 64>::zeroed());
+        prop_assert!(load(&mut target, &bytes).is_err(), "byte {} ^ {:#04x} accepted", at, flip);
+        prop_assert_eq!(bytes_of(&target), bytes_of(&Model::<27, 10, 3, 64>::zeroed()));
     }
 
     /// Crafted files: arbitrary bit patterns (NaN, ∞, subnormals, ±3e38, negatives) written
@@ -141,17 +146,17 @@ proptest! {
         let m = random_model::<64>(seed);
         let mut bytes = bytes_of(&m);
         for (at, value) in &picks {
-            let at = HEADER_LEN + 4 * at;
+            let at = FLOATS_AT + 4 * at;
             bytes[at..at + 4].copy_from_slice(&value.to_le_bytes());
         }
         reseal(&mut bytes);
-        let mut loaded = Box::new(Model::<10, 3, 64>::zeroed());
-        match loaded.read_bytes(&bytes) {
+        let mut loaded = Box::new(Model::<27, 10, 3, 64>::zeroed());
+        match load(&mut loaded, &bytes) {
             Ok(()) => {
                 let mut r = rng(seed);
                 let examples: Vec<Example<3>> = (0..64)
                     .map(|_| {
-                        let b = random_batch::<3, 2>(&mut r);
+                        let b = random_batch::<3, 2>(&mut r, 27);
                         Example { context: b.x[0], target: b.y[0] }
                     })
                     .collect();
@@ -159,7 +164,7 @@ proptest! {
                 let loss = loaded.loss(&examples, &mut st).unwrap();
                 prop_assert!(loss.is_finite() && loss >= 0.0, "loss {}", loss);
                 let t = Temperature::new(temperature).unwrap();
-                let name: heapless::String<64> = loaded.sample_name(&mut r, t, &mut st);
+                let name: heapless::String<64> = loaded.sample_name(&mut r, t, &mut st, &Alphabet::MAKEMORE);
                 prop_assert!(name.chars().all(|c| c.is_ascii_lowercase()), "{}", name);
             }
             Err(e) => {
@@ -173,7 +178,7 @@ proptest! {
                     "{:?}",
                     e
                 );
-                prop_assert_eq!(bytes_of(&loaded), bytes_of(&Model::<10, 3, 64>::zeroed()));
+                prop_assert_eq!(bytes_of(&loaded), bytes_of(&Model::<27, 10, 3, 64>::zeroed()));
             }
         }
     }
@@ -188,10 +193,10 @@ proptest! {
         let mut st = InferState::new();
         let mut r = rng(seed ^ 0x5eed);
         for _ in 0..4 {
-            let short: heapless::String<5> = m.sample_name(&mut r, t, &mut st);
+            let short: heapless::String<5> = m.sample_name(&mut r, t, &mut st, &Alphabet::MAKEMORE);
             prop_assert!(short.len() <= 5);
             prop_assert!(short.chars().all(|c| c.is_ascii_lowercase()), "{}", short);
-            let long: heapless::String<64> = m.sample_name(&mut r, t, &mut st);
+            let long: heapless::String<64> = m.sample_name(&mut r, t, &mut st, &Alphabet::MAKEMORE);
             prop_assert!(long.chars().all(|c| c.is_ascii_lowercase()), "{}", long);
         }
     }

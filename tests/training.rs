@@ -3,7 +3,7 @@
 
 use charmlp_core::Batch;
 use charmlp_core::{
-    BnCalibration, DefaultBatch, DefaultModel, DefaultParams, DefaultTrainState, Example,
+    Alphabet, BnCalibration, DefaultBatch, DefaultModel, DefaultParams, DefaultTrainState, Example,
     InferState, StepDecay, Temperature, train_step,
 };
 use charmlp_workspace::{Rng, examples_of, load_names, param_bits, rng};
@@ -183,9 +183,12 @@ fn sampled_names_are_bounded_words_over_the_vocabulary() {
     let mut sample_rng = rng(7);
     let mut lengths = 0;
     for _ in 0..200 {
-        let name: heapless::String<24> =
-            t.model
-                .sample_name(&mut sample_rng, Temperature::ONE, &mut st);
+        let name: heapless::String<24> = t.model.sample_name(
+            &mut sample_rng,
+            Temperature::ONE,
+            &mut st,
+            &Alphabet::MAKEMORE,
+        );
         assert!(name.len() <= 24);
         assert!(name.chars().all(|c| c.is_ascii_lowercase()), "{name}");
         lengths += name.len();
@@ -197,16 +200,22 @@ fn sampled_names_are_bounded_words_over_the_vocabulary() {
     // A bound of 3 cuts long names cleanly at 3; a bound of 0 yields empty names.
     let mut cut = 0;
     for _ in 0..200 {
-        let name: heapless::String<3> =
-            t.model
-                .sample_name(&mut sample_rng, Temperature::ONE, &mut st);
+        let name: heapless::String<3> = t.model.sample_name(
+            &mut sample_rng,
+            Temperature::ONE,
+            &mut st,
+            &Alphabet::MAKEMORE,
+        );
         assert!(name.len() <= 3);
         cut += usize::from(name.len() == 3);
     }
     assert!(cut > 50, "few names reached the bound: {cut}");
-    let empty: heapless::String<0> =
-        t.model
-            .sample_name(&mut sample_rng, Temperature::ONE, &mut st);
+    let empty: heapless::String<0> = t.model.sample_name(
+        &mut sample_rng,
+        Temperature::ONE,
+        &mut st,
+        &Alphabet::MAKEMORE,
+    );
     assert!(empty.is_empty());
 
     // Same seed, same names; a low temperature makes the most likely names.
@@ -215,7 +224,10 @@ fn sampled_names_are_bounded_words_over_the_vocabulary() {
         let mut st = InferState::new();
         let temp = Temperature::new(temp).unwrap();
         (0..20)
-            .map(|_| t.model.sample_name(&mut r, temp, &mut st))
+            .map(|_| {
+                t.model
+                    .sample_name(&mut r, temp, &mut st, &Alphabet::MAKEMORE)
+            })
             .collect()
     };
     assert_eq!(draw(9, 1.0), draw(9, 1.0));

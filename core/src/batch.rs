@@ -27,8 +27,8 @@ impl core::error::Error for EmptySplit {}
 impl<const T: usize, const B: usize> Batch<T, B> {
     pub const fn new() -> Self {
         Batch {
-            x: [[Token::DOT; T]; B],
-            y: [Token::DOT; B],
+            x: [[Token::BOUNDARY; T]; B],
+            y: [Token::BOUNDARY; B],
         }
     }
 
@@ -80,8 +80,8 @@ mod tests {
         let mut batch = Batch::<3, 4>::new();
         assert_eq!(batch.sample(&mut rng, &[]), Err(EmptySplit));
         let one = Example {
-            context: [Token::DOT; 3],
-            target: Token::from_char('q').unwrap(),
+            context: [Token::BOUNDARY; 3],
+            target: Token::from_index(17).unwrap(),
         };
         assert_eq!(batch.sample(&mut rng, &[one]), Ok(()));
         assert_eq!(batch.y, [one.target; 4]);

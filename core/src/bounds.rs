@@ -16,7 +16,6 @@
 //! loss, a difference of two logits plus ln Σ exp(…) ≤ ln V, is finite.
 
 use crate::model::{BN_EPS, Model};
-use crate::vocab::V;
 
 /// Largest activation bound accepted: f32::MAX / 4.
 pub const LIMIT: f64 = f32::MAX as f64 / 4.0;
@@ -33,16 +32,18 @@ fn within(bound: f64) -> bool {
     bound < LIMIT
 }
 
-/// The nine tensors in file order, read through `at(tensor, flat index)`: C [V][E],
-/// W1 [T][E][H], b1, gain, bias [H], W2ᵀ [V][H], b2 [V], bn mean, bn var [H]. One accessor
-/// serves a loaded [`Model`] and a model file's bytes, so the loader can check before it writes.
+/// The nine tensors in file order, read through `at(tensor, flat index)`: C [v][E],
+/// W1 [T][E][H], b1, gain, bias [H], W2ᵀ [v][H], b2 [v], bn mean, bn var [H], for the v
+/// present symbols (an absent one's logit is −∞ and its row unused). One accessor serves a
+/// loaded [`Model`] and a model file's bytes, so the loader can check before it writes.
 pub(crate) fn check<const E: usize, const T: usize, const H: usize>(
+    symbols: usize,
     at: impl Fn(usize, usize) -> f32,
 ) -> Result<(), Overflow> {
     let [c, w1, b1, gain, bias, w2t, b2, mean, var] = [0, 1, 2, 3, 4, 5, 6, 7, 8];
     let abs = |tensor, i| f64::from(at(tensor, i)).abs();
     let mut cmax = [0.0f64; E];
-    for v in 0..V {
+    for v in 0..symbols {
         for (e, m) in cmax.iter_mut().enumerate() {
             *m = m.max(abs(c, v * E + e));
         }
@@ -71,7 +72,7 @@ pub(crate) fn check<const E: usize, const T: usize, const H: usize>(
         }
     }
     // |h_j| ≤ 1 after tanh.
-    for k in 0..V {
+    for k in 0..symbols {
         let logit = abs(b2, k) + (0..H).map(|j| abs(w2t, k * H + j)).sum::<f64>();
         if !within(logit) {
             return Err(Overflow {
@@ -83,12 +84,14 @@ pub(crate) fn check<const E: usize, const T: usize, const H: usize>(
     Ok(())
 }
 
-impl<const E: usize, const T: usize, const H: usize> Model<E, T, H> {
-    /// `Ok` when every activation of every context is provably finite (see the module docs).
-    /// Expects finite parameters and non-negative variances, which the loader checks first.
+impl<const V: usize, const E: usize, const T: usize, const H: usize> Model<V, E, T, H> {
+    /// `Ok` when every activation of every context of the present symbols is provably finite
+    /// (see the module docs). Expects finite parameters and non-negative variances, which the
+    /// loader checks first.
     pub fn check_activation_bounds(&self) -> Result<(), Overflow> {
-        let tensors = self.file_tensors();
-        check::<E, T, H>(|tensor, i| tensors[tensor].1[i])
+        let symbols = self.params.symbols();
+        let tensors = self.file_tensors(symbols);
+        check::<E, T, H>(symbols, |tensor, i| tensors[tensor].1[i])
     }
 }
 
@@ -97,7 +100,7 @@ mod tests {
     use super::*;
     use rand_core::SeedableRng;
 
-    fn model() -> Model<4, 3, 8> {
+    fn model() -> Model<27, 4, 3, 8> {
         let mut m = Model::zeroed();
         m.init(&mut rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(3));
         m

@@ -1,34 +1,41 @@
-//! The model file: parameters and batch-norm statistics as bytes, with no allocation.
+//! The model file: alphabet, parameters and batch-norm statistics as bytes, with no allocation.
 //!
-//! Layout (all integers and floats little-endian):
+//! Layout of version 2 (all integers and floats little-endian), for a model of v symbols:
 //!
-//! | offset | size | field                                                    |
-//! |--------|------|----------------------------------------------------------|
-//! | 0      | 4    | magic `CMLP`                                             |
-//! | 4      | 2    | format version (1)                                       |
-//! | 6      | 8    | shape: vocabulary, embedding, context, hidden (u16 each) |
-//! | 14     | 2    | reserved, zero                                           |
-//! | 16     | 4·n  | f32: C, W1, b1, gain, bias, W2ᵀ, b2, bn mean, bn var     |
-//! | 16+4·n | 4    | CRC-32 (ISO-HDLC, as zlib) of every byte before it       |
+//! | offset       | size     | field                                                   |
+//! |--------------|----------|---------------------------------------------------------|
+//! | 0            | 4        | magic `CMLP`                                            |
+//! | 4            | 2        | format version (2)                                      |
+//! | 6            | 8        | shape: symbols v, embedding, context, hidden (u16 each) |
+//! | 14           | 2        | reserved, zero                                          |
+//! | 16           | 4·(v−1)  | alphabet: the characters of tokens 1..v, as u32 scalars |
+//! | 12+4·v       | 4·n      | f32: C, W1, b1, gain, bias, W2ᵀ, b2, bn mean, bn var    |
+//! | 12+4·v+4·n   | 4        | CRC-32 (ISO-HDLC, as zlib) of every byte before it      |
 //!
-//! Tensors are stored row-major in the shapes of [`Params`]. A CRC-32 detects every change of
-//! up to 32 consecutive bits, so any single corrupted byte is caught.
+//! Tensors are stored row-major in the shapes of [`Params`], with v rows for C, W2ᵀ and b2: a
+//! model type of capacity V > v reads the file with its symbols v..V absent. Version 1 files
+//! (no alphabet section; v = 27) still load, with makemore's alphabet. A CRC-32 detects every
+//! change of up to 32 consecutive bits, so any single corrupted byte is caught.
 
+use crate::alphabet::{Alphabet, AlphabetError};
 use crate::bounds::Overflow;
 use crate::model::Model;
 use crate::params::Params;
 use crate::shape::ShapeCheck;
-use crate::vocab::V;
 use core::fmt;
 
 pub const MAGIC: [u8; 4] = *b"CMLP";
-pub const VERSION: u16 = 1;
+/// The version written.
+pub const VERSION: u16 = 2;
+/// The first version, without an alphabet section: makemore's 27 symbols.
+pub const VERSION_1: u16 = 1;
 pub const HEADER_LEN: usize = 16;
 const CRC32: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
 
 /// A model's dimensions as a file records them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Shape {
+    /// Symbols, the boundary included.
     pub vocab: u16,
     pub embed: u16,
     pub context: u16,
@@ -36,9 +43,14 @@ pub struct Shape {
 }
 
 impl Shape {
-    /// Bytes of a whole model file of this shape, or `None` where that does not fit in a
-    /// `usize`. The shape comes from untrusted bytes: the count is formed in u64, where the
-    /// largest u16 dimensions cannot overflow it (< 2⁵⁰), and converted with a check, so a
+    /// Where the floats start in a version-2 file: after the header and the alphabet.
+    pub const fn floats_at(self) -> usize {
+        HEADER_LEN + 4 * (self.vocab as usize).saturating_sub(1)
+    }
+
+    /// Bytes of a whole version-2 model file of this shape, or `None` where that does not fit
+    /// in a `usize`. The shape comes from untrusted bytes: the count is formed in u64, where
+    /// the largest u16 dimensions cannot overflow it (< 2⁵⁰), and converted with a check, so a
     /// 32-bit target (the firmware's) refuses rather than wraps.
     pub const fn file_len(self) -> Option<usize> {
         let (v, e, t, h) = (
@@ -48,7 +60,8 @@ impl Shape {
             self.hidden as u64,
         );
         let floats = v * e + t * e * h + 3 * h + h * v + v + 2 * h;
-        let len = HEADER_LEN as u64 + 4 * floats + 4;
+        let alphabet = v.saturating_sub(1);
+        let len = HEADER_LEN as u64 + 4 * alphabet + 4 * floats + 4;
         if len > usize::MAX as u64 {
             None
         } else {
@@ -61,7 +74,7 @@ impl fmt::Display for Shape {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "vocabulary {}, embedding {}, context {}, hidden {}",
+            "{} symbols, embedding {}, context {}, hidden {}",
             self.vocab, self.embed, self.context, self.hidden
         )
     }
@@ -78,8 +91,16 @@ pub enum LoadError {
     UnsupportedVersion { found: u16, supported: u16 },
     /// The header's reserved field is not zero.
     BadHeader,
-    /// A model of other dimensions than the caller's type.
+    /// A model of other dimensions than the caller's type (its `vocab` is the type's capacity).
     ShapeMismatch { expected: Shape, found: Shape },
+    /// More symbols than the caller's type holds, or fewer than two.
+    Symbols { found: u16, capacity: usize },
+    /// The alphabet section is not an alphabet (the u32 at `index` is not a character, or the
+    /// characters are not increasing, or one is a control character).
+    BadAlphabet {
+        index: usize,
+        error: Option<AlphabetError>,
+    },
     /// More bytes than the shape needs.
     TrailingBytes { expected: usize, got: usize },
     /// The bytes were changed after they were written.
@@ -101,12 +122,25 @@ impl fmt::Display for LoadError {
             LoadError::BadMagic => f.write_str("not a charmlp model (it does not start with CMLP)"),
             LoadError::UnsupportedVersion { found, supported } => write!(
                 f,
-                "model format version {found}; this build reads version {supported}"
+                "model format version {found}; this build reads versions 1 to {supported}"
             ),
             LoadError::BadHeader => f.write_str("corrupt model header (reserved field not zero)"),
-            LoadError::ShapeMismatch { expected, found } => {
-                write!(f, "model has {found}; expected {expected}")
-            }
+            LoadError::ShapeMismatch { expected, found } => write!(
+                f,
+                "model has {found}; expected embedding {}, context {}, hidden {}",
+                expected.embed, expected.context, expected.hidden
+            ),
+            LoadError::Symbols { found, capacity } => write!(
+                f,
+                "model has {found} symbols; this model type holds 2 to {capacity}"
+            ),
+            LoadError::BadAlphabet { index, error } => match error {
+                Some(e) => write!(f, "corrupt model alphabet: {e}"),
+                None => write!(
+                    f,
+                    "corrupt model alphabet: entry {index} is not a Unicode scalar value"
+                ),
+            },
             LoadError::TrailingBytes { expected, got } => {
                 write!(
                     f,
@@ -173,8 +207,8 @@ fn u16_at(bytes: &[u8], at: usize) -> u16 {
 }
 
 /// Reads and checks the header alone: magic, version, reserved field. Lets a reader learn the
-/// shape of a file before choosing the type to load it into.
-pub fn peek_shape(bytes: &[u8]) -> Result<Shape, LoadError> {
+/// version and shape of a file before choosing the type to load it into.
+pub fn peek_header(bytes: &[u8]) -> Result<(u16, Shape), LoadError> {
     let magic_seen = bytes.len().min(MAGIC.len());
     if bytes[..magic_seen] != MAGIC[..magic_seen] {
         return Err(LoadError::BadMagic);
@@ -186,7 +220,7 @@ pub fn peek_shape(bytes: &[u8]) -> Result<Shape, LoadError> {
         });
     }
     let version = u16_at(bytes, 4);
-    if version != VERSION {
+    if version != VERSION && version != VERSION_1 {
         return Err(LoadError::UnsupportedVersion {
             found: version,
             supported: VERSION,
@@ -195,135 +229,188 @@ pub fn peek_shape(bytes: &[u8]) -> Result<Shape, LoadError> {
     if u16_at(bytes, 14) != 0 {
         return Err(LoadError::BadHeader);
     }
-    Ok(Shape {
+    let shape = Shape {
         vocab: u16_at(bytes, 6),
         embed: u16_at(bytes, 8),
         context: u16_at(bytes, 10),
         hidden: u16_at(bytes, 12),
-    })
+    };
+    Ok((version, shape))
 }
 
-impl<const E: usize, const T: usize, const H: usize> Model<E, T, H> {
-    pub const SHAPE: Shape = {
-        let () = ShapeCheck::<E, T, H>::OK;
+/// The shape in a file's header (see [`peek_header`]).
+pub fn peek_shape(bytes: &[u8]) -> Result<Shape, LoadError> {
+    peek_header(bytes).map(|(_, shape)| shape)
+}
+
+/// The length of a file of `shape` in `version`, and where its floats start.
+fn layout(version: u16, shape: Shape) -> Option<(usize, usize)> {
+    let len = shape.file_len()?;
+    let alphabet = shape.floats_at() - HEADER_LEN;
+    if version == VERSION_1 {
+        Some((len - alphabet, HEADER_LEN))
+    } else {
+        Some((len, shape.floats_at()))
+    }
+}
+
+impl<const V: usize, const E: usize, const T: usize, const H: usize> Model<V, E, T, H> {
+    /// The shape of this model type's files with `symbols` symbols.
+    pub const fn shape(symbols: usize) -> Shape {
+        let () = ShapeCheck::<V, E, T, H>::OK;
         Shape {
-            vocab: V as u16,
+            vocab: symbols as u16,
             embed: E as u16,
             context: T as u16,
             hidden: H as u16,
         }
-    };
+    }
 
-    /// Bytes of this model's file.
-    pub const BYTES: usize = match Self::SHAPE.file_len() {
+    /// Bytes of the largest file this type reads or writes: all V symbols present.
+    pub const MAX_BYTES: usize = match Self::shape(V).file_len() {
         Some(n) => n,
         None => panic!("this model's file does not fit in memory on this target"),
     };
 
-    /// The tensors in file order: the seven parameters, then the statistics.
-    pub(crate) fn file_tensors(&self) -> [(&'static str, &[f32]); 9] {
+    /// Bytes of this model's file with `alphabet`.
+    pub const fn bytes_len(alphabet: &Alphabet<V>) -> usize {
+        match Self::shape(alphabet.len()).file_len() {
+            Some(n) => n,
+            // Not reached: at most MAX_BYTES, which fits.
+            None => Self::MAX_BYTES,
+        }
+    }
+
+    /// The tensors in file order with `symbols` rows of C, W2ᵀ and b2: the seven parameters,
+    /// then the statistics.
+    pub fn file_tensors(&self, symbols: usize) -> [(&'static str, &[f32]); 9] {
         let [c, w1, b1, gain, bias, w2, b2] = self.params.tensors();
-        let n = Params::<E, T, H>::NAMES;
+        let n = Params::<V, E, T, H>::NAMES;
         [
-            (n[0], c),
+            (n[0], &c[..symbols * E]),
             (n[1], w1),
             (n[2], b1),
             (n[3], gain),
             (n[4], bias),
-            (n[5], w2),
-            (n[6], b2),
+            (n[5], &w2[..symbols * H]),
+            (n[6], &b2[..symbols]),
             ("bn mean", &self.bn.mean),
             ("bn var", &self.bn.var),
         ]
     }
 
-    fn file_tensors_mut(&mut self) -> [&mut [f32]; 9] {
-        let [c, w1, b1, gain, bias, w2, b2] = self.params.tensors_mut();
-        [
-            c,
-            w1,
-            b1,
-            gain,
-            bias,
-            w2,
-            b2,
-            &mut self.bn.mean,
-            &mut self.bn.var,
-        ]
-    }
-
-    /// Writes the model into the start of `out`; returns the number of bytes written
-    /// ([`Model::BYTES`]).
-    pub fn write_bytes(&self, out: &mut [u8]) -> Result<usize, BufferTooSmall> {
+    /// Writes the model and its alphabet into the start of `out`; returns the number of bytes
+    /// written ([`Model::bytes_len`]). The model's symbols past the alphabet must be absent
+    /// and those in it present, as [`Model::init_with_symbols`] leaves them; a file written
+    /// otherwise holds −∞ or fails to mean what it says, and the loader refuses the first.
+    pub fn write_bytes(
+        &self,
+        alphabet: &Alphabet<V>,
+        out: &mut [u8],
+    ) -> Result<usize, BufferTooSmall> {
+        let len = Self::bytes_len(alphabet);
         let got = out.len();
-        let out = out.get_mut(..Self::BYTES).ok_or(BufferTooSmall {
-            needed: Self::BYTES,
-            got,
-        })?;
-        let s = Self::SHAPE;
-        let header = [
-            MAGIC.as_slice(),
-            &VERSION.to_le_bytes(),
-            &s.vocab.to_le_bytes(),
-        ];
-        let dims = [s.embed, s.context, s.hidden, 0];
+        let out = out
+            .get_mut(..len)
+            .ok_or(BufferTooSmall { needed: len, got })?;
+        let s = Self::shape(alphabet.len());
         let mut at = 0;
-        for field in header {
+        let mut put = |field: &[u8]| {
             out[at..at + field.len()].copy_from_slice(field);
             at += field.len();
+        };
+        put(&MAGIC);
+        put(&VERSION.to_le_bytes());
+        for d in [s.vocab, s.embed, s.context, s.hidden, 0] {
+            put(&d.to_le_bytes());
         }
-        for d in dims {
-            out[at..at + 2].copy_from_slice(&d.to_le_bytes());
-            at += 2;
+        for &ch in alphabet.chars() {
+            put(&u32::from(ch).to_le_bytes());
         }
-        for (_, tensor) in self.file_tensors() {
+        for (_, tensor) in self.file_tensors(alphabet.len()) {
             for x in tensor {
-                out[at..at + 4].copy_from_slice(&x.to_le_bytes());
-                at += 4;
+                put(&x.to_le_bytes());
             }
         }
-        let crc = CRC32.checksum(&out[..at]);
-        out[at..].copy_from_slice(&crc.to_le_bytes());
-        Ok(Self::BYTES)
+        let crc = CRC32.checksum(&out[..len - 4]);
+        out[len - 4..].copy_from_slice(&crc.to_le_bytes());
+        Ok(len)
     }
 
-    /// Replaces this model with the one in `bytes`, which must be exactly one model file of this
-    /// shape. Everything is checked before anything is written: on error `self` is unchanged.
-    pub fn read_bytes(&mut self, bytes: &[u8]) -> Result<(), LoadError> {
-        let found = peek_shape(bytes)?;
-        if found != Self::SHAPE {
-            return Err(LoadError::ShapeMismatch {
-                expected: Self::SHAPE,
-                found,
+    /// Replaces this model and `alphabet` with the ones in `bytes`, which must be exactly one
+    /// model file of this embedding, context and hidden width with at most V symbols; symbols
+    /// past the file's are absent. Everything is checked before anything is written: on error
+    /// `self` and `alphabet` are unchanged.
+    pub fn read_bytes(
+        &mut self,
+        alphabet: &mut Alphabet<V>,
+        bytes: &[u8],
+    ) -> Result<(), LoadError> {
+        let (version, found) = peek_header(bytes)?;
+        let expected = Self::shape(V);
+        if (found.embed, found.context, found.hidden)
+            != (expected.embed, expected.context, expected.hidden)
+        {
+            return Err(LoadError::ShapeMismatch { expected, found });
+        }
+        let symbols = found.vocab as usize;
+        if !(2..=V).contains(&symbols) || (version == VERSION_1 && symbols != 27) {
+            return Err(LoadError::Symbols {
+                found: found.vocab,
+                capacity: V,
             });
         }
-        if bytes.len() < Self::BYTES {
+        // Within MAX_BYTES, which fits: the shape is this type's with fewer symbols.
+        let (len, floats_at) = layout(version, found).ok_or(LoadError::Symbols {
+            found: found.vocab,
+            capacity: V,
+        })?;
+        if bytes.len() < len {
             return Err(LoadError::Truncated {
-                needed: Self::BYTES,
+                needed: len,
                 got: bytes.len(),
             });
         }
-        if bytes.len() > Self::BYTES {
+        if bytes.len() > len {
             return Err(LoadError::TrailingBytes {
-                expected: Self::BYTES,
+                expected: len,
                 got: bytes.len(),
             });
         }
-        let (body, stored) = bytes.split_at(Self::BYTES - 4);
+        let (body, stored) = bytes.split_at(len - 4);
         let stored = u32::from_le_bytes([stored[0], stored[1], stored[2], stored[3]]);
         let computed = CRC32.checksum(body);
         if stored != computed {
             return Err(LoadError::ChecksumMismatch { stored, computed });
         }
+        let read_alphabet = if version == VERSION_1 {
+            let makemore = Alphabet::MAKEMORE;
+            Alphabet::new(makemore.chars())
+        } else {
+            let mut chars = ['\0'; V];
+            let entries = body[HEADER_LEN..floats_at].chunks_exact(4);
+            for (index, (slot, b)) in chars.iter_mut().zip(entries).enumerate() {
+                let scalar = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+                *slot =
+                    char::from_u32(scalar).ok_or(LoadError::BadAlphabet { index, error: None })?;
+            }
+            Alphabet::new(&chars[..symbols - 1])
+        };
+        let read_alphabet = read_alphabet.map_err(|e| LoadError::BadAlphabet {
+            index: 0,
+            error: Some(e),
+        })?;
         let floats = || {
-            body[HEADER_LEN..]
+            body[floats_at..]
                 .chunks_exact(4)
                 .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
         };
         let mut values = floats();
         let mut starts = [0; 9];
         let mut start = 0;
-        for ((name, tensor), tensor_start) in self.file_tensors().into_iter().zip(&mut starts) {
+        for ((name, tensor), tensor_start) in
+            self.file_tensors(symbols).into_iter().zip(&mut starts)
+        {
             *tensor_start = start;
             start += tensor.len();
             for index in 0..tensor.len() {
@@ -336,7 +423,7 @@ impl<const E: usize, const T: usize, const H: usize> Model<E, T, H> {
             }
         }
         let at = |tensor: usize, i: usize| {
-            let b = HEADER_LEN + 4 * (starts[tensor] + i);
+            let b = floats_at + 4 * (starts[tensor] + i);
             f32::from_le_bytes([body[b], body[b + 1], body[b + 2], body[b + 3]])
         };
         for index in 0..H {
@@ -346,13 +433,31 @@ impl<const E: usize, const T: usize, const H: usize> Model<E, T, H> {
                 return Err(LoadError::NegativeVariance { index, value });
             }
         }
-        crate::bounds::check::<E, T, H>(at).map_err(LoadError::Overflow)?;
+        crate::bounds::check::<E, T, H>(symbols, at).map_err(LoadError::Overflow)?;
+        // Absent symbols first (zero rows, bias −∞), then the file's rows over the present ones.
+        self.params.init_absent(symbols);
         let mut values = floats();
-        for tensor in self.file_tensors_mut() {
+        for tensor in self.file_tensors_mut(symbols) {
             for (x, v) in tensor.iter_mut().zip(&mut values) {
                 *x = v;
             }
         }
+        *alphabet = read_alphabet;
         Ok(())
+    }
+
+    fn file_tensors_mut(&mut self, symbols: usize) -> [&mut [f32]; 9] {
+        let [c, w1, b1, gain, bias, w2, b2] = self.params.tensors_mut();
+        [
+            &mut c[..symbols * E],
+            w1,
+            b1,
+            gain,
+            bias,
+            &mut w2[..symbols * H],
+            &mut b2[..symbols],
+            &mut self.bn.mean,
+            &mut self.bn.var,
+        ]
     }
 }

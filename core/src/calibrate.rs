@@ -82,14 +82,14 @@ impl<const H: usize> Default for BnCalibration<H> {
     }
 }
 
-impl<const E: usize, const T: usize, const H: usize> Model<E, T, H> {
+impl<const V: usize, const E: usize, const T: usize, const H: usize> Model<V, E, T, H> {
     /// Replaces the batch-norm statistics with those of hprebn over every example of a split.
     /// The buffers are the caller's; on error the model is left unchanged.
     pub fn calibrate(
         &mut self,
         examples: &[Example<T>],
         acc: &mut BnCalibration<H>,
-        state: &mut InferState<H>,
+        state: &mut InferState<V, H>,
     ) -> Result<(), TooFewRows> {
         *acc = BnCalibration::new();
         for ex in examples {

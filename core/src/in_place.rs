@@ -41,9 +41,16 @@ impl<const E: usize, const T: usize, const B: usize> Default for InPlaceScratch<
 
 /// One SGD step on one batch without a gradient buffer. Returns the batch loss before the
 /// update.
-pub fn train_step_in_place<const E: usize, const T: usize, const H: usize, const B: usize>(
-    model: &mut Model<E, T, H>,
-    state: &mut TrainState<H, B>,
+pub fn train_step_in_place<
+    const V: usize,
+    const VP: usize,
+    const E: usize,
+    const T: usize,
+    const H: usize,
+    const B: usize,
+>(
+    model: &mut Model<V, E, T, H>,
+    state: &mut TrainState<VP, H, B>,
     scratch: &mut InPlaceScratch<E, T, B>,
     batch: &Batch<T, B>,
     lr: f32,

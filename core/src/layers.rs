@@ -1,29 +1,34 @@
 //! The fast path's layers: one `*_forward` / `*_backward` pair each, on 8-lane vectors.
 //!
+//! A batch is a slice of rows, [B][H] in the shape comments: the batch size is a property of
+//! the caller's buffers (a `TrainState`'s type), not of this code, so one copy of each layer
+//! serves every batch size of a model shape.
+//!
 //! The matrix products are the two kernels of [`crate::simd`]; the element-wise loops run over
-//! the contiguous hidden (H, a multiple of 8) or padded vocabulary (VP = 32) axis as `f32x8`.
+//! the contiguous hidden (H, a multiple of 8) or padded vocabulary (VP = padded(V)) axis as
+//! `f32x8`.
 //! Buffers are overwritten in place where the derivation no longer needs their old contents
 //! (hprebn → bnraw, logits → probs → dlogits, h → dhpreact → dhprebn): that keeps a training
 //! state for the default model at 21 KB, which a 64 KB microcontroller can hold.
 //! `reference.rs` holds the step-by-step derivation these are tested against.
 
 use crate::model::{BN_EPS, BnStats};
-use crate::simd::{self, Start, VP, W, dots, lanes, lanes_mut, rows_times_matrix, zip_map};
-use crate::vocab::{Token, V};
+use crate::simd::{self, Start, W, dots, lanes, lanes_mut, rows_times_matrix, zip_map};
+use crate::vocab::Token;
 use wide::f32x8;
 
 /// Embedding lookup and first linear layer, fused: hprebn[b] = b1 + Σ_t Σ_e C[x[b][t]][e]·W1[t][e].
 ///
 /// x [B][T] tokens, C [V][E], W1 [T][E][H], b1 [H] → hprebn [B][H].
 /// emb = C[x] is never stored: the backward reads the same rows of C again.
-pub fn embed_linear_forward<const E: usize, const T: usize, const H: usize, const B: usize>(
-    hprebn: &mut [[f32; H]; B],
-    x: &[[Token; T]; B],
+pub fn embed_linear_forward<const V: usize, const E: usize, const T: usize, const H: usize>(
+    hprebn: &mut [[f32; H]],
+    x: &[[Token; T]],
     c: &[[f32; E]; V],
     w1: &[[[f32; H]; E]; T],
     b1: &[f32; H],
 ) {
-    let () = crate::shape::ShapeCheck::<E, T, H>::OK;
+    let () = crate::shape::ShapeCheck::<V, E, T, H>::OK;
     // The T·E concatenated inputs index W1 as rows i = t·E + e.
     let w1 = w1.as_flattened();
     let emb = |b: usize, i: usize| c[x[b][i / E].index()][i % E];
@@ -36,24 +41,25 @@ pub fn embed_linear_forward<const E: usize, const T: usize, const H: usize, cons
 ///
 /// dhprebn [B][H], x [B][T], C [V][E], W1 [T][E][H] → dC [V][E], dW1 [T][E][H], db1 [H].
 #[allow(clippy::too_many_arguments)]
-pub fn embed_linear_backward<const E: usize, const T: usize, const H: usize, const B: usize>(
+pub fn embed_linear_backward<const V: usize, const E: usize, const T: usize, const H: usize>(
     dc: &mut [[f32; E]; V],
     dw1: &mut [[[f32; H]; E]; T],
     db1: &mut [f32; H],
-    dhprebn: &[[f32; H]; B],
-    x: &[[Token; T]; B],
+    dhprebn: &[[f32; H]],
+    x: &[[Token; T]],
     c: &[[f32; E]; V],
     w1: &[[[f32; H]; E]; T],
 ) {
     let emb = |i: usize, b: usize| c[x[b][i / E].index()][i % E];
+    let n = dhprebn.len();
     rows_times_matrix(
         core::array::from_mut(db1),
         Start::Out,
-        B,
+        n,
         |_, _| 1.0,
         |b| &dhprebn[b],
     );
-    rows_times_matrix(dw1.as_flattened_mut(), Start::Out, B, emb, |b| &dhprebn[b]);
+    rows_times_matrix(dw1.as_flattened_mut(), Start::Out, n, emb, |b| &dhprebn[b]);
     let mut demb = [[0.0f32; E]; T];
     for (dy, context) in dhprebn.iter().zip(x) {
         demb_row(&mut demb, dy, w1);
@@ -81,7 +87,7 @@ pub fn demb_row<const E: usize, const T: usize, const H: usize>(
 /// The embedding's scatter: C[context[t]][e] += scale·demb[t][e] (a row of C used twice in a
 /// context gets both). scale 1 accumulates the gradient dC; −lr applies it as an SGD update.
 #[inline(always)]
-pub fn scatter_add<const E: usize, const T: usize>(
+pub fn scatter_add<const V: usize, const E: usize, const T: usize>(
     c: &mut [[f32; E]; V],
     context: &[Token; T],
     demb: &[[f32; E]; T],
@@ -101,19 +107,23 @@ pub fn scatter_add<const E: usize, const T: usize>(
 /// bnraw [B][H] holds hprebn on entry and bnraw on return; gain, bias [H] → hpreact [B][H],
 /// bnmeani, bnvar, bnvar_inv [H].
 #[allow(clippy::too_many_arguments)]
-pub fn batchnorm_forward<const H: usize, const B: usize>(
-    bnraw: &mut [[f32; H]; B],
-    hpreact: &mut [[f32; H]; B],
+pub fn batchnorm_forward<const H: usize>(
+    bnraw: &mut [[f32; H]],
+    hpreact: &mut [[f32; H]],
     bnmeani: &mut [f32; H],
     bnvar: &mut [f32; H],
     bnvar_inv: &mut [f32; H],
     gain: &[f32; H],
     bias: &[f32; H],
 ) {
-    let () = crate::shape::BatchCheck::<B>::OK;
-    let n = B as f32;
+    let rows = bnraw.len();
+    debug_assert!(
+        rows >= 2 && hpreact.len() == rows,
+        "a batch of at least 2 rows"
+    );
+    let n = rows as f32;
     let mean = core::array::from_mut(bnmeani);
-    rows_times_matrix(mean, Start::Zero, B, |_, _| 1.0 / n, |b| &bnraw[b]);
+    rows_times_matrix(mean, Start::Zero, rows, |_, _| 1.0 / n, |b| &bnraw[b]);
     // Two passes (mean, then squared deviations) rather than Σx² − n·mean²: no cancellation.
     for v in 0..H / W {
         let m = f32x8::from(lanes(bnmeani)[v]);
@@ -155,17 +165,21 @@ pub fn bn_affine<const H: usize>(
 ///
 /// dy [B][H] holds dhpreact on entry and dhprebn on return; bnraw [B][H], bnvar_inv, gain [H]
 /// → dgain, dbias [H].
-pub fn batchnorm_backward<const H: usize, const B: usize>(
-    dy: &mut [[f32; H]; B],
+pub fn batchnorm_backward<const H: usize>(
+    dy: &mut [[f32; H]],
     dgain: &mut [f32; H],
     dbias: &mut [f32; H],
-    bnraw: &[[f32; H]; B],
+    bnraw: &[[f32; H]],
     bnvar_inv: &[f32; H],
     gain: &[f32; H],
 ) {
-    let () = crate::shape::BatchCheck::<B>::OK;
-    let n = f32x8::splat(B as f32);
-    let bessel = f32x8::splat(B as f32 / (B - 1) as f32);
+    let rows = dy.len();
+    debug_assert!(
+        rows >= 2 && bnraw.len() == rows,
+        "a batch of at least 2 rows"
+    );
+    let n = f32x8::splat(rows as f32);
+    let bessel = f32x8::splat(rows as f32 / (rows - 1) as f32);
     for v in 0..H / W {
         // Σ_b dy and Σ_b dy·x̂ of this batch: the gradients of bias and gain, and the two sums
         // the fused formula needs.
@@ -206,18 +220,18 @@ pub fn batchnorm_inference<const H: usize>(
 }
 
 /// h = tanh(hpreact), in place on [B][H] (see [`simd::tanh`] for its accuracy).
-pub fn tanh_forward<const H: usize, const B: usize>(h: &mut [[f32; H]; B]) {
+pub fn tanh_forward<const H: usize>(h: &mut [[f32; H]]) {
     for chunk in lanes_mut(h.as_flattened_mut()) {
         *chunk = simd::tanh(f32x8::from(*chunk)).to_array();
     }
 }
 
 /// Output layer: logits = h·W2 + b2, i.e. logits[b][k] = b2[k] + h[b]·W2ᵀ[k].
-/// h [B][H], W2ᵀ [V][H], b2 [V] → logits [B][VP]: the 27 logits, then −∞ to 32 lanes, so that
-/// softmax can treat the row as four whole vectors.
-pub fn linear_forward<const H: usize, const B: usize>(
-    logits: &mut [[f32; VP]; B],
-    h: &[[f32; H]; B],
+/// h [B][H], W2ᵀ [V][H], b2 [V] → logits [B][VP]: the V logits, then −∞ to VP lanes, so that
+/// softmax can treat the row as whole vectors.
+pub fn linear_forward<const V: usize, const VP: usize, const H: usize>(
+    logits: &mut [[f32; VP]],
+    h: &[[f32; H]],
     w2t: &[[f32; H]; V],
     b2: &[f32; V],
 ) {
@@ -231,19 +245,35 @@ pub fn linear_forward<const H: usize, const B: usize>(
     }
 }
 
+/// [`linear_forward`] of one row, unpadded, for inference: logits[k] = b2[k] + h·W2ᵀ[k], the
+/// same sums in the same order. h [H], W2ᵀ [V][H], b2 [V] → logits [V].
+pub fn linear_forward_row<const V: usize, const H: usize>(
+    logits: &mut [f32; V],
+    h: &[f32; H],
+    w2t: &[[f32; H]; V],
+    b2: &[f32; V],
+) {
+    dots(h, w2t, |block, sums| {
+        let at = block * W;
+        for ((out, s), b) in logits[at..].iter_mut().zip(sums.to_array()).zip(&b2[at..]) {
+            *out = s + b;
+        }
+    });
+}
+
 /// The output layer's backward to its parameters: dW2 += hᵀ·dlogits (stored transposed:
 /// dW2ᵀ[k] += Σ_b dlogits[b][k]·h[b]), db2 += Σ_b dlogits.
 /// dlogits [B][VP] (the padding is ignored), h [B][H] → dW2ᵀ [V][H], db2 [V].
-pub fn linear_backward<const H: usize, const B: usize>(
+pub fn linear_backward<const V: usize, const VP: usize, const H: usize>(
     dw2t: &mut [[f32; H]; V],
     db2: &mut [f32; V],
-    dlogits: &[[f32; VP]; B],
-    h: &[[f32; H]; B],
+    dlogits: &[[f32; VP]],
+    h: &[[f32; H]],
 ) {
     for dy in dlogits {
         zip_map(db2, &dy[..V], |acc, d| acc + d, |acc, d| acc + d);
     }
-    rows_times_matrix(dw2t, Start::Out, B, |k, b| dlogits[b][k], |b| &h[b]);
+    rows_times_matrix(dw2t, Start::Out, h.len(), |k, b| dlogits[b][k], |b| &h[b]);
 }
 
 /// The output layer's backward to its input, fused with tanh's backward:
@@ -251,9 +281,9 @@ pub fn linear_backward<const H: usize, const B: usize>(
 ///
 /// h [B][H] holds h on entry and dhpreact on return; dlogits [B][VP] (padding ignored),
 /// W2ᵀ [V][H].
-pub fn linear_tanh_backward<const H: usize, const B: usize>(
-    h: &mut [[f32; H]; B],
-    dlogits: &[[f32; VP]; B],
+pub fn linear_tanh_backward<const V: usize, const VP: usize, const H: usize>(
+    h: &mut [[f32; H]],
+    dlogits: &[[f32; VP]],
     w2t: &[[f32; H]; V],
 ) {
     // dh for two rows at a time, in a small buffer: h is still needed for 1 − h².
@@ -272,39 +302,72 @@ pub fn linear_tanh_backward<const H: usize, const B: usize>(
     }
 }
 
-/// Softmax of one padded row in place: 27 logits and −∞ padding → probabilities (the padding's
-/// are exactly 0). Returns the row's maximum m and s = Σ_k exp(logits[k] − m),
-/// so that ln Σ_k exp(logits[k]) = m + ln s; subtracting m first keeps every exp ≤ 1.
-pub fn softmax_padded(row: &mut [f32; VP]) -> (f32, f32) {
-    let row = lanes_mut(row);
-    let max_v = row.iter().fold(f32x8::splat(f32::NEG_INFINITY), |m, &x| {
-        m.fast_max(f32x8::from(x))
-    });
+/// Softmax in place of a row given as whole vectors, and an optional last vector holding the
+/// row's tail padded with −∞ (the padding's probabilities come out exactly 0). Returns the
+/// row's maximum m and s = Σ_k exp(logits[k] − m), so that ln Σ_k exp(logits[k]) = m + ln s;
+/// subtracting m first keeps every exp ≤ 1.
+///
+/// One function for the padded rows of training and the unpadded ones of inference, so that
+/// firmware holds one copy of it.
+fn softmax_vectors(whole: &mut [[f32; W]], mut last: Option<&mut [f32; W]>) -> (f32, f32) {
+    // Vector i of the row: one loop body over both kinds keeps one copy of the vector exp,
+    // which on a Cortex-M4 (eight scalar lanes) is kilobytes of code.
+    let n = whole.len() + usize::from(last.is_some());
+    fn nth<'v>(
+        whole: &'v mut [[f32; W]],
+        last: &'v mut Option<&mut [f32; W]>,
+        i: usize,
+    ) -> Option<&'v mut [f32; W]> {
+        match whole.get_mut(i) {
+            Some(v) => Some(v),
+            None => last.as_deref_mut(),
+        }
+    }
+    let mut max_v = f32x8::splat(f32::NEG_INFINITY);
+    for i in 0..n {
+        if let Some(x) = nth(whole, &mut last, i) {
+            max_v = max_v.fast_max(f32x8::from(*x));
+        }
+    }
     let max = max_v
         .to_array()
         .into_iter()
         .fold(f32::NEG_INFINITY, f32::max);
     let max_v = f32x8::splat(max);
     let mut sum = f32x8::ZERO;
-    for chunk in row.iter_mut() {
-        let e = simd::exp(f32x8::from(*chunk) - max_v);
-        *chunk = e.to_array();
-        sum += e;
+    for i in 0..n {
+        if let Some(chunk) = nth(whole, &mut last, i) {
+            let e = simd::exp(f32x8::from(*chunk) - max_v);
+            *chunk = e.to_array();
+            sum += e;
+        }
     }
     let sum = sum.reduce_add();
     let inv = f32x8::splat(1.0 / sum);
-    for chunk in row.iter_mut() {
-        *chunk = (f32x8::from(*chunk) * inv).to_array();
+    for i in 0..n {
+        if let Some(chunk) = nth(whole, &mut last, i) {
+            *chunk = (f32x8::from(*chunk) * inv).to_array();
+        }
     }
     (max, sum)
 }
 
-/// [`softmax_padded`] of an unpadded row of 27 logits, for inference.
-pub fn softmax_row(row: &mut [f32; V]) -> (f32, f32) {
-    let mut padded = [f32::NEG_INFINITY; VP];
-    padded[..V].copy_from_slice(row);
-    let max_sum = softmax_padded(&mut padded);
-    row.copy_from_slice(&padded[..V]);
+/// Softmax of one padded row in place: V logits and −∞ padding to VP → probabilities (the
+/// padding's are exactly 0). Returns (max, s) as [`softmax_row`].
+pub fn softmax_padded<const VP: usize>(row: &mut [f32; VP]) -> (f32, f32) {
+    softmax_vectors(lanes_mut(row), None)
+}
+
+/// Softmax of an unpadded row of V logits in place, for inference: the same vectors, sums and
+/// results as [`softmax_padded`] of the row padded with −∞. Returns the row's maximum m and
+/// s = Σ_k exp(logits[k] − m).
+pub fn softmax_row<const V: usize>(row: &mut [f32; V]) -> (f32, f32) {
+    let (whole, tail) = row.as_chunks_mut::<W>();
+    let mut last = [f32::NEG_INFINITY; W];
+    last[..tail.len()].copy_from_slice(tail);
+    let max_sum = softmax_vectors(whole, (!tail.is_empty()).then_some(&mut last));
+    let n = tail.len();
+    tail.copy_from_slice(&last[..n]);
     max_sum
 }
 
@@ -312,12 +375,13 @@ pub fn softmax_row(row: &mut [f32; V]) -> (f32, f32) {
 /// mean_b (logsumexp(logits[b]) − logits[b][y[b]]), which never takes the log of a rounded 0.
 ///
 /// Σ_b ln s_b is taken as the log of one f64 product per 64 rows rather than 64 logs: each
-/// s_b is in [1, 27], so 64 of them multiply to at most 27⁶⁴ ≈ 4e91, far inside f64.
+/// s_b is in [1, V] with V ≤ 128, so 64 of them multiply to at most 2⁴⁴⁸ ≈ 7e134, far inside
+/// f64.
 ///
 /// logits [B][VP] (probs on return), y [B] → loss.
-pub fn softmax_cross_entropy_forward<const B: usize>(
-    logits: &mut [[f32; VP]; B],
-    y: &[Token; B],
+pub fn softmax_cross_entropy_forward<const VP: usize>(
+    logits: &mut [[f32; VP]],
+    y: &[Token],
 ) -> f32 {
     let mut loss = 0.0f64;
     for (rows, targets) in logits.chunks_mut(64).zip(y.chunks(64)) {
@@ -331,13 +395,13 @@ pub fn softmax_cross_entropy_forward<const B: usize>(
         }
         loss += libm::log(product);
     }
-    (loss / B as f64) as f32
+    (loss / logits.len() as f64) as f32
 }
 
 /// Backward of [`softmax_cross_entropy_forward`]: dlogits = (probs − onehot(y)) / B.
 /// probs [B][VP] (dlogits on return), y [B].
-pub fn softmax_cross_entropy_backward<const B: usize>(probs: &mut [[f32; VP]; B], y: &[Token; B]) {
-    let inv_n = f32x8::splat(1.0 / B as f32);
+pub fn softmax_cross_entropy_backward<const VP: usize>(probs: &mut [[f32; VP]], y: &[Token]) {
+    let inv_n = f32x8::splat(1.0 / probs.len() as f32);
     for (row, target) in probs.iter_mut().zip(y) {
         row[target.index()] -= 1.0;
         for chunk in lanes_mut(row) {

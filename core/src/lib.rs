@@ -1,8 +1,11 @@
 //! makemore's character-level MLP (Karpathy, "makemore" part 4) with its backward pass written
 //! by hand: `no_std`, no `alloc`, every tensor a fixed-size array.
 //!
-//! 27 characters → embedding C [27][E] → T embeddings concatenated → linear W1 [T·E][H] + b1 →
-//! batch norm (gain, bias) → tanh → linear W2 [H][27] + b2 → softmax cross-entropy.
+//! V symbols → embedding C [V][E] → T embeddings concatenated → linear W1 [T·E][H] + b1 →
+//! batch norm (gain, bias) → tanh → linear W2 [H][V] + b2 → softmax cross-entropy.
+//!
+//! V is the vocabulary's capacity: makemore's 27 (the boundary and a–z) exactly, or a larger
+//! capacity holding any [`Alphabet`] of up to V symbols.
 //!
 //! - [`Params`]: the seven tensors (and, as the same type, their gradients).
 //! - [`TrainState`]: a batch's activations for the fast path ([`layers`]); [`train_step`].
@@ -13,6 +16,7 @@
 #![no_std]
 #![forbid(unsafe_code)]
 
+pub mod alphabet;
 pub mod batch;
 pub mod bounds;
 pub mod bytes;
@@ -30,6 +34,7 @@ pub mod simd;
 pub mod train;
 pub mod vocab;
 
+pub use alphabet::{Alphabet, AlphabetError, MAX_SYMBOLS};
 pub use batch::{Batch, EmptySplit};
 pub use bytes::{LoadError, Shape};
 pub use calibrate::BnCalibration;
@@ -37,8 +42,9 @@ pub use infer::InferState;
 pub use model::{BnStats, Model};
 pub use params::Params;
 pub use sample::Temperature;
+pub use shape::padded;
 pub use train::{StepDecay, TrainState, train_step};
-pub use vocab::{Contexts, Example, Token, V};
+pub use vocab::{Contexts, Example, Token, VOCAB};
 
 /// Embedding width of the default model.
 pub const EMBED: usize = 10;
@@ -51,15 +57,18 @@ pub const HIDDEN_WIDE: usize = 200;
 /// Batch size of the default recipe.
 pub const BATCH: usize = 32;
 
+/// makemore's vocabulary padded to whole vectors: the width of a logits row (32).
+pub const VOCAB_PADDED: usize = padded(VOCAB);
+
 /// The default model: 27 → 10 → 30 → 64 → 27.
-pub type DefaultModel = Model<EMBED, CONTEXT, HIDDEN>;
+pub type DefaultModel = Model<VOCAB, EMBED, CONTEXT, HIDDEN>;
 /// Parameters (and gradients) of the default model.
-pub type DefaultParams = Params<EMBED, CONTEXT, HIDDEN>;
+pub type DefaultParams = Params<VOCAB, EMBED, CONTEXT, HIDDEN>;
 /// Training activations of the default model with batch 32.
-pub type DefaultTrainState = TrainState<HIDDEN, BATCH>;
+pub type DefaultTrainState = TrainState<VOCAB_PADDED, HIDDEN, BATCH>;
 /// A batch of the default recipe.
 pub type DefaultBatch = Batch<CONTEXT, BATCH>;
 /// The hidden-200 model.
-pub type WideModel = Model<EMBED, CONTEXT, HIDDEN_WIDE>;
+pub type WideModel = Model<VOCAB, EMBED, CONTEXT, HIDDEN_WIDE>;
 /// Training activations of the hidden-200 model with batch 32.
-pub type WideTrainState = TrainState<HIDDEN_WIDE, BATCH>;
+pub type WideTrainState = TrainState<VOCAB_PADDED, HIDDEN_WIDE, BATCH>;

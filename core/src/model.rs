@@ -44,12 +44,12 @@ impl<const H: usize> Default for BnStats<H> {
 /// Parameters plus inference statistics: what a model file and an exported source hold.
 /// Size: `size_of::<Params>() + 8·H` bytes (17,060 for the default model).
 #[derive(Clone, Debug, PartialEq)]
-pub struct Model<const E: usize, const T: usize, const H: usize> {
-    pub params: Params<E, T, H>,
+pub struct Model<const V: usize, const E: usize, const T: usize, const H: usize> {
+    pub params: Params<V, E, T, H>,
     pub bn: BnStats<H>,
 }
 
-impl<const E: usize, const T: usize, const H: usize> Model<E, T, H> {
+impl<const V: usize, const E: usize, const T: usize, const H: usize> Model<V, E, T, H> {
     pub const fn zeroed() -> Self {
         Model {
             params: Params::zeroed(),
@@ -59,7 +59,13 @@ impl<const E: usize, const T: usize, const H: usize> Model<E, T, H> {
 
     /// Fresh parameters (see [`Params::init`]) and statistics mean 0, variance 1, in place.
     pub fn init<R: Rng + ?Sized>(&mut self, rng: &mut R) {
-        self.params.init(rng);
+        self.init_with_symbols(rng, V);
+    }
+
+    /// Fresh parameters for `symbols` ≤ V symbols (see [`Params::init_with_symbols`]) and
+    /// statistics mean 0, variance 1, in place.
+    pub fn init_with_symbols<R: Rng + ?Sized>(&mut self, rng: &mut R, symbols: usize) {
+        self.params.init_with_symbols(rng, symbols);
         self.bn = BnStats::new();
     }
 }
@@ -72,8 +78,8 @@ mod tests {
     #[test]
     fn sizes_are_as_documented() {
         assert_eq!(size_of::<BnStats<64>>(), 512);
-        assert_eq!(size_of::<Model<10, 3, 64>>(), 17_060);
-        assert_eq!(size_of::<Model<10, 3, 200>>(), 49_188 + 1_600);
+        assert_eq!(size_of::<Model<27, 10, 3, 64>>(), 17_060);
+        assert_eq!(size_of::<Model<27, 10, 3, 200>>(), 49_188 + 1_600);
     }
 
     #[test]

@@ -4,10 +4,12 @@
 
 use crate::random::standard_normal;
 use crate::shape::ShapeCheck;
-use crate::vocab::V;
 use rand_core::Rng;
 
-/// Parameters (or their gradients) of the 27 → E·T → H → 27 MLP.
+/// Parameters (or their gradients) of the V → E·T → H → V MLP.
+///
+/// V is the vocabulary's capacity. A model of fewer symbols v < V has absent symbols v..V (see
+/// [`Params::init_with_symbols`]).
 ///
 /// Shapes: `c` [V][E], `w1` [T][E][H] (the T·E concatenated inputs need no `T*E` const
 /// expression), `b1`, `gain`, `bias` [H], `w2t` [V][H], `b2` [V].
@@ -15,26 +17,26 @@ use rand_core::Rng;
 /// W2 is stored transposed, out × in as `torch.nn.Linear` stores its weight: `w2t[k][j]` is
 /// makemore's `W2[j][k]`. Rows of H floats make the output layer's gradients (dh, dW2) the same
 /// row-times-matrix loops as the first layer's, over a width that is a multiple of 8.
-/// Size: 4·(27·E + T·E·H + 3·H + 27·H + 27) bytes: 16,548 for 27→10→30→64→27, 49,188 with
+/// Size: 4·(V·E + T·E·H + 3·H + V·H + V) bytes: 16,548 for 27→10→30→64→27, 49,188 with
 /// hidden 200 (asserted in the tests below).
 ///
 /// Shape rules are checked at compile time. A hidden width that is a multiple of 8 builds:
 /// ```
-/// let p = charmlp_core::Params::<10, 3, 200>::zeroed();
+/// let p = charmlp_core::Params::<27, 10, 3, 200>::zeroed();
 /// ```
 /// and one that is not is a compile error, not a run-time one:
 /// ```compile_fail
-/// let p = charmlp_core::Params::<10, 3, 60>::zeroed();
+/// let p = charmlp_core::Params::<27, 10, 3, 60>::zeroed();
 /// ```
 /// Likewise a training batch needs two examples for Bessel's correction:
 /// ```
-/// let s = charmlp_core::TrainState::<64, 2>::new();
+/// let s = charmlp_core::TrainState::<32, 64, 2>::new();
 /// ```
 /// ```compile_fail
-/// let s = charmlp_core::TrainState::<64, 1>::new();
+/// let s = charmlp_core::TrainState::<32, 64, 1>::new();
 /// ```
 #[derive(Clone, Debug, PartialEq)]
-pub struct Params<const E: usize, const T: usize, const H: usize> {
+pub struct Params<const V: usize, const E: usize, const T: usize, const H: usize> {
     pub c: [[f32; E]; V],
     pub w1: [[[f32; H]; E]; T],
     pub b1: [f32; H],
@@ -44,7 +46,7 @@ pub struct Params<const E: usize, const T: usize, const H: usize> {
     pub b2: [f32; V],
 }
 
-impl<const E: usize, const T: usize, const H: usize> Params<E, T, H> {
+impl<const V: usize, const E: usize, const T: usize, const H: usize> Params<V, E, T, H> {
     /// Names of the tensors, in the order of [`Params::tensors`] and of the model file.
     pub const NAMES: [&'static str; 7] = ["C", "W1", "b1", "gain", "bias", "W2T", "b2"];
 
@@ -53,7 +55,7 @@ impl<const E: usize, const T: usize, const H: usize> Params<E, T, H> {
 
     /// All zeros; `const` so that firmware can hold a model in a `static`.
     pub const fn zeroed() -> Self {
-        let () = ShapeCheck::<E, T, H>::OK;
+        let () = ShapeCheck::<V, E, T, H>::OK;
         Params {
             c: [[0.0; E]; V],
             w1: [[[0.0; H]; E]; T],
@@ -65,11 +67,32 @@ impl<const E: usize, const T: usize, const H: usize> Params<E, T, H> {
         }
     }
 
-    /// makemore part 4's initialisation, in its draw order (C, W1, b1, W2, b2, gain, bias; W2 in
-    /// its stored, transposed order):
-    /// C ~ N(0,1), W1 ~ N(0,1)·(5/3)/√(T·E), b1, W2, b2, bias ~ N(0,1)·0.1, gain ~ 1 + N(0,1)·0.1.
-    /// In place, so that no parameter-sized value passes through the stack.
+    /// The bias of an absent symbol: logit −∞, so probability exactly 0.
+    pub const ABSENT_BIAS: f32 = f32::NEG_INFINITY;
+
+    /// makemore part 4's initialisation of all V symbols; see [`Params::init_with_symbols`].
     pub fn init<R: Rng + ?Sized>(&mut self, rng: &mut R) {
+        self.init_with_symbols(rng, V);
+    }
+
+    /// makemore part 4's initialisation for a vocabulary of `symbols` ≤ V, in its draw order
+    /// (C, W1, b1, W2, b2, gain, bias; W2 in its stored, transposed order):
+    /// C ~ N(0,1), W1 ~ N(0,1)·(5/3)/√(T·E), b1, W2, b2, bias ~ N(0,1)·0.1, gain ~ 1 + N(0,1)·0.1.
+    /// Only the present symbols' rows are drawn, so the draws are those of a model of exactly
+    /// `symbols` symbols.
+    ///
+    /// Symbols `symbols..V` are absent: embedding and W2ᵀ rows 0 and bias
+    /// [`Params::ABSENT_BIAS`]. Their logit is −∞ and their probability exactly 0, so their
+    /// gradients (p − onehot = 0 for every row, as no target is absent) are exactly 0 and SGD
+    /// never moves them: the model computes what a model of `symbols` symbols computes.
+    /// In place, so that no parameter-sized value passes through the stack.
+    ///
+    /// Panics if `symbols` is not in 2..=V.
+    pub fn init_with_symbols<R: Rng + ?Sized>(&mut self, rng: &mut R, symbols: usize) {
+        assert!(
+            (2..=V).contains(&symbols),
+            "symbols {symbols} not in 2..={V}"
+        );
         let fan_in = (T * E) as f32;
         let w1_scale = (5.0 / 3.0) / libm::sqrtf(fan_in);
         let mut fill = |xs: &mut [f32], scale: f32, offset: f32| {
@@ -77,13 +100,30 @@ impl<const E: usize, const T: usize, const H: usize> Params<E, T, H> {
                 *x = offset + scale * standard_normal(rng);
             }
         };
-        fill(self.c.as_flattened_mut(), 1.0, 0.0);
+        fill(self.c[..symbols].as_flattened_mut(), 1.0, 0.0);
         fill(self.w1.as_flattened_mut().as_flattened_mut(), w1_scale, 0.0);
         fill(&mut self.b1, 0.1, 0.0);
-        fill(self.w2t.as_flattened_mut(), 0.1, 0.0);
-        fill(&mut self.b2, 0.1, 0.0);
+        fill(self.w2t[..symbols].as_flattened_mut(), 0.1, 0.0);
+        fill(&mut self.b2[..symbols], 0.1, 0.0);
         fill(&mut self.gain, 0.1, 1.0);
         fill(&mut self.bias, 0.1, 0.0);
+        self.init_absent(symbols);
+    }
+
+    /// Makes symbols `symbols..V` absent: embedding and W2ᵀ rows 0, bias −∞.
+    pub fn init_absent(&mut self, symbols: usize) {
+        let symbols = symbols.min(V);
+        self.c[symbols..].as_flattened_mut().fill(0.0);
+        self.w2t[symbols..].as_flattened_mut().fill(0.0);
+        self.b2[symbols..].fill(Self::ABSENT_BIAS);
+    }
+
+    /// Symbols before the first absent one: the model's vocabulary size.
+    pub fn symbols(&self) -> usize {
+        self.b2
+            .iter()
+            .position(|&b| b == Self::ABSENT_BIAS)
+            .unwrap_or(V)
     }
 
     /// The seven tensors as flat slices, in [`Params::NAMES`] order.
@@ -137,17 +177,21 @@ mod tests {
 
     #[test]
     fn sizes_are_as_documented() {
-        assert_eq!(Params::<10, 3, 64>::COUNT, 4_137);
-        assert_eq!(size_of::<Params<10, 3, 64>>(), 16_548);
+        assert_eq!(Params::<27, 10, 3, 64>::COUNT, 4_137);
+        assert_eq!(size_of::<Params<27, 10, 3, 64>>(), 16_548);
         assert_eq!(
-            size_of::<Params<10, 3, 64>>(),
-            4 * Params::<10, 3, 64>::COUNT
+            size_of::<Params<27, 10, 3, 64>>(),
+            4 * Params::<27, 10, 3, 64>::COUNT
         );
-        assert_eq!(Params::<10, 3, 200>::COUNT, 12_297);
-        assert_eq!(size_of::<Params<10, 3, 200>>(), 49_188);
-        let p = Params::<10, 3, 64>::zeroed();
+        assert_eq!(Params::<27, 10, 3, 200>::COUNT, 12_297);
+        assert_eq!(size_of::<Params<27, 10, 3, 200>>(), 49_188);
+        assert_eq!(
+            size_of::<Params<128, 10, 3, 64>>(),
+            4 * (128 * 10 + 30 * 64 + 3 * 64 + 128 * 64 + 128)
+        );
+        let p = Params::<27, 10, 3, 64>::zeroed();
         let total: usize = p.tensors().iter().map(|t| t.len()).sum();
-        assert_eq!(total, Params::<10, 3, 64>::COUNT);
+        assert_eq!(total, Params::<27, 10, 3, 64>::COUNT);
     }
 
     fn mean_and_sd(xs: &[f32]) -> (f32, f32) {
@@ -160,7 +204,7 @@ mod tests {
     #[test]
     fn init_has_makemores_scales() {
         // Hidden 200 gives enough samples per tensor for the sample sd to be within ~10%.
-        let mut p = Params::<10, 3, 200>::zeroed();
+        let mut p = Params::<27, 10, 3, 200>::zeroed();
         p.init(&mut Xoshiro256PlusPlus::seed_from_u64(7));
         let w1_sd = (5.0 / 3.0) / libm::sqrtf(30.0);
         let expect = [
@@ -182,9 +226,27 @@ mod tests {
     }
 
     #[test]
+    fn absent_symbols_draw_nothing_and_have_bias_minus_infinity() {
+        let mut exact = Params::<27, 4, 2, 8>::zeroed();
+        exact.init(&mut Xoshiro256PlusPlus::seed_from_u64(9));
+        let mut padded = Params::<40, 4, 2, 8>::zeroed();
+        padded.init_with_symbols(&mut Xoshiro256PlusPlus::seed_from_u64(9), 27);
+        assert_eq!(padded.symbols(), 27);
+        assert_eq!(exact.symbols(), 27);
+        assert_eq!(padded.c[..27], exact.c[..]);
+        assert_eq!(padded.w1, exact.w1);
+        assert_eq!(padded.w2t[..27], exact.w2t[..]);
+        assert_eq!(padded.b2[..27], exact.b2[..]);
+        assert_eq!(padded.gain, exact.gain);
+        assert!(padded.c[27..].iter().all(|r| r == &[0.0; 4]));
+        assert!(padded.w2t[27..].iter().all(|r| r == &[0.0; 8]));
+        assert!(padded.b2[27..].iter().all(|&b| b == f32::NEG_INFINITY));
+    }
+
+    #[test]
     fn sgd_moves_against_the_gradient() {
-        let mut p = Params::<2, 1, 8>::zeroed();
-        let mut g = Params::<2, 1, 8>::zeroed();
+        let mut p = Params::<27, 2, 1, 8>::zeroed();
+        let mut g = Params::<27, 2, 1, 8>::zeroed();
         p.gain = [1.0; 8];
         g.gain = [0.5, -0.5, 0.0, 2.0, 0.0, 0.0, 0.0, 0.0];
         g.c[3][1] = 4.0;

@@ -12,14 +12,22 @@ use crate::batch::Batch;
 use crate::model::BN_EPS;
 use crate::params::Params;
 use crate::shape::BatchCheck;
-use crate::vocab::V;
 
 /// Every intermediate of the forward and of the backward.
+///
+/// For models whose V symbols are all present: the notebook's dprobs = dlogprobs / probs is
+/// 0 / 0 for an absent symbol's probability of 0 (the fast path needs no such division).
 ///
 /// Size: 4·(12·B·H + 10·B·V + 4·B·T·E + 6·H + 6·B + 1) bytes: 150,532 for the default model
 /// (27→10→30→64→27, batch 32). A host-side structure; firmware uses `TrainState`.
 #[derive(Clone, Debug)]
-pub struct ReferenceState<const E: usize, const T: usize, const H: usize, const B: usize> {
+pub struct ReferenceState<
+    const V: usize,
+    const E: usize,
+    const T: usize,
+    const H: usize,
+    const B: usize,
+> {
     // Forward.
     pub emb: [[[f32; E]; T]; B],
     /// emb viewed as [B][T·E]: the same numbers, kept because the derivation names it.
@@ -64,7 +72,9 @@ pub struct ReferenceState<const E: usize, const T: usize, const H: usize, const 
     pub demb: [[[f32; E]; T]; B],
 }
 
-impl<const E: usize, const T: usize, const H: usize, const B: usize> ReferenceState<E, T, H, B> {
+impl<const V: usize, const E: usize, const T: usize, const H: usize, const B: usize>
+    ReferenceState<V, E, T, H, B>
+{
     pub const fn new() -> Self {
         let () = BatchCheck::<B>::OK;
         ReferenceState {
@@ -111,7 +121,7 @@ impl<const E: usize, const T: usize, const H: usize, const B: usize> ReferenceSt
     }
 
     /// The forward in training mode, one intermediate at a time. Returns the loss.
-    pub fn forward(&mut self, p: &Params<E, T, H>, batch: &Batch<T, B>) -> f32 {
+    pub fn forward(&mut self, p: &Params<V, E, T, H>, batch: &Batch<T, B>) -> f32 {
         let n = B as f32;
         // emb = C[Xb]; embcat = emb.view(B, -1)
         for b in 0..B {
@@ -205,9 +215,9 @@ impl<const E: usize, const T: usize, const H: usize, const B: usize> ReferenceSt
     /// same parameters and batch. Writes the seven parameter gradients into `grads`.
     pub fn backward(
         &mut self,
-        p: &Params<E, T, H>,
+        p: &Params<V, E, T, H>,
         batch: &Batch<T, B>,
-        grads: &mut Params<E, T, H>,
+        grads: &mut Params<V, E, T, H>,
     ) {
         let n = B as f32;
         grads.fill_zero();
@@ -365,8 +375,8 @@ impl<const E: usize, const T: usize, const H: usize, const B: usize> ReferenceSt
     }
 }
 
-impl<const E: usize, const T: usize, const H: usize, const B: usize> Default
-    for ReferenceState<E, T, H, B>
+impl<const V: usize, const E: usize, const T: usize, const H: usize, const B: usize> Default
+    for ReferenceState<V, E, T, H, B>
 {
     fn default() -> Self {
         Self::new()
@@ -374,7 +384,7 @@ impl<const E: usize, const T: usize, const H: usize, const B: usize> Default
 }
 
 /// Index of the first maximum, as `torch.max(1).indices` picks it.
-fn first_argmax(row: &[f32; V]) -> usize {
+fn first_argmax<const V: usize>(row: &[f32; V]) -> usize {
     let mut best = 0;
     for k in 1..V {
         if row[k] > row[best] {
@@ -391,7 +401,7 @@ mod tests {
     #[test]
     fn size_is_as_documented() {
         assert_eq!(
-            core::mem::size_of::<ReferenceState<10, 3, 64, 32>>(),
+            core::mem::size_of::<ReferenceState<27, 10, 3, 64, 32>>(),
             150_532
         );
     }

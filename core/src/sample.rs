@@ -1,10 +1,11 @@
 //! Next-character distributions and whole sampled names.
 
+use crate::alphabet::{Alphabet, MAX_SYMBOLS};
 use crate::infer::InferState;
 use crate::layers;
 use crate::model::Model;
 use crate::random::uniform_f32;
-use crate::vocab::{Token, V};
+use crate::vocab::Token;
 use heapless::String;
 use rand_core::Rng;
 
@@ -37,11 +38,13 @@ impl Default for Temperature {
 /// Draws a token from a distribution over the vocabulary by inverting its cumulative sum.
 /// If rounding leaves the sum short of the uniform draw, the last token with nonzero
 /// probability is taken.
-pub fn sample_token<R: Rng + ?Sized>(rng: &mut R, probs: &[f32; V]) -> Token {
+pub fn sample_token<R: Rng + ?Sized, const V: usize>(rng: &mut R, probs: &[f32; V]) -> Token {
     let u = uniform_f32(rng);
     let mut cumulative = 0.0;
-    let mut last_possible = Token::DOT;
-    for (token, &p) in Token::all().zip(probs) {
+    let mut last_possible = Token::BOUNDARY;
+    // A model's V is at most MAX_SYMBOLS (its shape rule), where wrapping is the identity.
+    let tokens = (0..=u8::MAX).map(|i| Token::wrapping(i, MAX_SYMBOLS));
+    for (token, &p) in tokens.zip(probs) {
         if p > 0.0 {
             cumulative += p;
             last_possible = token;
@@ -53,7 +56,7 @@ pub fn sample_token<R: Rng + ?Sized>(rng: &mut R, probs: &[f32; V]) -> Token {
     last_possible
 }
 
-impl<const E: usize, const T: usize, const H: usize> Model<E, T, H> {
+impl<const V: usize, const E: usize, const T: usize, const H: usize> Model<V, E, T, H> {
     /// p(next character | context) = softmax(logits / temperature), in `state.logits`; at
     /// temperature 0, all the probability on the likeliest character.
     ///
@@ -64,7 +67,7 @@ impl<const E: usize, const T: usize, const H: usize> Model<E, T, H> {
         &self,
         context: &[Token; T],
         temperature: Temperature,
-        state: &'s mut InferState<H>,
+        state: &'s mut InferState<V, H>,
     ) -> &'s [f32; V] {
         self.logits(context, state);
         let logits = &mut state.logits;
@@ -88,19 +91,26 @@ impl<const E: usize, const T: usize, const H: usize> Model<E, T, H> {
         &state.logits
     }
 
-    /// Samples one name: characters until the model emits `.`, or until the name holds `N`
-    /// characters, whichever comes first. A name that reaches the bound simply ends there.
+    /// Samples one name: characters of `alphabet` (the model's) until the model emits the
+    /// boundary, or until the next character does not fit in the name's `N` bytes of UTF-8,
+    /// whichever comes first. A name that reaches the bound simply ends there.
     pub fn sample_name<R: Rng + ?Sized, const N: usize>(
         &self,
         rng: &mut R,
         temperature: Temperature,
-        state: &mut InferState<H>,
+        state: &mut InferState<V, H>,
+        alphabet: &Alphabet<V>,
     ) -> String<N> {
         let mut name = String::new();
-        let mut context = [Token::DOT; T];
+        let mut context = [Token::BOUNDARY; T];
         while name.len() < N {
             let next = sample_token(rng, self.probs(&context, temperature, state));
-            if next == Token::DOT || name.push(next.to_char()).is_err() {
+            // An absent symbol (past the alphabet) has probability 0 and is never drawn; were
+            // it, the name would end as at the boundary.
+            let Some(ch) = alphabet.char_of(next) else {
+                break;
+            };
+            if name.push(ch).is_err() {
                 break;
             }
             context.rotate_left(1);
@@ -113,6 +123,7 @@ impl<const E: usize, const T: usize, const H: usize> Model<E, T, H> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::VOCAB;
     use rand_core::SeedableRng;
     use rand_xoshiro::Xoshiro256PlusPlus;
 
@@ -136,9 +147,9 @@ mod tests {
     fn every_accepted_temperature_gives_a_distribution() {
         let m = model();
         let mut state = InferState::new();
-        let context = [Token::DOT; 3];
+        let context = [Token::BOUNDARY; 3];
         let logits = *m.logits(&context, &mut state);
-        let argmax = (0..V)
+        let argmax = (0..VOCAB)
             .max_by(|&a, &b| logits[a].total_cmp(&logits[b]))
             .unwrap();
         for t in [0.0, 1e-45, 1e-38, 1e-20, 0.01, 1.0, 7.0, 1e20, f32::MAX] {
@@ -163,7 +174,12 @@ mod tests {
         let mut state = InferState::new();
         let mut name = |seed| -> String<64> {
             let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
-            m.sample_name(&mut rng, Temperature::GREEDY, &mut state)
+            m.sample_name(
+                &mut rng,
+                Temperature::GREEDY,
+                &mut state,
+                &Alphabet::MAKEMORE,
+            )
         };
         let (a, b) = (name(1), name(2));
         assert_eq!(a, b);
@@ -172,10 +188,10 @@ mod tests {
     #[test]
     fn sample_token_follows_the_distribution() {
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(5);
-        let mut probs = [0.0; V];
+        let mut probs = [0.0; VOCAB];
         probs[3] = 0.25;
         probs[20] = 0.75;
-        let mut counts = [0u32; V];
+        let mut counts = [0u32; VOCAB];
         for _ in 0..40_000 {
             counts[sample_token(&mut rng, &probs).index()] += 1;
         }
@@ -189,7 +205,7 @@ mod tests {
         // Probabilities summing to less than one (as rounding can leave them): a draw past the
         // sum falls back to the last possible token, never to an impossible one.
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(6);
-        let mut probs = [0.0; V];
+        let mut probs = [0.0; VOCAB];
         probs[7] = 0.01;
         for _ in 0..1000 {
             assert_eq!(sample_token(&mut rng, &probs).index(), 7);

@@ -8,14 +8,10 @@
 //! - [`dots`]: out(c) = a·m[c] over N: h·W2ᵀ and dhprebn·W1ᵀ. Eight columns at a time, their
 //!   eight partial-sum vectors reduced together with one transpose.
 
-use crate::vocab::V;
 use wide::f32x8;
 
 /// Lanes of a vector.
-pub const W: usize = 8;
-
-/// The vocabulary padded to whole vectors (32): the width of the fast path's logits rows.
-pub const VP: usize = V.div_ceil(W) * W;
+pub const W: usize = crate::shape::LANES;
 
 /// The row's 8-float chunks (N is a multiple of 8 wherever this is used).
 #[inline(always)]

@@ -4,16 +4,17 @@ use crate::batch::Batch;
 use crate::layers;
 use crate::model::{BN_MOMENTUM, Model};
 use crate::params::Params;
-use crate::shape::BatchCheck;
-use crate::simd::VP;
+use crate::shape::{BatchCheck, PadCheck};
+use crate::vocab::Token;
 
 /// The fast path's activations for one batch, owned by the caller so that nothing is on the
 /// heap and no stack frame is large.
 ///
-/// Size: 4·(2·B·H + B·VP + 3·H) bytes (VP = 32, the vocabulary padded to whole vectors):
-/// 21,248 for hidden 64 and batch 32, 57,696 for hidden 200 (asserted in the tests below).
+/// VP is the vocabulary capacity padded to whole vectors, [`crate::padded`]`(V)`: 32 for
+/// makemore's 27. Size: 4·(2·B·H + B·VP + 3·H) bytes: 21,248 for hidden 64 and batch 32,
+/// 57,696 for hidden 200 (asserted in the tests below).
 #[derive(Clone, Debug)]
-pub struct TrainState<const H: usize, const B: usize> {
+pub struct TrainState<const VP: usize, const H: usize, const B: usize> {
     /// hprebn after the first linear layer, normalised in place to bnraw by batch norm.
     pub bnraw: [[f32; H]; B],
     pub bnmeani: [f32; H],
@@ -22,12 +23,12 @@ pub struct TrainState<const H: usize, const B: usize> {
     pub bnvar_inv: [f32; H],
     /// hpreact, then h = tanh(hpreact); the backward overwrites it with dhpreact, then dhprebn.
     pub h: [[f32; H]; B],
-    /// logits, then probs; the backward overwrites them with dlogits. Columns 27..32 are
+    /// logits, then probs; the backward overwrites them with dlogits. Columns V..VP are
     /// padding (logit −∞) for whole-vector softmax.
     pub probs: [[f32; VP]; B],
 }
 
-impl<const H: usize, const B: usize> TrainState<H, B> {
+impl<const VP: usize, const H: usize, const B: usize> TrainState<VP, H, B> {
     pub const fn new() -> Self {
         let () = BatchCheck::<B>::OK;
         TrainState {
@@ -45,25 +46,13 @@ impl<const H: usize, const B: usize> TrainState<H, B> {
     /// The returned [`Forward`] holds the loss and is the only way to run the backward, which
     /// consumes it: the type system rules out a backward over stale or already-consumed
     /// activations.
-    pub fn forward<'a, const E: usize, const T: usize>(
+    pub fn forward<'a, const V: usize, const E: usize, const T: usize>(
         &'a mut self,
-        params: &'a Params<E, T, H>,
+        params: &'a Params<V, E, T, H>,
         batch: &'a Batch<T, B>,
-    ) -> Forward<'a, E, T, H, B> {
-        let p = params;
-        layers::embed_linear_forward(&mut self.bnraw, &batch.x, &p.c, &p.w1, &p.b1);
-        layers::batchnorm_forward(
-            &mut self.bnraw,
-            &mut self.h,
-            &mut self.bnmeani,
-            &mut self.bnvar,
-            &mut self.bnvar_inv,
-            &p.gain,
-            &p.bias,
-        );
-        layers::tanh_forward(&mut self.h);
-        layers::linear_forward(&mut self.probs, &self.h, &p.w2t, &p.b2);
-        let loss = layers::softmax_cross_entropy_forward(&mut self.probs, &batch.y);
+    ) -> Forward<'a, V, VP, E, T, H, B> {
+        let () = PadCheck::<V, VP>::OK;
+        let loss = forward_rows(self.rows(), params, &batch.x, &batch.y);
         Forward {
             state: self,
             params,
@@ -71,66 +60,160 @@ impl<const H: usize, const B: usize> TrainState<H, B> {
             loss,
         }
     }
+
+    /// The buffers as slices of rows, for the code that does not depend on the batch size.
+    fn rows(&mut self) -> Rows<'_, VP, H> {
+        Rows {
+            bnraw: &mut self.bnraw,
+            bnmeani: &mut self.bnmeani,
+            bnvar: &mut self.bnvar,
+            bnvar_inv: &mut self.bnvar_inv,
+            h: &mut self.h,
+            probs: &mut self.probs,
+        }
+    }
 }
 
-impl<const H: usize, const B: usize> Default for TrainState<H, B> {
+/// A [`TrainState`]'s buffers with the batch as a slice of rows.
+struct Rows<'a, const VP: usize, const H: usize> {
+    bnraw: &'a mut [[f32; H]],
+    bnmeani: &'a mut [f32; H],
+    bnvar: &'a mut [f32; H],
+    bnvar_inv: &'a mut [f32; H],
+    h: &'a mut [[f32; H]],
+    probs: &'a mut [[f32; VP]],
+}
+
+impl<const VP: usize, const H: usize> Rows<'_, VP, H> {
+    fn reborrow(&mut self) -> Rows<'_, VP, H> {
+        Rows {
+            bnraw: self.bnraw,
+            bnmeani: self.bnmeani,
+            bnvar: self.bnvar,
+            bnvar_inv: self.bnvar_inv,
+            h: self.h,
+            probs: self.probs,
+        }
+    }
+}
+
+/// The forward of [`TrainState::forward`] on rows, whatever the batch size. Inlined where it is
+/// used: into each [`TrainState::forward`] (firmware's single shape, with the batch size known)
+/// and into [`step_rows`], which the batch sizes share.
+#[inline(always)]
+fn forward_rows<const V: usize, const VP: usize, const E: usize, const T: usize, const H: usize>(
+    s: Rows<'_, VP, H>,
+    p: &Params<V, E, T, H>,
+    x: &[[Token; T]],
+    y: &[Token],
+) -> f32 {
+    layers::embed_linear_forward(s.bnraw, x, &p.c, &p.w1, &p.b1);
+    layers::batchnorm_forward(
+        s.bnraw,
+        s.h,
+        s.bnmeani,
+        s.bnvar,
+        s.bnvar_inv,
+        &p.gain,
+        &p.bias,
+    );
+    layers::tanh_forward(s.h);
+    layers::linear_forward(s.probs, s.h, &p.w2t, &p.b2);
+    layers::softmax_cross_entropy_forward(s.probs, y)
+}
+
+/// The fused backward of [`Forward::backward`] on rows, inlined as [`forward_rows`] is.
+#[inline(always)]
+fn backward_rows<
+    const V: usize,
+    const VP: usize,
+    const E: usize,
+    const T: usize,
+    const H: usize,
+>(
+    s: Rows<'_, VP, H>,
+    p: &Params<V, E, T, H>,
+    x: &[[Token; T]],
+    y: &[Token],
+    grads: &mut Params<V, E, T, H>,
+) {
+    grads.fill_zero();
+    let dlogits = s.probs;
+    layers::softmax_cross_entropy_backward(dlogits, y);
+    layers::linear_backward(&mut grads.w2t, &mut grads.b2, dlogits, s.h);
+    let dhpreact = s.h;
+    layers::linear_tanh_backward(dhpreact, dlogits, &p.w2t);
+    layers::batchnorm_backward(
+        dhpreact,
+        &mut grads.gain,
+        &mut grads.bias,
+        s.bnraw,
+        s.bnvar_inv,
+        &p.gain,
+    );
+    let dhprebn = dhpreact;
+    layers::embed_linear_backward(
+        &mut grads.c,
+        &mut grads.w1,
+        &mut grads.b1,
+        dhprebn,
+        x,
+        &p.c,
+        &p.w1,
+    );
+}
+
+impl<const VP: usize, const H: usize, const B: usize> Default for TrainState<VP, H, B> {
     fn default() -> Self {
         Self::new()
     }
 }
 
 /// A finished forward pass, waiting for its backward.
-pub struct Forward<'a, const E: usize, const T: usize, const H: usize, const B: usize> {
-    state: &'a mut TrainState<H, B>,
-    params: &'a Params<E, T, H>,
+pub struct Forward<
+    'a,
+    const V: usize,
+    const VP: usize,
+    const E: usize,
+    const T: usize,
+    const H: usize,
+    const B: usize,
+> {
+    state: &'a mut TrainState<VP, H, B>,
+    params: &'a Params<V, E, T, H>,
     batch: &'a Batch<T, B>,
     loss: f32,
 }
 
-impl<const E: usize, const T: usize, const H: usize, const B: usize> Forward<'_, E, T, H, B> {
+impl<
+    const V: usize,
+    const VP: usize,
+    const E: usize,
+    const T: usize,
+    const H: usize,
+    const B: usize,
+> Forward<'_, V, VP, E, T, H, B>
+{
     /// Mean cross-entropy over the batch.
     pub fn loss(&self) -> f32 {
         self.loss
     }
 
     /// The activations of the forward pass.
-    pub fn state(&self) -> &TrainState<H, B> {
+    pub fn state(&self) -> &TrainState<VP, H, B> {
         self.state
     }
 
     /// The fused backward: writes all seven parameter gradients into `grads` (overwriting them),
     /// reusing the activation buffers for the activation gradients.
-    pub fn backward(self, grads: &mut Params<E, T, H>) {
+    pub fn backward(self, grads: &mut Params<V, E, T, H>) {
         let Forward {
             state,
-            params: p,
+            params,
             batch,
             ..
         } = self;
-        grads.fill_zero();
-        let dlogits = &mut state.probs;
-        layers::softmax_cross_entropy_backward(dlogits, &batch.y);
-        layers::linear_backward(&mut grads.w2t, &mut grads.b2, dlogits, &state.h);
-        let dhpreact = &mut state.h;
-        layers::linear_tanh_backward(dhpreact, dlogits, &p.w2t);
-        layers::batchnorm_backward(
-            dhpreact,
-            &mut grads.gain,
-            &mut grads.bias,
-            &state.bnraw,
-            &state.bnvar_inv,
-            &p.gain,
-        );
-        let dhprebn = &state.h;
-        layers::embed_linear_backward(
-            &mut grads.c,
-            &mut grads.w1,
-            &mut grads.b1,
-            dhprebn,
-            &batch.x,
-            &p.c,
-            &p.w1,
-        );
+        backward_rows(state.rows(), params, &batch.x, &batch.y, grads);
     }
 }
 
@@ -167,18 +250,40 @@ impl Default for StepDecay {
 
 /// One SGD step on one batch: forward, running-statistics update, fused backward, update.
 /// Returns the batch loss before the update.
-pub fn train_step<const E: usize, const T: usize, const H: usize, const B: usize>(
-    model: &mut Model<E, T, H>,
-    grads: &mut Params<E, T, H>,
-    state: &mut TrainState<H, B>,
+pub fn train_step<
+    const V: usize,
+    const VP: usize,
+    const E: usize,
+    const T: usize,
+    const H: usize,
+    const B: usize,
+>(
+    model: &mut Model<V, E, T, H>,
+    grads: &mut Params<V, E, T, H>,
+    state: &mut TrainState<VP, H, B>,
     batch: &Batch<T, B>,
     lr: f32,
 ) -> f32 {
-    let forward = state.forward(&model.params, batch);
-    let loss = forward.loss();
-    let s = forward.state();
-    model.bn.update_running(&s.bnmeani, &s.bnvar, BN_MOMENTUM);
-    forward.backward(grads);
+    let () = PadCheck::<V, VP>::OK;
+    step_rows(model, grads, state.rows(), &batch.x, &batch.y, lr)
+}
+
+/// [`train_step`] on rows: [`TrainState::forward`] and [`Forward::backward`]'s code, with the
+/// running statistics and the update between and after. Out of line and independent of the
+/// batch size, so that every batch size a host builds for a model shape shares one copy of the
+/// step (a copy per batch size made the host's build 2.3× slower; one copy costs no speed).
+#[inline(never)]
+fn step_rows<const V: usize, const VP: usize, const E: usize, const T: usize, const H: usize>(
+    model: &mut Model<V, E, T, H>,
+    grads: &mut Params<V, E, T, H>,
+    mut s: Rows<'_, VP, H>,
+    x: &[[Token; T]],
+    y: &[Token],
+    lr: f32,
+) -> f32 {
+    let loss = forward_rows(s.reborrow(), &model.params, x, y);
+    model.bn.update_running(s.bnmeani, s.bnvar, BN_MOMENTUM);
+    backward_rows(s, &model.params, x, y, grads);
     model.params.sgd(grads, lr);
     loss
 }
@@ -190,8 +295,12 @@ mod tests {
 
     #[test]
     fn sizes_are_as_documented() {
-        assert_eq!(size_of::<TrainState<64, 32>>(), 21_248);
-        assert_eq!(size_of::<TrainState<200, 32>>(), 57_696);
+        assert_eq!(size_of::<TrainState<32, 64, 32>>(), 21_248);
+        assert_eq!(size_of::<TrainState<32, 200, 32>>(), 57_696);
+        assert_eq!(
+            size_of::<TrainState<128, 64, 32>>(),
+            4 * (2 * 32 * 64 + 32 * 128 + 3 * 64)
+        );
     }
 
     #[test]

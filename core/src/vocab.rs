@@ -1,44 +1,37 @@
-//! The 27-character vocabulary and the context windows a word becomes.
+//! Tokens and the context windows a word becomes.
 
-/// Vocabulary size: `.` (start and end of a word) and `a`..`z`.
-pub const V: usize = 27;
+use crate::alphabet::MAX_SYMBOLS;
 
-const ALPHABET: &[u8; V] = b".abcdefghijklmnopqrstuvwxyz";
+/// makemore's vocabulary size: the boundary and `a`..`z` (see [`crate::Alphabet::MAKEMORE`]).
+pub const VOCAB: usize = 27;
 
-/// One character of the vocabulary, as its index 0..27.
+/// One symbol of a vocabulary, as its index: 0 is the boundary, 1.. the alphabet's characters.
 ///
-/// Only the constructors make one, so every `Token` indexes a `[_; V]` array in range: a
-/// batch built from tokens cannot index past the embedding table.
+/// Below [`MAX_SYMBOLS`] by construction. A model of capacity V indexes its `[_; V]` rows with
+/// it (bounds-checked): the tokens a program feeds a model come from the model's
+/// [`crate::Alphabet`], which holds at most V symbols.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 #[repr(transparent)]
 pub struct Token(u8);
 
 impl Token {
-    /// `.`: pads the context before a word's first letter and is the target after its last.
-    pub const DOT: Token = Token(0);
+    /// The boundary: pads the context before a word's first character and is the target after
+    /// its last. Not a character of the data.
+    pub const BOUNDARY: Token = Token(0);
 
-    /// The token with index `ix`, if `ix < 27`.
+    /// The token with index `ix`, if `ix < MAX_SYMBOLS`.
     pub const fn from_index(ix: u8) -> Option<Token> {
-        if (ix as usize) < V {
+        if (ix as usize) < MAX_SYMBOLS {
             Some(Token(ix))
         } else {
             None
         }
     }
 
-    /// `.` → 0, `a`..`z` → 1..26; anything else (uppercase too) is not in the vocabulary.
-    pub const fn from_char(ch: char) -> Option<Token> {
-        match ch {
-            '.' => Some(Token::DOT),
-            'a'..='z' => Some(Token(ch as u8 - b'a' + 1)),
-            _ => None,
-        }
-    }
-
-    /// The token with index `ix mod 27`: for generators of test data and fuzzers, which need a
-    /// valid token from any byte.
-    pub const fn wrapping(ix: u8) -> Token {
-        Token(ix % V as u8)
+    /// The token with index `ix mod symbols` (`symbols` in 1..=MAX_SYMBOLS): for generators of
+    /// test data and fuzzers, which need a valid token from any byte.
+    pub const fn wrapping(ix: u8, symbols: usize) -> Token {
+        Token((ix as usize % symbols) as u8)
     }
 
     pub const fn index(self) -> usize {
@@ -47,15 +40,6 @@ impl Token {
 
     pub const fn as_u8(self) -> u8 {
         self.0
-    }
-
-    pub const fn to_char(self) -> char {
-        ALPHABET[self.0 as usize] as char
-    }
-
-    /// All 27 tokens in index order.
-    pub fn all() -> impl Iterator<Item = Token> {
-        (0..V as u8).map(Token)
     }
 }
 
@@ -66,9 +50,9 @@ pub struct Example<const T: usize> {
     pub target: Token,
 }
 
-/// The examples of one word, as makemore builds them: the context starts as `T` dots, each
-/// letter is a target and then joins the context, and a final `.` is the target after the
-/// last letter. A word of `n` letters gives `n + 1` examples.
+/// The examples of one word, as makemore builds them: the context starts as `T` boundaries,
+/// each letter is a target and then joins the context, and the boundary is the target after
+/// the last letter. A word of `n` letters gives `n + 1` examples.
 #[derive(Clone, Debug)]
 pub struct Contexts<'a, const T: usize> {
     letters: core::slice::Iter<'a, Token>,
@@ -80,7 +64,7 @@ impl<'a, const T: usize> Contexts<'a, T> {
     pub fn new(letters: &'a [Token]) -> Self {
         Contexts {
             letters: letters.iter(),
-            context: [Token::DOT; T],
+            context: [Token::BOUNDARY; T],
             done: false,
         }
     }
@@ -97,7 +81,7 @@ impl<const T: usize> Iterator for Contexts<'_, T> {
             Some(&letter) => letter,
             None => {
                 self.done = true;
-                Token::DOT
+                Token::BOUNDARY
             }
         };
         let example = Example {
@@ -117,19 +101,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn chars_round_trip_and_nothing_else_maps() {
-        for t in Token::all() {
-            assert_eq!(Token::from_char(t.to_char()), Some(t));
-        }
-        assert_eq!(Token::from_char('.').map(Token::index), Some(0));
-        assert_eq!(Token::from_char('a').map(Token::index), Some(1));
-        assert_eq!(Token::from_char('z').map(Token::index), Some(26));
-        for bad in ['A', 'Z', '`', '{', ' ', '-', 'é', '\n', '0'] {
-            assert_eq!(Token::from_char(bad), None, "{bad:?}");
-        }
-        assert_eq!(Token::from_index(26).map(Token::to_char), Some('z'));
-        assert_eq!(Token::from_index(27), None);
-        assert_eq!(Token::wrapping(27), Token::DOT);
+    fn tokens_stay_below_the_largest_vocabulary() {
+        assert_eq!(Token::from_index(0), Some(Token::BOUNDARY));
+        assert_eq!(Token::from_index(127).map(Token::index), Some(127));
+        assert_eq!(Token::from_index(128), None);
+        assert_eq!(Token::wrapping(27, 27), Token::BOUNDARY);
+        assert_eq!(Token::wrapping(255, 128).index(), 127);
     }
 
     #[test]

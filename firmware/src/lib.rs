@@ -28,24 +28,28 @@ pub static EXAMPLES: [Example<CONTEXT>; N_EXAMPLES] = build_examples();
 
 const fn build_examples() -> [Example<CONTEXT>; N_EXAMPLES] {
     let mut out = [Example {
-        context: [Token::DOT; CONTEXT],
-        target: Token::DOT,
+        context: [Token::BOUNDARY; CONTEXT],
+        target: Token::BOUNDARY,
     }; N_EXAMPLES];
-    let mut context = [Token::DOT; CONTEXT];
+    let mut context = [Token::BOUNDARY; CONTEXT];
     let mut n = 0;
     while n < N_EXAMPLES {
         let byte = NAMES[n];
         let target = if byte == b'\n' {
-            Token::DOT
+            Token::BOUNDARY
         } else {
-            match Token::from_char(byte as char) {
-                Some(t) => t,
-                None => panic!("the built-in names hold only a-z"),
+            // makemore's alphabet (charmlp_core::Alphabet::MAKEMORE): a–z are tokens 1..=26.
+            match byte {
+                b'a'..=b'z' => match Token::from_index(byte - b'a' + 1) {
+                    Some(t) => t,
+                    None => panic!("a-z are tokens 1..=26"),
+                },
+                _ => panic!("the built-in names hold only a-z"),
             }
         };
         out[n] = Example { context, target };
         if byte == b'\n' {
-            context = [Token::DOT; CONTEXT];
+            context = [Token::BOUNDARY; CONTEXT];
         } else {
             let mut k = 0;
             while k + 1 < CONTEXT {

@@ -4,7 +4,7 @@
 //! its names stay inside the vocabulary and the bound, at any temperature.
 #![no_main]
 
-use charmlp_core::DefaultModel;
+use charmlp_core::{Alphabet, DefaultModel};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -19,10 +19,13 @@ fuzz_target!(|data: &[u8]| {
     }
     model.bn.mean.iter_mut().for_each(|x| *x = next());
     model.bn.var.iter_mut().for_each(|x| *x = next());
-    let mut file = vec![0u8; DefaultModel::BYTES];
-    model.write_bytes(&mut file).unwrap();
+    let alphabet = Alphabet::MAKEMORE;
+    let mut file = vec![0u8; DefaultModel::MAX_BYTES];
+    model.write_bytes(&alphabet, &mut file).unwrap();
     let mut loaded = Box::new(DefaultModel::zeroed());
-    if loaded.read_bytes(&file).is_ok() {
-        charmlp_fuzz::behaves(&loaded, data);
+    let mut loaded_alphabet = Alphabet::MAKEMORE;
+    if loaded.read_bytes(&mut loaded_alphabet, &file).is_ok() {
+        assert_eq!(loaded_alphabet, alphabet);
+        charmlp_fuzz::behaves(&loaded, &loaded_alphabet, data);
     }
 });

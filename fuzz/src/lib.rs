@@ -1,13 +1,17 @@
 //! What every fuzz target asserts of a model that loaded: the loader's promise that what it
 //! accepts can be used.
 
-use charmlp_core::{DefaultModel, Example, InferState, Temperature, Token};
+use charmlp_core::{Alphabet, Example, InferState, Model, Temperature, Token};
 use rand_core::SeedableRng;
 
-/// A loaded model's loss over contexts drawn from `data` is finite and non-negative, and names
-/// sampled at a temperature drawn from `data` (0, tiny, ordinary or huge) stay in a–z and within
-/// their bound.
-pub fn behaves(model: &DefaultModel, data: &[u8]) {
+/// A loaded model's loss over contexts of its alphabet's tokens drawn from `data` is finite
+/// and non-negative, and names sampled at a temperature drawn from `data` (0, tiny, ordinary or
+/// huge) hold only the alphabet's characters and stay within their bound.
+pub fn behaves<const V: usize, const H: usize>(
+    model: &Model<V, 10, 3, H>,
+    alphabet: &Alphabet<V>,
+    data: &[u8],
+) {
     let byte = |i: usize| data.get(i).copied().unwrap_or(0);
     let temperature = match byte(0) % 4 {
         0 => 0.0,
@@ -19,22 +23,21 @@ pub fn behaves(model: &DefaultModel, data: &[u8]) {
     let mut rng = rand_xoshiro::Xoshiro128PlusPlus::seed_from_u64(u64::from(byte(2)));
     let mut state = InferState::new();
     for _ in 0..3 {
-        let name: heapless::String<64> = model.sample_name(&mut rng, temperature, &mut state);
+        let name: heapless::String<64> =
+            model.sample_name(&mut rng, temperature, &mut state, alphabet);
         assert!(
-            name.len() <= 64 && name.chars().all(|c| c.is_ascii_lowercase()),
+            name.len() <= 64 && name.chars().all(|c| alphabet.token(c).is_some()),
             "{name}"
         );
     }
+    let symbols = alphabet.len();
+    let token = |b: u8| Token::wrapping(b, symbols);
     let examples: Vec<Example<3>> = data
         .chunks_exact(4)
         .take(256)
         .map(|c| Example {
-            context: [
-                Token::wrapping(c[0]),
-                Token::wrapping(c[1]),
-                Token::wrapping(c[2]),
-            ],
-            target: Token::wrapping(c[3]),
+            context: [token(c[0]), token(c[1]), token(c[2])],
+            target: token(c[3]),
         })
         .collect();
     if let Some(loss) = model.loss(&examples, &mut state) {

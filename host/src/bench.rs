@@ -2,11 +2,12 @@
 
 use crate::cli::BenchArgs;
 use crate::data::{read_words, split};
-use crate::shapes::{HIDDEN_WIDTHS, training};
+use crate::shapes::training;
 use crate::stdout::Out;
+use crate::words::Rules;
 use crate::{Stream, stream};
-use anyhow::{Result, anyhow};
-use charmlp_core::{CONTEXT, EMBED, StepDecay, V};
+use anyhow::Result;
+use charmlp_core::{CONTEXT, EMBED, StepDecay, VOCAB};
 use std::time::Instant;
 
 const B: usize = 32;
@@ -15,17 +16,16 @@ const WARM_UP: u64 = 2_000;
 /// FLOPs of the six matrix products of a step (x·W1, h·W2, hᵀ·dlogits, dlogits·W2ᵀ,
 /// xᵀ·dhprebn, dhprebn·W1ᵀ), 2 per multiply-add; element-wise work is not counted.
 pub const fn step_flops(hidden: usize) -> usize {
-    3 * 2 * B * EMBED * CONTEXT * hidden + 3 * 2 * B * hidden * V
+    3 * 2 * B * EMBED * CONTEXT * hidden + 3 * 2 * B * hidden * VOCAB
 }
 
 /// Times the training step of `--hidden` at batch 32, through the same [`Training`] object
 /// `train` uses (the shape is chosen in [`crate::shapes`]).
 pub fn run(args: &BenchArgs) -> Result<()> {
     let hidden = args.hidden;
-    let mut run = training(hidden, B).ok_or_else(|| {
-        anyhow!("--hidden {hidden}: not built in; choose one of {HIDDEN_WIDTHS:?}")
-    })?;
-    let splits = split::<CONTEXT>(read_words(None)?, crate::cli::DEFAULT_SEED)?;
+    let words = read_words(None, &Rules::default())?;
+    let mut run = training(&words.chars, hidden, B)?;
+    let splits = split::<CONTEXT>(words.words, crate::cli::DEFAULT_SEED)?;
     run.init(&mut stream(0, Stream::Init));
     let mut rng = stream(0, Stream::Batches);
     let schedule = StepDecay {

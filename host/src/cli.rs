@@ -13,9 +13,10 @@ pub const DEFAULT_SEED: u64 = 42;
     name = "charmlp",
     version,
     about = "makemore's character-level MLP: train it on a file of names, sample new ones",
-    long_about = "makemore's character-level MLP (27 → 10 → 30 → hidden → 27, batch norm, tanh) \
-                  with a hand-written backward pass: train it on a file of names (one a line, a-z), \
-                  sample new names, evaluate and export models for firmware."
+    long_about = "makemore's character-level MLP (V → 10 → 30 → hidden → V, batch norm, tanh) \
+                  with a hand-written backward pass: train it on a file of words (one a line, any \
+                  characters; the vocabulary is the data's, up to 128 symbols), sample new ones, \
+                  evaluate and export models for firmware."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -38,9 +39,20 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct TrainArgs {
-    /// Words file (- for standard input): one word a line, letters a-z [default: the built-in 5,163 US Census 1990 first names]
+    /// Words file (- for standard input): one word a line, UTF-8; the vocabulary is its characters [default: the built-in 5,163 US Census 1990 first names]
     #[arg(long, value_name = "FILE")]
     pub data: Option<PathBuf>,
+    /// Lowercase every word first (Unicode-aware: 'É' becomes 'é')
+    #[arg(long)]
+    pub lowercase: bool,
+    /// Fix the alphabet to these characters instead of the data's (a word with others is an
+    /// error, or left out with --skip-bad-words); ranges as `tr` writes them, e.g. "a-z'-" (a
+    /// '-' first or last stands for itself)
+    #[arg(long, value_name = "CHARS", value_parser = alphabet_chars)]
+    pub alphabet: Option<AlphabetChars>,
+    /// With --alphabet: leave out, and count, the words with other characters
+    #[arg(long, requires = "alphabet")]
+    pub skip_bad_words: bool,
     /// Hidden width (64 or 200)
     #[arg(long, default_value_t = 64, value_parser = one_of(&HIDDEN_WIDTHS))]
     pub hidden: usize,
@@ -95,12 +107,27 @@ pub struct EvalArgs {
     /// Model file written by `charmlp train`
     #[arg(long, value_name = "FILE")]
     pub model: PathBuf,
-    /// Words file (split 80/10/10 with --seed, as train does)
+    /// Words file (split 80/10/10 with --seed, as train does); its characters must be in the
+    /// model's alphabet
     #[arg(long, value_name = "FILE")]
     pub data: PathBuf,
+    #[command(flatten)]
+    pub words: EvalWords,
     /// Seed of the shuffle: the training run's --seed gives its split
     #[arg(long, default_value_t = DEFAULT_SEED)]
     pub seed: u64,
+}
+
+/// How `eval` reads its words file.
+#[derive(Debug, Args)]
+pub struct EvalWords {
+    /// Lowercase every word first (Unicode-aware), as the training run did if it was given
+    /// --lowercase
+    #[arg(long)]
+    pub lowercase: bool,
+    /// Leave out, and count, the words with characters outside the model's alphabet
+    #[arg(long)]
+    pub skip_bad_words: bool,
 }
 
 #[derive(Debug, Args)]
@@ -125,6 +152,56 @@ pub struct BenchArgs {
     /// step's time is kept for the percentiles
     #[arg(long, default_value_t = 20_000, value_parser = bench_steps, allow_negative_numbers = true)]
     pub steps: u64,
+}
+
+/// The characters of `--alphabet`, sorted and each once.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AlphabetChars(pub Vec<char>);
+
+/// `--alphabet`: its characters, sorted and each once; not empty, no control characters.
+/// `X-Y` is the range from X to Y, as `tr` reads it; a '-' first or last is itself.
+fn alphabet_chars(s: &str) -> Result<AlphabetChars, String> {
+    if let Some(c) = s.chars().find(|c| c.is_control()) {
+        return Err(format!(
+            "{} is a control character; an alphabet holds printable characters",
+            crate::words::describe(c)
+        ));
+    }
+    let given: Vec<char> = s.chars().collect();
+    let mut chars = Vec::new();
+    let mut i = 0;
+    while i < given.len() {
+        match given.get(i..i + 3) {
+            Some(&[lo, '-', hi]) => {
+                if lo > hi {
+                    return Err(format!(
+                        "the range {lo}-{hi} runs backwards; write it as {hi}-{lo}"
+                    ));
+                }
+                // A range beyond the capacity is refused below, after at most that many.
+                chars.extend((lo..=hi).take(charmlp_core::MAX_SYMBOLS));
+                i += 3;
+            }
+            _ => {
+                chars.push(given[i]);
+                i += 1;
+            }
+        }
+    }
+    chars.sort_unstable();
+    chars.dedup();
+    let most = charmlp_core::MAX_SYMBOLS - 1;
+    match chars.len() {
+        0 => Err(
+            "empty; give the characters words may hold, e.g. --alphabet abcdefghijklmnopqrstuvwxyz"
+                .into(),
+        ),
+        n if n > most => Err(format!(
+            "{n} characters; at most {most} fit (with the boundary, {} symbols)",
+            most + 1
+        )),
+        _ => Ok(AlphabetChars(chars)),
+    }
 }
 
 fn positive_u64(s: &str) -> Result<u64, String> {
@@ -237,6 +314,25 @@ mod tests {
         );
         assert!(positive_f32("3.5e38").unwrap_err().contains("reads as inf"));
         assert!(count_u64("1e1").unwrap_err().contains("not a whole number"));
+        let chars = |s| alphabet_chars(s).map(|a| a.0);
+        assert_eq!(chars("cabé b"), Ok(vec![' ', 'a', 'b', 'c', 'é']));
+        let az: Vec<char> = ('a'..='z').collect();
+        assert_eq!(chars("a-z"), Ok(az));
+        assert_eq!(
+            alphabet_chars("z-aa-z").unwrap_err(),
+            "the range z-a runs backwards; write it as a-z"
+        );
+        assert_eq!(chars("-a-z'").unwrap().len(), 28);
+        assert_eq!(chars("a-c-"), Ok(vec!['-', 'a', 'b', 'c']));
+        assert!(
+            alphabet_chars("\u{100}-\u{10ffff}")
+                .unwrap_err()
+                .contains("at most 127")
+        );
+        assert!(alphabet_chars("").unwrap_err().contains("empty"));
+        assert!(alphabet_chars("a\tb").unwrap_err().contains("U+0009"));
+        let many: String = ('\u{100}'..).take(128).collect();
+        assert!(alphabet_chars(&many).unwrap_err().contains("at most 127"));
         let hidden = one_of(&HIDDEN_WIDTHS);
         assert_eq!(hidden("200"), Ok(200));
         assert_eq!(

@@ -2,7 +2,7 @@
 //! context windows, as makemore does.
 
 use crate::shown;
-use crate::words::{self, BadWords, parse_words};
+use crate::words::{self, BadWords, Rules, Words, parse_words};
 use anyhow::{Context, Result, bail};
 use charmlp_core::{Contexts, Example, Token};
 use rand_mt::Mt;
@@ -38,18 +38,19 @@ pub fn open_input(path: &Path) -> std::io::Result<(String, Box<dyn std::io::Read
     Ok((input_name(path), reader))
 }
 
-/// The words of a file (`-`: standard input; `None`: the built-in list), checked. The file is read as a
-/// stream, its limits applied while reading (see [`crate::words`]).
-pub fn read_words(path: Option<&Path>) -> Result<Vec<Vec<Token>>> {
+/// The words of a file (`-`: standard input; `None`: the built-in list), checked, as tokens of
+/// their alphabet. The file is read as a stream, its limits applied while reading (see
+/// [`crate::words`]).
+pub fn read_words(path: Option<&Path>, rules: &Rules) -> Result<Words> {
     let (name, words) = match path {
         None => (
             BUILTIN_NAME.to_string(),
-            parse_words(BUILTIN_NAMES.as_bytes()),
+            parse_words(BUILTIN_NAMES.as_bytes(), rules),
         ),
         Some(p) => {
             let (name, file) = open_input(p)
                 .with_context(|| format!("{}: cannot read the words file", shown(p)))?;
-            (name, words::read_words(BufReader::new(file)))
+            (name, words::read_words(BufReader::new(file), rules))
         }
     };
     words.map_err(|e: BadWords| anyhow::anyhow!("{}", e.at(&name)))
@@ -70,7 +71,10 @@ pub struct Splits<const T: usize> {
 pub fn split<const T: usize>(mut words: Vec<Vec<Token>>, seed: u64) -> Result<Splits<T>> {
     let n = words.len();
     if n < MIN_WORDS {
-        bail!("{n} words; an 80/10/10 split needs at least {MIN_WORDS}");
+        bail!(
+            "{}; an 80/10/10 split needs at least {MIN_WORDS}",
+            crate::count(n as u64, "word")
+        );
     }
     python_shuffle(&mut words, seed);
     let (n1, n2) = (n * 8 / 10, n * 9 / 10);
@@ -119,23 +123,27 @@ mod tests {
 
     #[test]
     fn builtin_list_is_the_census_names() {
-        let words = read_words(None).unwrap();
-        assert_eq!(words.len(), 5_163);
-        let first: String = words[0].iter().map(|t| t.to_char()).collect();
+        let words = read_words(None, &Rules::default()).unwrap();
+        assert_eq!(words.words.len(), 5_163);
+        assert_eq!(words.symbols(), 27);
+        let first: String = words.words[0]
+            .iter()
+            .map(|t| words.chars[t.index() - 1])
+            .collect();
         assert_eq!(first, "mary");
     }
 
     #[test]
     fn split_is_80_10_10_of_the_words_and_every_word_lands_once() {
         let words: Vec<Vec<Token>> = (0..1000u32)
-            .map(|i| vec![Token::wrapping((i % 26 + 1) as u8); (i % 7 + 1) as usize])
+            .map(|i| vec![Token::wrapping((i % 26 + 1) as u8, 27); (i % 7 + 1) as usize])
             .collect();
         let total_examples: usize = words.iter().map(|w| w.len() + 1).sum();
         let s = split::<3>(words, 1).unwrap();
         assert_eq!(s.words, [800, 100, 100]);
         assert_eq!(s.train.len() + s.val.len() + s.test.len(), total_examples);
-        // Each word ends with exactly one example whose target is '.'.
-        let ends = |xs: &[Example<3>]| xs.iter().filter(|e| e.target == Token::DOT).count();
+        // Each word ends with exactly one example whose target is the boundary.
+        let ends = |xs: &[Example<3>]| xs.iter().filter(|e| e.target == Token::BOUNDARY).count();
         assert_eq!(
             [ends(&s.train), ends(&s.val), ends(&s.test)],
             [800, 100, 100]
@@ -177,11 +185,13 @@ mod tests {
         // CPython 3.11: `w = open("names.txt").read().splitlines(); random.seed(42);
         // random.shuffle(w)`, then w[:3], w[25626:25629] (validation starts) and w[-3:].
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/names.txt");
-        let mut words = read_words(Some(&path)).unwrap();
+        let Words {
+            mut words, chars, ..
+        } = read_words(Some(&path), &Rules::default()).unwrap();
         python_shuffle(&mut words, 42);
         let text = |ws: &[Vec<Token>]| -> Vec<String> {
             ws.iter()
-                .map(|w| w.iter().map(|t| t.to_char()).collect())
+                .map(|w| w.iter().map(|t| chars[t.index() - 1]).collect())
                 .collect()
         };
         assert_eq!(text(&words[..3]), ["yuheng", "diondre", "xavien"]);
@@ -194,13 +204,13 @@ mod tests {
 
     #[test]
     fn too_few_words_is_an_error() {
-        let words = vec![vec![Token::wrapping(1)]; MIN_WORDS - 1];
+        let words = vec![vec![Token::wrapping(1, 27)]; MIN_WORDS - 1];
         let e = split::<3>(words, 1).err().unwrap();
         assert_eq!(
             e.to_string(),
             "9 words; an 80/10/10 split needs at least 10"
         );
-        let words = vec![vec![Token::wrapping(1)]; MIN_WORDS];
+        let words = vec![vec![Token::wrapping(1, 27)]; MIN_WORDS];
         let s = split::<3>(words, 1).unwrap();
         assert_eq!(s.words, [8, 1, 1]);
     }

@@ -11,7 +11,7 @@
 //! diverged run writes nothing, exits 1 and names the step and the flag to change.
 
 use crate::fmt_num;
-use charmlp_core::{StepDecay, V};
+use charmlp_core::StepDecay;
 
 /// Steps before the smoothed loss is judged: the average needs some to settle.
 pub const WARM_UP: u64 = 100;
@@ -26,6 +26,8 @@ pub const SMOOTHING: f32 = 0.01;
 pub struct Watch {
     smoothed: f32,
     limit: f32,
+    /// ln V: the loss of guessing uniformly among the vocabulary's V symbols.
+    ln_v: f32,
     /// The first step of the current stretch in which the smoothed loss stands above where the
     /// run started (the first loss, or ln V), or of a loss that is not finite. The smoothed
     /// loss, not a single batch's, marks the stretch: batch losses are noisy (half of them
@@ -33,17 +35,13 @@ pub struct Watch {
     above_since: Option<u64>,
 }
 
-impl Default for Watch {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl Watch {
-    pub const fn new() -> Self {
+    /// A watch over a run of a vocabulary of `symbols`.
+    pub fn new(symbols: usize) -> Self {
         Watch {
             smoothed: f32::NAN,
             limit: f32::NAN,
+            ln_v: (symbols as f32).ln(),
             above_since: None,
         }
     }
@@ -79,7 +77,7 @@ impl Watch {
         }
         if self.smoothed.is_nan() {
             self.smoothed = loss;
-            self.limit = loss.max((V as f32).ln()) + MARGIN;
+            self.limit = loss.max(self.ln_v) + MARGIN;
         } else {
             self.smoothed = (1.0 - SMOOTHING) * self.smoothed + SMOOTHING * loss;
         }
@@ -135,7 +133,7 @@ mod tests {
 
     #[test]
     fn a_falling_or_noisy_loss_is_fine() {
-        let mut w = Watch::new();
+        let mut w = Watch::new(27);
         for step in 0..10_000 {
             let loss = 3.5 - (step as f32 / 10_000.0) + if step % 2 == 0 { 1.5 } else { -1.5 };
             assert_eq!(w.step(step, loss), Ok(()), "step {step}");
@@ -144,7 +142,7 @@ mod tests {
 
     #[test]
     fn a_loss_far_above_the_start_is_divergence_after_the_warm_up() {
-        let mut w = Watch::new();
+        let mut w = Watch::new(27);
         w.step(0, 3.4).unwrap();
         // Early spikes are forgiven while the average settles...
         for step in 1..WARM_UP {
@@ -154,14 +152,14 @@ mod tests {
         let e = w.step(WARM_UP, 30.0).unwrap_err();
         assert!(e.contains("smoothed loss"), "{e}");
         assert_eq!(
-            Watch::new().step(0, f32::NAN).unwrap_err(),
+            Watch::new(27).step(0, f32::NAN).unwrap_err(),
             "the loss is NaN"
         );
     }
 
     #[test]
     fn the_blame_goes_to_the_update_before_the_first_bad_loss() {
-        let mut w = Watch::new();
+        let mut w = Watch::new(27);
         w.step(0, 3.4).unwrap();
         w.step(1, 3.3).unwrap();
         w.step(2, 50.0).unwrap(); // the update of step 1 blew it up
@@ -173,7 +171,7 @@ mod tests {
         assert_eq!(w.blamed_step(WARM_UP), 1);
         assert_eq!(w.blamed_update(WARM_UP), 1);
         // A stretch ends when the smoothed loss is back where the run started.
-        let mut w = Watch::new();
+        let mut w = Watch::new(27);
         w.step(0, 3.4).unwrap();
         w.step(1, 40.0).unwrap();
         for step in 2..400 {
@@ -181,7 +179,7 @@ mod tests {
         }
         assert_eq!(w.blamed_step(400), 399);
         assert_eq!(w.blamed_update(400), 400);
-        let mut w = Watch::new();
+        let mut w = Watch::new(27);
         assert!(w.step(0, 3.4).is_ok() && w.step(1, f32::NAN).is_err());
         assert_eq!(w.blamed_step(1), 0);
     }

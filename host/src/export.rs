@@ -1,7 +1,7 @@
 //! A model as source code that firmware compiles in: a Rust `static` of charmlp-core's own
 //! `Model` type (used as it is, no parsing), or C arrays.
 
-use charmlp_core::{Model, V};
+use crate::shapes::Loaded;
 use std::fmt::Write;
 
 /// Output languages.
@@ -11,21 +11,23 @@ pub enum Lang {
     C,
 }
 
-/// The nine tensors in file order: Rust field path, C name, dimensions, values.
-fn tensors<const E: usize, const T: usize, const H: usize>(
-    m: &Model<E, T, H>,
-) -> [(&'static str, &'static str, Vec<usize>, &[f32]); 9] {
-    let [c, w1, b1, gain, bias, w2, b2] = m.params.tensors();
+/// The nine tensors in file order: Rust field path, C name, dimensions, values. C, W2ᵀ and b2
+/// have the alphabet's rows exactly: an exported model is a model of v symbols, whatever
+/// capacity it trained in.
+fn tensors(m: &dyn Loaded) -> [(&'static str, &'static str, Vec<usize>, &[f32]); 9] {
+    let s = m.shape();
+    let [v, e, t, h] = [s.vocab, s.embed, s.context, s.hidden].map(usize::from);
+    let [c, w1, b1, gain, bias, w2, b2, mean, var] = m.tensors().map(|(_, values)| values);
     [
-        ("c", "C", vec![V, E], c),
-        ("w1", "W1", vec![T, E, H], w1),
-        ("b1", "b1", vec![H], b1),
-        ("gain", "gain", vec![H], gain),
-        ("bias", "bias", vec![H], bias),
-        ("w2t", "W2T", vec![V, H], w2),
-        ("b2", "b2", vec![V], b2),
-        ("mean", "bn_mean", vec![H], &m.bn.mean),
-        ("var", "bn_var", vec![H], &m.bn.var),
+        ("c", "C", vec![v, e], c),
+        ("w1", "W1", vec![t, e, h], w1),
+        ("b1", "b1", vec![h], b1),
+        ("gain", "gain", vec![h], gain),
+        ("bias", "bias", vec![h], bias),
+        ("w2t", "W2T", vec![v, h], w2),
+        ("b2", "b2", vec![v], b2),
+        ("mean", "bn_mean", vec![h], mean),
+        ("var", "bn_var", vec![h], var),
     ]
 }
 
@@ -72,31 +74,43 @@ pub fn comment_text(s: &str) -> String {
 }
 
 /// The two lines every exported file starts with, for either comment syntax.
-fn banner<const E: usize, const T: usize, const H: usize>(origin: &str) -> [String; 2] {
+fn banner(m: &dyn Loaded, origin: &str) -> [String; 2] {
     [
         format!(
             "charmlp model exported by `charmlp export` from \"{}\".",
             comment_text(origin)
         ),
-        format!(
-            "Shape: {}. Generated: do not edit.",
-            Model::<E, T, H>::SHAPE
-        ),
+        format!("Shape: {}. Generated: do not edit.", m.shape()),
     ]
 }
 
-/// Rust source declaring `pub static MODEL: charmlp_core::Model<E, T, H>`.
-pub fn rust_source<const E: usize, const T: usize, const H: usize>(
-    m: &Model<E, T, H>,
-    origin: &str,
-) -> String {
-    let [what, shape] = banner::<E, T, H>(origin);
+/// A character as a C string literal's contents: printable ASCII as it is (but `"`, `\` and
+/// `?`, which could start a trigraph), everything else as its UTF-8 bytes in octal escapes,
+/// which take at most three digits and so cannot swallow the character after them.
+fn c_string(ch: char) -> String {
+    if (' '..='~').contains(&ch) && !matches!(ch, '"' | '\\' | '?') {
+        ch.to_string()
+    } else {
+        let mut buf = [0; 4];
+        ch.encode_utf8(&mut buf)
+            .bytes()
+            .map(|b| format!("\\{b:03o}"))
+            .collect()
+    }
+}
+
+/// Rust source declaring `pub static MODEL: charmlp_core::Model<V, E, T, H>` and
+/// `pub static ALPHABET: charmlp_core::Alphabet<V>`, built at compile time.
+pub fn rust_source(m: &dyn Loaded, origin: &str) -> String {
+    let [what, shape] = banner(m, origin);
+    let s = m.shape();
+    let (v, e, t, h) = (s.vocab, s.embed, s.context, s.hidden);
     let mut out = format!("// {what}\n// {shape}\n");
     out.push_str("#[rustfmt::skip]\n");
     out.push_str("#[allow(clippy::approx_constant, clippy::excessive_precision)]\n");
     let _ = writeln!(
         out,
-        "pub static MODEL: charmlp_core::Model<{E}, {T}, {H}> = charmlp_core::Model {{"
+        "pub static MODEL: charmlp_core::Model<{v}, {e}, {t}, {h}> = charmlp_core::Model {{"
     );
     out.push_str("    params: charmlp_core::Params {\n");
     for (i, (field, _, dims, values)) in tensors(m).into_iter().enumerate() {
@@ -108,26 +122,49 @@ pub fn rust_source<const E: usize, const T: usize, const H: usize>(
         nested(&mut out, Lang::Rust, &dims, values, 8);
         out.push_str(",\n");
     }
-    out.push_str("    },\n};\n");
+    out.push_str("    },\n};\n\n");
+    out.push_str("/// The characters of tokens 1.. (token 0 is the boundary).\n#[rustfmt::skip]\n");
+    let _ = write!(
+        out,
+        "pub static ALPHABET: charmlp_core::Alphabet<{v}> = match charmlp_core::Alphabet::new(&["
+    );
+    for (i, ch) in m.chars().iter().enumerate() {
+        if i % 16 == 0 {
+            out.push_str("\n   ");
+        }
+        let _ = write!(out, " {ch:?},");
+    }
+    out.push_str(
+        "\n]) {\n    Ok(alphabet) => alphabet,\n    Err(_) => panic!(\"not an alphabet\"),\n};\n",
+    );
     out
 }
 
-/// A C header with the dimensions as macros and one `static const float` array per tensor.
-pub fn c_source<const E: usize, const T: usize, const H: usize>(
-    m: &Model<E, T, H>,
-    origin: &str,
-) -> String {
-    let [what, shape] = banner::<E, T, H>(origin);
+/// A C header with the dimensions as macros, one `static const float` array per tensor, and
+/// the alphabet as one UTF-8 string per token.
+pub fn c_source(m: &dyn Loaded, origin: &str) -> String {
+    let [what, shape] = banner(m, origin);
+    let s = m.shape();
     let mut out = format!("/* {what}\n * {shape}\n");
     out.push_str(" * Tensors are row-major, as in charmlp-core: W1[context][embed][hidden],\n");
     out.push_str(" * W2T[vocab][hidden] (W2 transposed); batch norm:\n");
-    out.push_str(" * gain * (x - bn_mean) / sqrtf(bn_var + 1e-5f) + bias. */\n");
+    out.push_str(" * gain * (x - bn_mean) / sqrtf(bn_var + 1e-5f) + bias.\n");
+    out.push_str(" * charmlp_symbols[token] is the token's character in UTF-8; token 0 is the\n");
+    out.push_str(" * boundary (start and end of a word), the empty string. */\n");
     out.push_str("#ifndef CHARMLP_MODEL_H\n#define CHARMLP_MODEL_H\n\n");
-    let _ = writeln!(out, "#define CHARMLP_VOCAB {V}");
-    let _ = writeln!(out, "#define CHARMLP_EMBED {E}");
-    let _ = writeln!(out, "#define CHARMLP_CONTEXT {T}");
-    let _ = writeln!(out, "#define CHARMLP_HIDDEN {H}");
+    let _ = writeln!(out, "#define CHARMLP_VOCAB {}", s.vocab);
+    let _ = writeln!(out, "#define CHARMLP_EMBED {}", s.embed);
+    let _ = writeln!(out, "#define CHARMLP_CONTEXT {}", s.context);
+    let _ = writeln!(out, "#define CHARMLP_HIDDEN {}", s.hidden);
     let _ = writeln!(out, "#define CHARMLP_BN_EPS 1e-5f\n");
+    out.push_str("static const char *const charmlp_symbols[CHARMLP_VOCAB] = {\n    \"\",");
+    for (i, ch) in m.chars().iter().enumerate() {
+        if i % 12 == 11 {
+            out.push_str("\n   ");
+        }
+        let _ = write!(out, " \"{}\",", c_string(*ch));
+    }
+    out.push_str("\n};\n\n");
     for (_, name, dims, values) in tensors(m) {
         let dims_c: String = dims.iter().map(|d| format!("[{d}]")).collect();
         let _ = write!(out, "static const float charmlp_{name}{dims_c} = ");
@@ -140,7 +177,17 @@ pub fn c_source<const E: usize, const T: usize, const H: usize>(
 
 #[cfg(test)]
 mod tests {
-    use super::comment_text;
+    use super::{c_string, comment_text};
+
+    #[test]
+    fn c_strings_escape_all_but_plain_ascii() {
+        assert_eq!(c_string('a'), "a");
+        assert_eq!(c_string('é'), "\\303\\251");
+        assert_eq!(c_string('"'), "\\042");
+        assert_eq!(c_string('\\'), "\\134");
+        assert_eq!(c_string('?'), "\\077");
+        assert_eq!(c_string('中'), "\\344\\270\\255");
+    }
 
     #[test]
     fn comment_text_cannot_end_a_comment_or_a_line() {

@@ -16,13 +16,14 @@ pub mod train;
 pub mod words;
 
 use anyhow::{Result, anyhow};
-use charmlp_core::{CONTEXT, EMBED, InferState, Model, Temperature};
+use charmlp_core::{CONTEXT, Temperature};
 use cli::{Command, EvalArgs, ExportArgs, SampleArgs};
 use data::{read_words, split};
 use export::Lang;
 use modelfile::load;
 use rand_core::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
+use shapes::Loaded;
 use stdout::Out;
 
 /// The independent random streams one seed gives (the split uses Python's generator; see
@@ -93,21 +94,19 @@ pub fn count(n: impl Into<u64>, noun: &str) -> String {
 
 /// Prints `count` names sampled with the seed's sample stream, one a line; stops early once
 /// stdout's reader has gone.
-pub fn print_names<const H: usize>(
+pub fn print_names(
     out: &mut Out,
-    model: &Model<EMBED, CONTEXT, H>,
+    model: &dyn Loaded,
     count: u64,
     seed: u64,
     temperature: Temperature,
-    state: &mut InferState<H>,
 ) -> Result<()> {
     let mut rng = stream(seed, Stream::Samples);
     for _ in 0..count {
         if stdout::closed() {
             break;
         }
-        let name: heapless::String<MAX_NAME_LEN> = model.sample_name(&mut rng, temperature, state);
-        out.line(name)?;
+        out.line(model.sample(&mut rng, temperature))?;
     }
     Ok(())
 }
@@ -125,26 +124,43 @@ pub fn run(command: Command) -> Result<()> {
 fn sample(args: &SampleArgs) -> Result<()> {
     let temperature = Temperature::new(args.temperature)
         .ok_or_else(|| anyhow!("--temperature {}: must be 0 or more", args.temperature))?;
+    let model = load(&args.model)?;
     let mut out = Out::new(false);
-    with_model!(load(&args.model)?, m => {
-        print_names(&mut out, &m, args.count, args.seed, temperature, &mut InferState::new())?;
-    });
+    print_names(&mut out, model.as_ref(), args.count, args.seed, temperature)?;
     out.flush()
 }
 
 fn eval(args: &EvalArgs) -> Result<()> {
     let model = load(&args.model)?;
-    let words = read_words(Some(&args.data))?;
-    let splits = split::<CONTEXT>(words, args.seed)
+    // The model's alphabet, fixed: a character it does not know is an error (or, with
+    // --skip-bad-words, its word is left out and counted).
+    let rules = words::Rules {
+        lowercase: args.words.lowercase,
+        alphabet: Some(words::Alphabet {
+            chars: model.chars().to_vec(),
+            source: words::MODELS,
+        }),
+        skip_bad_words: args.words.skip_bad_words,
+    };
+    let words = read_words(Some(&args.data), &rules)?;
+    let skipped = words.skipped;
+    let splits = split::<CONTEXT>(words.words, args.seed)
         .map_err(|e| anyhow!("{}: {e}", data::input_name(&args.data)))?;
     let mut out = Out::new(true);
-    with_model!(model, m => {
-        let mut state = InferState::new();
-        for (name, examples) in [("train", &splits.train), ("val", &splits.val), ("test", &splits.test)] {
-            let loss = m.loss(examples, &mut state).unwrap_or(f64::NAN);
-            out.line(format_args!("{name} {loss:.4}"))?;
-        }
-    });
+    if skipped > 0 {
+        out.line(format_args!(
+            "skipped: {} with characters outside the model's alphabet",
+            count(skipped as u64, "word")
+        ))?;
+    }
+    for (name, examples) in [
+        ("train", &splits.train),
+        ("val", &splits.val),
+        ("test", &splits.test),
+    ] {
+        let loss = model.loss(examples).unwrap_or(f64::NAN);
+        out.line(format_args!("{name} {loss:.4}"))?;
+    }
     out.flush()
 }
 
@@ -156,10 +172,11 @@ fn export(args: &ExportArgs) -> Result<()> {
         || args.model.display().to_string(),
         |n| n.to_string_lossy().into_owned(),
     );
-    let source = with_model!(load(&args.model)?, m => match args.lang {
-        Lang::Rust => export::rust_source(&m, &origin),
-        Lang::C => export::c_source(&m, &origin),
-    });
+    let model = load(&args.model)?;
+    let source = match args.lang {
+        Lang::Rust => export::rust_source(model.as_ref(), &origin),
+        Lang::C => export::c_source(model.as_ref(), &origin),
+    };
     target.write(source.as_bytes())?;
     let mut out = Out::new(true);
     out.line(format_args!(

@@ -7,7 +7,7 @@
 //! leaves the previous model intact.
 //!
 //! Nothing here is generic over the model's shape: the run is a `dyn Training` from
-//! [`crate::shapes`], and the finished model is reported through the loaded `AnyModel`.
+//! [`crate::shapes`], and the finished model is reported through the `dyn Loaded` read back.
 
 use crate::cli::TrainArgs;
 use crate::data::{BUILTIN_NAME, Splits, input_name, read_words, split};
@@ -16,11 +16,12 @@ use crate::modelfile::from_bytes;
 use crate::outputs::{self, Output};
 use crate::plot::LossSummary;
 use crate::progress::Progress;
-use crate::shapes::{BATCH_SIZES, HIDDEN_WIDTHS, training};
+use crate::shapes::training;
 use crate::stdout::Out;
-use crate::{Stream, count, fmt_num, print_names, shown, stream, with_model};
+use crate::words::{self, Rules};
+use crate::{Stream, count, fmt_num, print_names, shown, stream};
 use anyhow::{Context, Result, anyhow};
-use charmlp_core::{CONTEXT, EMBED, InferState, StepDecay, V};
+use charmlp_core::{CONTEXT, EMBED, StepDecay};
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
@@ -61,18 +62,27 @@ fn targets(args: &TrainArgs) -> Result<Targets> {
 pub fn run(args: &TrainArgs) -> Result<()> {
     let started = Instant::now();
     let (hidden, batch) = (args.hidden, args.batch);
-    let mut run = training(hidden, batch).ok_or_else(|| {
-        anyhow!("--hidden {hidden} --batch {batch}: not built in; widths {HIDDEN_WIDTHS:?}, batches {BATCH_SIZES:?}")
-    })?;
     let targets = targets(args)?;
     let mut out = Out::new(true);
     let source = args
         .data
         .as_ref()
         .map_or(BUILTIN_NAME.to_string(), |p| input_name(p));
-    let words = read_words(args.data.as_deref())?;
-    let n_words = words.len();
-    let splits: Splits<CONTEXT> = split(words, args.seed).with_context(|| source.clone())?;
+    let rules = Rules {
+        lowercase: args.lowercase,
+        alphabet: args.alphabet.as_ref().map(|chars| words::Alphabet {
+            chars: chars.0.clone(),
+            source: words::GIVEN,
+        }),
+        skip_bad_words: args.skip_bad_words,
+    };
+    let words = read_words(args.data.as_deref(), &rules)?;
+    let mut run = training(&words.chars, hidden, batch)?;
+    let symbols = words.symbols();
+    let n_words = words.words.len();
+    let skipped = words.skipped;
+    let alphabet = words::shown_chars(&words.chars);
+    let splits: Splits<CONTEXT> = split(words.words, args.seed).with_context(|| source.clone())?;
     let [w_train, w_val, w_test] = splits.words;
     out.line(format_args!(
         "data: {source}: {}; train/val/test {w_train}/{w_val}/{w_test} words, {}/{}/{} examples",
@@ -80,6 +90,15 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         splits.train.len(),
         splits.val.len(),
         splits.test.len()
+    ))?;
+    if skipped > 0 {
+        out.line(format_args!(
+            "skipped: {} with characters outside --alphabet",
+            count(skipped as u64, "word")
+        ))?;
+    }
+    out.line(format_args!(
+        "alphabet: {symbols} symbols, the boundary and {alphabet}"
     ))?;
 
     run.init(&mut stream(args.seed, Stream::Init));
@@ -89,7 +108,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         lr_final: args.lr_final,
     };
     out.line(format_args!(
-        "model: {V} → {EMBED} → {} → {hidden} → {V}, {} parameters; batch {batch}, {}, lr {} then {} from step {}",
+        "model: {symbols} → {EMBED} → {} → {hidden} → {symbols}, {} parameters; batch {batch}, {}, lr {} then {} from step {}",
         EMBED * CONTEXT,
         run.param_count(),
         count(args.steps, "step"),
@@ -106,7 +125,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     }
     let mut summary = LossSummary::new();
     let progress = Progress::new(args.steps);
-    let mut watch = Watch::new();
+    let mut watch = Watch::new(symbols);
     let mut report_time = Duration::ZERO;
     let mut row = String::new();
     let mut losses = vec![0.0f32; PARAM_CHECK_EVERY as usize];
@@ -203,11 +222,8 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         let why = format!("the trained model is unusable: {e:#}");
         diverged(last_step, watch.blamed_step(last_step), &why)
     })?;
-    let [train_loss, val_loss, test_loss]: [f64; 3] = with_model!(&model, m => {
-        let mut state = InferState::new();
-        [&splits.train, &splits.val, &splits.test]
-            .map(|split| m.loss(split, &mut state).unwrap_or(f64::NAN))
-    });
+    let [train_loss, val_loss, test_loss]: [f64; 3] = [&splits.train, &splits.val, &splits.test]
+        .map(|split| model.loss(split).unwrap_or(f64::NAN));
     if train_loss.is_nan() || train_loss > f64::from(watch.limit()) {
         return Err(diverged(
             last_step,
@@ -243,14 +259,13 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     ))?;
 
     out.line("names:")?;
-    with_model!(&model, m => print_names(
+    print_names(
         &mut out,
-        m,
+        model.as_ref(),
         20,
         args.seed,
         charmlp_core::Temperature::ONE,
-        &mut InferState::new(),
-    ))?;
+    )?;
     out.line(format_args!(
         "time: {:.2} s in all; training {:.2} s, {:.2} µs/step",
         started.elapsed().as_secs_f64(),

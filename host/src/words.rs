@@ -1,13 +1,16 @@
-//! Reading a words file: one word a line, letters a–z only, every mistake named by line and
-//! column. The file is read as a stream with every limit applied while reading, so an endless
-//! or enormous input ends in bounded time and memory.
+//! Reading a words file: one word a line, any characters but control characters, every
+//! mistake named by line and column. The alphabet is the data's: the sorted set of its
+//! characters, as makemore's `sorted(set(''.join(words)))`, unless one is given. The file is
+//! read as a stream with every limit applied while reading, so an endless or enormous input
+//! ends in bounded time and memory.
 
-use charmlp_core::Token;
+use charmlp_core::{MAX_SYMBOLS, Token};
+use std::collections::HashMap;
 use std::fmt;
 use std::io::{BufRead, Read};
 
-/// Longest word accepted. makemore's names are at most 15 letters; anything much longer is
-/// more likely a file that is not a word list than a word.
+/// Longest word accepted, in characters. makemore's names are at most 15 letters; anything much
+/// longer is more likely a file that is not a word list than a word.
 pub const MAX_WORD_LEN: usize = 64;
 
 /// Longest line read, in bytes (surrounding blanks included, its `\n` or `\r\n` not). A longer one means
@@ -18,7 +21,7 @@ pub const MAX_LINE_BYTES: usize = 1024;
 /// `yes | charmlp train --data /dev/stdin` stops here.
 pub const MAX_WORDS: usize = 1 << 24;
 
-/// Most letters read, all words together (makemore's names.txt has 196,113): with the words'
+/// Most characters read, all words together (makemore's names.txt has 196,113): with the words'
 /// own storage this keeps a words file's memory under about 1.5 GB and its validation passes
 /// to a couple of seconds.
 pub const MAX_LETTERS: usize = 1 << 26;
@@ -33,46 +36,39 @@ pub enum WordsError {
     #[error("{line}: not valid UTF-8 (byte {byte} of the line); a words file is UTF-8 text")]
     NotUtf8 { line: usize, byte: usize },
     #[error(
-        "{line}:{column}: '{ch}' is uppercase; only lowercase a-z are allowed \
-         (lowercase the file first, e.g. `tr A-Z a-z < FILE > lower.txt`)"
+        "{line}:{column}: {} is a control character; a word holds printable characters, one \
+         word a line{}",
+        describe(*ch),
+        if *ch == '\t' {
+            " (a tab-separated file? keep its first column, e.g. `cut -f1 FILE > words.txt`)"
+        } else {
+            ""
+        }
     )]
-    Uppercase {
+    Control {
         line: usize,
         column: usize,
         ch: char,
     },
     #[error(
-        "{line}:{column}: {} is not a letter a-z; this build trains on a-z only \
-         (transliterate the file first, e.g. \
-         `LC_ALL=C.UTF-8 iconv -f UTF-8 -t ASCII//TRANSLIT FILE | tr A-Z a-z > ascii.txt`)",
-        describe(*ch)
+        "{line}:{column}: {} is not in {alphabet}; {}",
+        describe(*ch),
+        if *skippable {
+            "leave such words out with --skip-bad-words"
+        } else {
+            "add it to the alphabet, or leave such words out with --skip-bad-words"
+        }
     )]
-    NotAscii {
+    NotInAlphabet {
         line: usize,
         column: usize,
         ch: char,
+        /// "the alphabet given by --alphabet" or "the model's alphabet".
+        alphabet: &'static str,
+        /// Whether the alphabet is the model's (fixed): then only skipping helps.
+        skippable: bool,
     },
-    #[error(
-        "{line}:{column}: {} is not a letter a-z; this build trains on a-z only, and words in \
-         other scripts cannot be transliterated to it",
-        describe(*ch)
-    )]
-    OtherScript {
-        line: usize,
-        column: usize,
-        ch: char,
-    },
-    #[error(
-        "{line}:{column}: {} is not allowed; a word may only hold the letters a-z \
-         ('.' marks the start and end of a word), one word a line",
-        describe(*ch)
-    )]
-    BadChar {
-        line: usize,
-        column: usize,
-        ch: char,
-    },
-    #[error("{line}: word of {len} letters; the longest allowed is {MAX_WORD_LEN}")]
+    #[error("{line}: word of {len} characters; the longest allowed is {MAX_WORD_LEN}")]
     TooLong { line: usize, len: usize },
     #[error(
         "{line}: line of more than {MAX_LINE_BYTES} bytes; {}",
@@ -80,7 +76,7 @@ pub enum WordsError {
             "its lines end in bare carriage returns (old Mac line endings): convert them \
              first, e.g. `tr '\\r' '\\n' < FILE > unix.txt`"
         } else {
-            "this is not a words file (one word of at most 64 letters a line)"
+            "this is not a words file (one word of at most 64 characters a line)"
         }
     )]
     LineTooLong { line: usize, bare_cr: bool },
@@ -90,7 +86,7 @@ pub enum WordsError {
     )]
     BareCr { line: usize, column: usize },
     #[error(
-        "{line}: more letters than the {MAX_LETTERS} allowed; sample the file first \
+        "{line}: more characters than the {MAX_LETTERS} allowed; sample the file first \
          (e.g. `shuf -n 1000000 FILE > sample.txt`)"
     )]
     TooManyLetters { line: usize },
@@ -103,6 +99,17 @@ pub enum WordsError {
     TooMany { line: usize },
     #[error("no words: the file is empty or holds only blank lines")]
     Empty,
+    #[error("no words left: --skip-bad-words left out all {skipped} of them")]
+    AllSkipped { skipped: usize },
+    #[error("{}", too_many_symbols(*symbols, rarest, *lowercased))]
+    TooManySymbols {
+        /// Symbols the data needs, the boundary included.
+        symbols: usize,
+        /// The rarest characters and their counts, rarest first.
+        rarest: Vec<(char, usize)>,
+        /// Symbols left after Unicode lowercasing, if that is fewer.
+        lowercased: Option<usize>,
+    },
     #[error("cannot read: {0}")]
     Io(String),
 }
@@ -196,9 +203,26 @@ fn is_invisible(ch: char) -> bool {
     ch.is_control() || ch.is_whitespace() || RANGES.iter().any(|&(lo, hi)| (lo..=hi).contains(&ch))
 }
 
-/// A Latin letter with a diacritic (é, ß, ł, ŵ): transliteration to a–z works for these.
-fn is_latin(ch: char) -> bool {
-    ('\u{c0}'..='\u{24f}').contains(&ch) || ('\u{1e00}'..='\u{1eff}').contains(&ch)
+/// The message for an alphabet beyond the capacity, with the flags that help.
+fn too_many_symbols(symbols: usize, rarest: &[(char, usize)], lowercased: Option<usize>) -> String {
+    let rare = rarest
+        .iter()
+        .map(|&(ch, n)| format!("{} ×{n}", describe(ch)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut msg = format!(
+        "{symbols} symbols (the boundary and {} distinct characters); a model holds at most \
+         {MAX_SYMBOLS}. The rarest characters: {rare}.",
+        symbols - 1
+    );
+    if let Some(n) = lowercased {
+        msg.push_str(&format!(" --lowercase leaves {n} symbols."));
+    }
+    msg.push_str(
+        " Fix the alphabet with --alphabet CHARS and leave out the words outside it with \
+         --skip-bad-words.",
+    );
+    msg
 }
 
 /// A character as a message shows it: `'é' (U+00E9)`, or for an invisible one its code point
@@ -214,6 +238,23 @@ pub fn describe(ch: char) -> String {
     } else {
         format!("'{ch}' ({code})")
     }
+}
+
+/// An alphabet as a message shows it: its characters in order, the invisible ones (spaces,
+/// joiners, marks) and the backslash escaped as `\u{20}` and `\\`.
+pub fn shown_chars(chars: &[char]) -> String {
+    chars
+        .iter()
+        .map(|&c| {
+            if c == '\\' {
+                "\\\\".to_string()
+            } else if is_invisible(c) {
+                format!("\\u{{{:x}}}", u32::from(c))
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 impl WordsError {
@@ -249,7 +290,11 @@ impl BadWords {
                 let sep = |e: &WordsError| {
                     if matches!(
                         e,
-                        WordsError::Empty | WordsError::Io(_) | WordsError::ModelFile
+                        WordsError::Empty
+                            | WordsError::AllSkipped { .. }
+                            | WordsError::TooManySymbols { .. }
+                            | WordsError::Io(_)
+                            | WordsError::ModelFile
                     ) {
                         ": "
                     } else {
@@ -279,8 +324,49 @@ fn content(raw: &[u8]) -> &[u8] {
     raw.strip_suffix(b"\r").unwrap_or(raw)
 }
 
-/// One line's word, or why it is not one.
-fn parse_line(line: usize, raw: &[u8]) -> Result<Option<Vec<Token>>, WordsError> {
+/// How a words file is read.
+#[derive(Clone, Debug, Default)]
+pub struct Rules {
+    /// Lowercase every word (Unicode-aware: 'É' becomes 'é').
+    pub lowercase: bool,
+    /// The alphabet's characters, sorted and each once; `None`: the data's.
+    pub alphabet: Option<Alphabet>,
+    /// Leave out words with characters outside a given alphabet (and count them) instead of
+    /// refusing the file.
+    pub skip_bad_words: bool,
+}
+
+/// A fixed alphabet and where it came from, for messages.
+#[derive(Clone, Debug)]
+pub struct Alphabet {
+    /// Sorted, each once, no control characters.
+    pub chars: Vec<char>,
+    /// "the alphabet given by --alphabet" or "the model's alphabet".
+    pub source: &'static str,
+}
+
+/// The words of a file as tokens of their alphabet.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Words {
+    /// The alphabet's characters, sorted: token i + 1 is `chars[i]` (token 0 is the boundary).
+    pub chars: Vec<char>,
+    /// How often each of `chars` occurs in the words.
+    pub counts: Vec<usize>,
+    pub words: Vec<Vec<Token>>,
+    /// Words left out by [`Rules::skip_bad_words`].
+    pub skipped: usize,
+}
+
+impl Words {
+    /// Symbols of the vocabulary: the boundary and the characters.
+    pub fn symbols(&self) -> usize {
+        self.chars.len() + 1
+    }
+}
+
+/// One line's word (trimmed, lowercased if asked), or why it is not one. Columns count
+/// characters of the line as it is in the file.
+fn parse_line(line: usize, raw: &[u8], rules: &Rules) -> Result<Option<String>, WordsError> {
     let raw = content(raw);
     if let Some(at) = raw.iter().position(|&b| b == b'\r') {
         // Columns count characters, as everywhere else: bytes that are not the start of a
@@ -298,58 +384,84 @@ fn parse_line(line: usize, raw: &[u8]) -> Result<Option<Vec<Token>>, WordsError>
         line,
         byte: skipped + e.valid_up_to() + 1,
     })?;
-    if text.trim().is_empty() {
+    // Surrounding whitespace is not part of the word, as makemore's `w.strip()`.
+    let leading = text.chars().take_while(|c| c.is_whitespace()).count();
+    let trimmed = text.trim();
+    if trimmed.is_empty() {
         return Ok(None);
     }
-    let mut word = Vec::with_capacity(text.len());
-    for (i, ch) in text.chars().enumerate() {
-        let column = i + 1;
-        match Token::from_char(ch) {
-            Some(t) if t != Token::DOT => word.push(t),
-            _ if ch.is_ascii_uppercase() => {
-                return Err(WordsError::Uppercase { line, column, ch });
+    let mut word = String::with_capacity(trimmed.len());
+    for (i, ch) in trimmed.chars().enumerate() {
+        let column = leading + i + 1;
+        if ch.is_control() {
+            return Err(WordsError::Control { line, column, ch });
+        }
+        let start = word.len();
+        if rules.lowercase {
+            word.extend(ch.to_lowercase());
+        } else {
+            word.push(ch);
+        }
+        if let Some(alphabet) = &rules.alphabet {
+            let outside = word[start..]
+                .chars()
+                .any(|c| alphabet.chars.binary_search(&c).is_err());
+            if outside {
+                return Err(WordsError::NotInAlphabet {
+                    line,
+                    column,
+                    ch,
+                    alphabet: alphabet.source,
+                    skippable: alphabet.source == MODELS,
+                });
             }
-            _ if is_latin(ch) => return Err(WordsError::NotAscii { line, column, ch }),
-            _ if !ch.is_ascii() && !is_invisible(ch) => {
-                return Err(WordsError::OtherScript { line, column, ch });
-            }
-            _ => return Err(WordsError::BadChar { line, column, ch }),
         }
     }
-    if word.len() > MAX_WORD_LEN {
-        return Err(WordsError::TooLong {
-            line,
-            len: word.len(),
-        });
+    let len = word.chars().count();
+    if len > MAX_WORD_LEN {
+        return Err(WordsError::TooLong { line, len });
     }
     Ok(Some(word))
 }
 
+/// [`Alphabet::source`] of a model's alphabet.
+pub const MODELS: &str = "the model's alphabet";
+/// [`Alphabet::source`] of `--alphabet`.
+pub const GIVEN: &str = "the alphabet given by --alphabet";
+
 /// Reads a words file from a stream. Lines end in `\n` or `\r\n`; blank (or whitespace-only)
 /// lines are skipped, a missing final newline and a leading byte-order mark are fine. Every
-/// other line must be a word of 1 to [`MAX_WORD_LEN`] letters a–z. Every bad line is reported
-/// (up to [`MAX_REPORTED`], with the count); a line over [`MAX_LINE_BYTES`], more than
-/// [`MAX_WORDS`] words or a read error stop the reading at once.
-pub fn read_words(reader: impl BufRead) -> Result<Vec<Vec<Token>>, BadWords> {
-    read_words_up_to(reader, MAX_WORDS, MAX_LETTERS)
+/// other line, trimmed of surrounding whitespace, is a word of 1 to [`MAX_WORD_LEN`]
+/// characters, none of them a control character (and, with a given alphabet, all of them in
+/// it). Every bad line is reported (up to [`MAX_REPORTED`], with the count); a line over
+/// [`MAX_LINE_BYTES`], more than [`MAX_WORDS`] words or a read error stop the reading at once.
+pub fn read_words(reader: impl BufRead, rules: &Rules) -> Result<Words, BadWords> {
+    read_words_up_to(reader, rules, MAX_WORDS, MAX_LETTERS)
 }
 
-/// [`read_words`] with another word limit than [`MAX_WORDS`].
+/// One error, as a [`BadWords`].
+fn only(e: WordsError) -> BadWords {
+    BadWords {
+        errors: vec![e],
+        count: 1,
+    }
+}
+
+/// [`read_words`] with other limits than [`MAX_WORDS`] and [`MAX_LETTERS`].
 fn read_words_up_to(
     mut reader: impl BufRead,
+    rules: &Rules,
     max_words: usize,
     max_letters: usize,
-) -> Result<Vec<Vec<Token>>, BadWords> {
-    let mut words = Vec::new();
+) -> Result<Words, BadWords> {
+    let mut words: Vec<String> = Vec::new();
+    let mut skipped = 0usize;
     let mut bad = BadWords {
         errors: Vec::new(),
         count: 0,
     };
     if reader.fill_buf().is_ok_and(|b| b.starts_with(b"CMLP")) {
-        return Err(BadWords {
-            errors: vec![WordsError::ModelFile],
-            count: 1,
-        });
+        return Err(only(WordsError::ModelFile));
     }
     // A line's limit counts its content, not its `\n` or `\r\n`: read up to two bytes more.
     let mut buf = Vec::with_capacity(MAX_LINE_BYTES + 2);
@@ -363,9 +475,9 @@ fn read_words_up_to(
                 line,
                 bare_cr: content(&buf).contains(&b'\r'),
             }),
-            Ok(_) => match parse_line(line, &buf) {
+            Ok(_) => match parse_line(line, &buf, rules) {
                 Ok(Some(_)) if words.len() == max_words => Err(WordsError::TooMany { line }),
-                Ok(Some(word)) if letters + word.len() > max_letters => {
+                Ok(Some(word)) if letters + word.chars().count() > max_letters => {
                     Err(WordsError::TooManyLetters { line })
                 }
                 parsed => parsed,
@@ -374,10 +486,11 @@ fn read_words_up_to(
         };
         match result {
             Ok(Some(word)) => {
-                letters += word.len();
+                letters += word.chars().count();
                 words.push(word);
             }
             Ok(None) => {}
+            Err(WordsError::NotInAlphabet { .. }) if rules.skip_bad_words => skipped += 1,
             Err(e) => {
                 bad.count += 1;
                 // The error that stops the reading is always shown: it says why the rest of
@@ -397,123 +510,302 @@ fn read_words_up_to(
         return Err(bad);
     }
     if words.is_empty() {
-        return Err(BadWords {
-            errors: vec![WordsError::Empty],
-            count: 1,
-        });
+        return Err(only(if skipped > 0 {
+            WordsError::AllSkipped { skipped }
+        } else {
+            WordsError::Empty
+        }));
     }
-    Ok(words)
+    tokenize(&words, rules, skipped)
+}
+
+/// The alphabet of the words (or the given one) and the words as its tokens; an alphabet
+/// beyond [`MAX_SYMBOLS`] is an error naming the rarest characters and the flags that help.
+fn tokenize(words: &[String], rules: &Rules, skipped: usize) -> Result<Words, BadWords> {
+    let mut seen: HashMap<char, usize> = HashMap::new();
+    for ch in words.iter().flat_map(|w| w.chars()) {
+        *seen.entry(ch).or_default() += 1;
+    }
+    let chars: Vec<char> = match &rules.alphabet {
+        Some(alphabet) => alphabet.chars.clone(),
+        None => {
+            let mut chars: Vec<char> = seen.keys().copied().collect();
+            chars.sort_unstable();
+            chars
+        }
+    };
+    if chars.len() + 1 > MAX_SYMBOLS {
+        let mut by_count: Vec<(char, usize)> = seen.iter().map(|(&c, &n)| (c, n)).collect();
+        by_count.sort_unstable_by_key(|&(c, n)| (n, c));
+        by_count.truncate(8);
+        let mut lower: Vec<char> = chars.iter().flat_map(|c| c.to_lowercase()).collect();
+        lower.sort_unstable();
+        lower.dedup();
+        let lowercased = (!rules.lowercase && lower.len() < chars.len()).then_some(lower.len() + 1);
+        return Err(only(WordsError::TooManySymbols {
+            symbols: chars.len() + 1,
+            rarest: by_count,
+            lowercased,
+        }));
+    }
+    // Tokens 1.. in the alphabet's order; ASCII through a table, the rest through a map.
+    let mut ascii = [None; 128];
+    let mut other = HashMap::new();
+    for (i, &ch) in chars.iter().enumerate() {
+        let token = Token::wrapping(i as u8 + 1, MAX_SYMBOLS);
+        match ascii.get_mut(ch as usize) {
+            Some(slot) => *slot = Some(token),
+            None => {
+                other.insert(ch, token);
+            }
+        }
+    }
+    let token = |ch: char| -> Token {
+        let t = match ascii.get(ch as usize) {
+            Some(t) => *t,
+            None => other.get(&ch).copied(),
+        };
+        // Every character of every word is in the alphabet: the data's, or a given one that
+        // parse_line checked each character against.
+        t.unwrap_or(Token::BOUNDARY)
+    };
+    let counts = chars
+        .iter()
+        .map(|c| seen.get(c).copied().unwrap_or(0))
+        .collect();
+    Ok(Words {
+        counts,
+        words: words
+            .iter()
+            .map(|w| w.chars().map(token).collect())
+            .collect(),
+        chars,
+        skipped,
+    })
 }
 
 /// [`read_words`] of bytes in memory.
-pub fn parse_words(bytes: &[u8]) -> Result<Vec<Vec<Token>>, BadWords> {
-    read_words(bytes)
+pub fn parse_words(bytes: &[u8], rules: &Rules) -> Result<Words, BadWords> {
+    read_words(bytes, rules)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn text(words: &[Vec<Token>]) -> Vec<String> {
+    fn text(words: &Words) -> Vec<String> {
         words
+            .words
             .iter()
-            .map(|w| w.iter().map(|t| t.to_char()).collect())
+            .map(|w| w.iter().map(|t| words.chars[t.index() - 1]).collect())
             .collect()
     }
 
+    fn parse(bytes: &[u8]) -> Result<Words, BadWords> {
+        parse_words(bytes, &Rules::default())
+    }
+
     fn first(bytes: &[u8]) -> WordsError {
-        parse_words(bytes).unwrap_err().errors[0].clone()
+        parse(bytes).unwrap_err().errors[0].clone()
+    }
+
+    fn given(chars: &str) -> Option<Alphabet> {
+        let mut chars: Vec<char> = chars.chars().collect();
+        chars.sort_unstable();
+        Some(Alphabet {
+            chars,
+            source: GIVEN,
+        })
     }
 
     #[test]
     fn accepts_crlf_blank_lines_bom_and_no_final_newline() {
-        let w = parse_words(b"emma\r\n\r\nolivia\n\n  \nava").unwrap();
+        let w = parse(b"emma\r\n\r\nolivia\n\n  \nava").unwrap();
         assert_eq!(text(&w), ["emma", "olivia", "ava"]);
-        let w = parse_words("\u{feff}emma\r\nava\r\n".as_bytes()).unwrap();
+        let w = parse("\u{feff}emma\r\nava\r\n".as_bytes()).unwrap();
         assert_eq!(text(&w), ["emma", "ava"]);
     }
 
     #[test]
-    fn names_the_line_and_column_of_a_bad_character() {
+    fn the_alphabet_is_the_datas_sorted_characters_and_a_z_is_makemores() {
+        let w = parse(b"emma\nolivia\nava\n").unwrap();
+        assert_eq!(w.chars, ['a', 'e', 'i', 'l', 'm', 'o', 'v']);
         assert_eq!(
-            first(b"emma\nol-ivia\n"),
-            WordsError::BadChar {
+            w.words[0].iter().map(|t| t.index()).collect::<Vec<_>>(),
+            [2, 5, 5, 1]
+        );
+        assert_eq!(w.counts, [4, 1, 2, 1, 2, 1, 2]);
+        let all: String = ('a'..='z').map(|c| format!("{c}\n")).collect();
+        let w = parse(all.as_bytes()).unwrap();
+        assert_eq!(w.symbols(), 27);
+        for (i, word) in w.words.iter().enumerate() {
+            assert_eq!(word.iter().map(|t| t.index()).collect::<Vec<_>>(), [i + 1]);
+        }
+    }
+
+    #[test]
+    fn any_printable_character_is_part_of_a_word_and_spaces_around_are_not() {
+        let w = parse("  Jean-Luc \nO'Brien\nZoë\n東京\nsan josé\na.b\n\u{a0}x\u{a0}\n".as_bytes())
+            .unwrap();
+        assert_eq!(
+            text(&w),
+            ["Jean-Luc", "O'Brien", "Zoë", "東京", "san josé", "a.b", "x"]
+        );
+        assert!(w.chars.contains(&' ') && w.chars.contains(&'.') && w.chars.contains(&'東'));
+        let lower = parse_words(
+            "Émile\nZOË\n".as_bytes(),
+            &Rules {
+                lowercase: true,
+                ..Rules::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(text(&lower), ["émile", "zoë"]);
+    }
+
+    #[test]
+    fn control_characters_are_named_by_line_and_column() {
+        assert_eq!(
+            first(b"emma\nol\x00ivia\n"),
+            WordsError::Control {
                 line: 2,
                 column: 3,
-                ch: '-'
+                ch: '\0'
             }
         );
+        // Columns count the line as it is, leading spaces included.
+        let e = first(b"ok\n  a\tb\n");
         assert_eq!(
-            first("emma\nzoë\n".as_bytes()),
-            WordsError::NotAscii {
+            e,
+            WordsError::Control {
                 line: 2,
-                column: 3,
-                ch: 'ë'
+                column: 4,
+                ch: '\t'
             }
         );
-        assert_eq!(
-            first(b"a.b\n"),
-            WordsError::BadChar {
-                line: 1,
-                column: 2,
-                ch: '.'
-            }
-        );
-        assert_eq!(
-            first(b"emma \n"),
-            WordsError::BadChar {
-                line: 1,
-                column: 5,
-                ch: ' '
-            }
-        );
-        let e = parse_words(b"ok\nEmma\n").unwrap_err();
-        assert_eq!(
-            e.errors,
-            [WordsError::Uppercase {
-                line: 2,
-                column: 1,
-                ch: 'E'
-            }]
+        let msg = e.to_string();
+        assert!(
+            msg.contains("U+0009 CHARACTER TABULATION") && msg.contains("cut -f1"),
+            "{msg}"
         );
         assert!(
-            e.at("names.txt")
+            first("a\u{85}b".as_bytes())
                 .to_string()
-                .starts_with("names.txt:2:1: 'E' is uppercase")
+                .contains("U+0085 NEXT LINE")
         );
     }
 
     #[test]
-    fn invisible_and_non_ascii_characters_are_named() {
+    fn a_given_alphabet_refuses_or_skips_the_words_outside_it() {
+        let rules = Rules {
+            alphabet: given("abc"),
+            ..Rules::default()
+        };
+        let e = parse_words(b"ab\nabd\ncab\nxa\n", &rules).unwrap_err();
+        assert_eq!(e.count, 2);
+        let shown = e.at("w.txt").to_string();
+        assert!(
+            shown.contains("w.txt:2:3: 'd' is not in the alphabet given by --alphabet")
+                && shown.contains("--skip-bad-words"),
+            "{shown}"
+        );
+        let skip = Rules {
+            skip_bad_words: true,
+            ..rules.clone()
+        };
+        let w = parse_words(b"ab\nabd\ncab\nxa\n", &skip).unwrap();
+        assert_eq!((w.skipped, w.chars.len()), (2, 3));
+        assert_eq!(text(&w), ["ab", "cab"]);
+        // The given alphabet stands even where the data leaves a character out.
+        let w = parse_words(b"a\n", &skip).unwrap();
+        assert_eq!(
+            (w.chars.clone(), w.counts.clone()),
+            (vec!['a', 'b', 'c'], vec![1, 0, 0])
+        );
+        assert_eq!(
+            parse_words(b"x\ny\n", &skip).unwrap_err().errors,
+            [WordsError::AllSkipped { skipped: 2 }]
+        );
+        // Lowercasing comes first: 'A' is 'a'.
+        let lower = Rules {
+            lowercase: true,
+            ..rules
+        };
+        assert_eq!(text(&parse_words(b"CAB\n", &lower).unwrap()), ["cab"]);
+    }
+
+    #[test]
+    fn an_alphabet_beyond_the_capacity_names_the_rarest_characters_and_the_flags() {
+        // a–z (a 200 times), A–Z, Cyrillic А–я and Greek α–ω: 141 characters, 84 symbols
+        // once lowercased.
+        let mut text = "a\n".repeat(200);
+        let chars = ('a'..='z')
+            .chain('A'..='Z')
+            .chain('\u{410}'..='\u{44f}')
+            .chain('\u{3b1}'..='\u{3c9}');
+        for c in chars {
+            text.push(c);
+            text.push('\n');
+        }
+        let e = first(text.as_bytes());
+        let WordsError::TooManySymbols {
+            symbols,
+            ref rarest,
+            lowercased,
+        } = e
+        else {
+            panic!("{e:?}");
+        };
+        assert_eq!(symbols, 142);
+        assert_eq!(rarest.len(), 8);
+        assert!(rarest.iter().all(|&(_, n)| n == 1));
+        assert_eq!(lowercased, Some(84));
+        let msg = e.to_string();
+        assert!(
+            msg.contains("at most 128")
+                && msg.contains("--lowercase leaves")
+                && msg.contains("--alphabet")
+                && msg.contains("--skip-bad-words"),
+            "{msg}"
+        );
+        // And the flag it names works.
+        let rules = Rules {
+            lowercase: true,
+            ..Rules::default()
+        };
+        assert!(parse_words(text.as_bytes(), &rules).is_ok());
+        // 127 characters fit exactly; 128 do not.
+        let fit: String = ('\u{100}'..).take(127).map(|c| format!("{c}\n")).collect();
+        assert_eq!(parse(fit.as_bytes()).unwrap().symbols(), MAX_SYMBOLS);
+        let over: String = ('\u{100}'..).take(128).map(|c| format!("{c}\n")).collect();
+        assert!(matches!(
+            first(over.as_bytes()),
+            WordsError::TooManySymbols { symbols: 129, .. }
+        ));
+    }
+
+    #[test]
+    fn invisible_characters_are_named() {
         let msg = |bytes: &[u8]| first(bytes).to_string();
-        assert!(msg("a\u{a0}b".as_bytes()).contains("U+00A0 NO-BREAK SPACE"));
-        assert!(msg("ab\u{200b}".as_bytes()).contains("U+200B ZERO WIDTH SPACE"));
-        assert!(msg(b"a\tb").contains("U+0009 CHARACTER TABULATION"));
-        assert!(
-            msg("x\n\u{feff}ab".as_bytes()).contains("U+FEFF"),
-            "a BOM past line 1"
-        );
-        let e = msg("Émile".as_bytes());
-        assert!(e.contains("'É' (U+00C9)") && e.contains("iconv"), "{e}");
-        assert!(
-            !e.contains("tr A-Z a-z <"),
-            "tr alone cannot lowercase É: {e}"
-        );
+        assert!(msg(b"a\x0bb").contains("U+000B LINE TABULATION"));
+        assert!(msg(b"a\x7fb").contains("U+007F DELETE"));
+        assert!(describe('\u{200b}').contains("U+200B ZERO WIDTH SPACE"));
+        assert_eq!(describe('é'), "'é' (U+00E9)");
     }
 
     #[test]
     fn every_bad_line_is_counted_and_the_first_ones_listed() {
         let mut text = String::new();
         for i in 0..25 {
-            text.push_str(if i % 2 == 0 { "ok\n" } else { "n0\n" });
+            text.push_str(if i % 2 == 0 { "ok\n" } else { "n\x010\n" });
         }
-        let e = parse_words(text.as_bytes()).unwrap_err();
+        let e = parse(text.as_bytes()).unwrap_err();
         assert_eq!(e.count, 12);
         assert_eq!(e.errors.len(), MAX_REPORTED);
         let shown = e.at("w.txt").to_string();
         assert!(shown.starts_with("w.txt: 12 problems (the first 10 below)"));
         assert!(
-            shown.contains("\n  w.txt:2:2: '0' is not allowed"),
+            shown.contains("\n  w.txt:2:2: U+0001 START OF HEADING is a control character"),
             "{shown}"
         );
         assert_eq!(shown.lines().count(), 11);
@@ -535,13 +827,17 @@ mod tests {
                 len: MAX_WORD_LEN + 1
             }
         );
-        assert!(parse_words("a".repeat(MAX_WORD_LEN).as_bytes()).is_ok());
+        assert!(parse("a".repeat(MAX_WORD_LEN).as_bytes()).is_ok());
     }
 
     #[test]
     fn endless_inputs_stop_at_the_limits() {
         // /dev/zero: one endless line, refused after MAX_LINE_BYTES + 1 bytes.
-        let e = read_words(std::io::BufReader::new(std::io::repeat(0))).unwrap_err();
+        let e = read_words(
+            std::io::BufReader::new(std::io::repeat(0)),
+            &Rules::default(),
+        )
+        .unwrap_err();
         assert_eq!(
             e.errors,
             [WordsError::LineTooLong {
@@ -551,12 +847,19 @@ mod tests {
         );
         // `yes a`: endless words, refused after the word limit (a small one here: the real
         // one, MAX_WORDS, takes about a gigabyte to reach).
-        let e = read_words_up_to(std::io::BufReader::new(YesA(0)), 1000, 5000).unwrap_err();
+        let e = read_words_up_to(
+            std::io::BufReader::new(YesA(0)),
+            &Rules::default(),
+            1000,
+            5000,
+        )
+        .unwrap_err();
         assert_eq!(e.errors, [WordsError::TooMany { line: 1001 }]);
-        let ok = read_words_up_to(&b"a\n".repeat(1000)[..], 1000, 1000).unwrap();
-        assert_eq!(ok.len(), 1000);
+        let ok = read_words_up_to(&b"a\n".repeat(1000)[..], &Rules::default(), 1000, 1000).unwrap();
+        assert_eq!(ok.words.len(), 1000);
         // Long words reach the letter limit first.
-        let e = read_words_up_to(&b"abcd\n".repeat(1000)[..], 1000, 2000).unwrap_err();
+        let e = read_words_up_to(&b"abcd\n".repeat(1000)[..], &Rules::default(), 1000, 2000)
+            .unwrap_err();
         assert_eq!(e.errors, [WordsError::TooManyLetters { line: 501 }]);
     }
 
@@ -566,7 +869,7 @@ mod tests {
         let blank = " ".repeat(MAX_LINE_BYTES);
         for ending in ["\n", "\r\n", ""] {
             let text = format!("anna\n{blank}{ending}");
-            assert!(parse_words(text.as_bytes()).is_ok(), "{ending:?}");
+            assert!(parse(text.as_bytes()).is_ok(), "{ending:?}");
             let text = format!("anna\n{blank} {ending}");
             assert!(
                 matches!(
@@ -591,9 +894,9 @@ mod tests {
 
     #[test]
     fn the_error_that_stops_the_reading_is_always_listed() {
-        let mut text = "A\n".repeat(MAX_REPORTED);
+        let mut text = "\x01\n".repeat(MAX_REPORTED);
         text.push_str(&"a".repeat(2000));
-        let e = parse_words(text.as_bytes()).unwrap_err();
+        let e = parse(text.as_bytes()).unwrap_err();
         assert_eq!(e.count, MAX_REPORTED + 1);
         assert_eq!(e.errors.len(), MAX_REPORTED);
         assert!(matches!(
@@ -601,7 +904,7 @@ mod tests {
             Some(WordsError::LineTooLong { line: 11, .. })
         ));
         // A blank line after the last allowed word is not one word too many.
-        assert!(read_words_up_to(&b"a\na\n\n"[..], 2, 10).is_ok());
+        assert!(read_words_up_to(&b"a\na\n\n"[..], &Rules::default(), 2, 10).is_ok());
         // A long CRLF line is not an old-Mac file.
         let crlf = format!("{}\r\n", "1".repeat(MAX_LINE_BYTES + 1));
         assert!(matches!(

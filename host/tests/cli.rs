@@ -154,12 +154,17 @@ fn bad_data_is_named_by_file_line_and_column() {
             vec!["latin1.txt:2", "not valid UTF-8"],
         ),
         (
-            s.write("dash.txt", "emma\nmary-jane\n"),
-            vec!["dash.txt:2:5", "'-' is not allowed", "a-z"],
+            s.write("tab.txt", "emma\nmary\tjane\n"),
+            vec![
+                "tab.txt:2:5",
+                "U+0009 CHARACTER TABULATION",
+                "control character",
+                "cut -f1",
+            ],
         ),
         (
-            s.write("upper.txt", "emma\nOlivia\n"),
-            vec!["upper.txt:2:1", "'O' is uppercase", "lowercase"],
+            s.write("nul.txt", "emma\n ol\0ivia\n"),
+            vec!["nul.txt:2:4", "U+0000 NULL"],
         ),
         (s.write("empty.txt", ""), vec!["empty.txt", "no words"]),
         (
@@ -172,7 +177,7 @@ fn bad_data_is_named_by_file_line_and_column() {
         ),
         (
             s.write("long.txt", format!("emma\n{}\n", "a".repeat(65))),
-            vec!["long.txt:2", "65 letters", "64"],
+            vec!["long.txt:2", "65 characters", "64"],
         ),
     ];
     for (path, needles) in cases {
@@ -241,7 +246,7 @@ fn bad_model_files_are_named() {
         (data.clone(), vec!["words.txt", "not a charmlp model"]),
         (
             s.write("v9.cmlp", &version),
-            vec!["v9.cmlp", "format version 9", "reads version 1"],
+            vec!["v9.cmlp", "format version 9", "reads versions 1 to 2"],
         ),
         (
             s.write("e12.cmlp", &shape),
@@ -376,6 +381,9 @@ fn train_sample_eval_export_round_trip() {
     for needle in [
         "data: ",
         "300 words",
+        // The syllables' 14 letters and the boundary.
+        "alphabet: 15 symbols, the boundary and abehijklmnorst",
+        "model: 15 → 10 → 30 → 200 → 15,",
         "loss: train",
         "µs/step",
         "      0/2000",
@@ -383,9 +391,11 @@ fn train_sample_eval_export_round_trip() {
     ] {
         assert!(stdout.contains(needle), "{needle:?} not in:\n{stdout}");
     }
+    // Header, 14 characters, the tensors of 15 symbols, checksum.
+    let floats = 15 * 10 + 30 * 200 + 3 * 200 + 200 * 15 + 15 + 2 * 200;
     assert_eq!(
         std::fs::read(&model).unwrap().len(),
-        16 + 4 * (12_297 + 400) + 4
+        16 + 4 * 14 + 4 * floats + 4
     );
 
     // The curve has a row a step, with validation losses where they were measured.
@@ -455,20 +465,31 @@ fn train_sample_eval_export_round_trip() {
     assert_eq!(eval_line, losses_line);
 }
 
+/// Words with a non-ASCII alphabet: the syllables' names and some from outside a–z.
+const WORLD_NAMES: &str = "zoë\njosé\no'brien\njean-luc\nsan josé\n中村\nmüller\nçelik\n";
+
 /// Exports `model` in both languages and checks that each compiles and holds exactly the model:
 /// the Rust static written back through charmlp-core, and the C arrays dumped as raw floats,
-/// equal the model file byte for byte. The model's file name is hostile: the name goes into the
+/// equal the model file byte for byte; the alphabet comes out of both, and the Rust samples the
+/// very names `charmlp sample` does. The model's file name is hostile: the name goes into the
 /// sources' comments, and a newline, `*/` or `/*` there must not break or inject code.
 #[test]
 fn exported_sources_compile_and_hold_the_model_exactly() {
     let s = Scratch::new();
-    let data = s.words(100);
+    let mut text = std::fs::read_to_string(s.words(100)).unwrap();
+    text.push_str(WORLD_NAMES);
+    let data = s.write("world.txt", text);
     let trained = s.train(&data, "m.cmlp", &[]);
     // (A file name cannot hold '/', so "*/" cannot reach a comment this way; a unit test of
     // `comment_text` covers it.)
     let model = s.path("m\n} fn evil() {} \\ \"é\u{2028}\r\n#error x\n.cmlp");
     std::fs::copy(&trained, &model).unwrap();
     let bytes = std::fs::read(&model).unwrap();
+    // The syllables' 14 letters, then ' ', '\'', '-', c, u, z, ç, é, ë, ü, 中, 村: 26 + 1.
+    let alphabet = " '-abcehijklmnorstuzçéëü中村";
+    let symbols = alphabet.chars().count() + 1;
+    assert_eq!(u16::from_le_bytes([bytes[6], bytes[7]]), symbols as u16);
+    let floats_at = 16 + 4 * (symbols - 1);
 
     // C: a header of arrays, compiled with warnings as errors.
     s.export(&model, "c", s.path("charmlp_model.h"));
@@ -478,9 +499,11 @@ fn exported_sources_compile_and_hold_the_model_exactly() {
 #include "charmlp_model.h"
 #define DUMP(a) fwrite(a, sizeof(a), 1, stdout)
 int main(void) {
+    for (int i = 1; i < CHARMLP_VOCAB; i++) fputs(charmlp_symbols[i], stderr);
     DUMP(charmlp_C); DUMP(charmlp_W1); DUMP(charmlp_b1); DUMP(charmlp_gain); DUMP(charmlp_bias);
     DUMP(charmlp_W2T); DUMP(charmlp_b2); DUMP(charmlp_bn_mean); DUMP(charmlp_bn_var);
-    return CHARMLP_HIDDEN == 64 && CHARMLP_EMBED == 10 && CHARMLP_CONTEXT == 3 ? 0 : 1;
+    return CHARMLP_HIDDEN == 64 && CHARMLP_EMBED == 10 && CHARMLP_CONTEXT == 3
+        && charmlp_symbols[0][0] == 0 ? 0 : 1;
 }
 "#,
     );
@@ -495,12 +518,14 @@ int main(void) {
     assert!(status.success(), "the exported C does not compile");
     let dumped = std::process::Command::new(&exe).output().unwrap();
     assert!(dumped.status.success());
+    assert_eq!(String::from_utf8_lossy(&dumped.stderr), alphabet);
     assert!(
-        dumped.stdout == bytes[16..bytes.len() - 4],
+        dumped.stdout == bytes[floats_at..bytes.len() - 4],
         "C arrays differ from the model file"
     );
 
-    // Rust: a crate that uses the exported static as a charmlp_core::Model, with no parsing.
+    // Rust: a crate that uses the exported statics as a charmlp_core::Model and Alphabet, with
+    // no parsing, writes the model file back and samples five names with `sample`'s stream.
     let krate = s.path("exported");
     std::fs::create_dir_all(krate.join("src")).unwrap();
     let core = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -511,7 +536,8 @@ int main(void) {
         krate.join("Cargo.toml"),
         format!(
             "[package]\nname = \"exported\"\nversion = \"0.0.0\"\nedition = \"2024\"\n\n\
-             [dependencies]\ncharmlp-core = {{ path = {:?} }}\n\n[workspace]\n",
+             [dependencies]\ncharmlp-core = {{ path = {:?} }}\nrand_core = \"0.10\"\n\
+             rand_xoshiro = \"0.8\"\n\n[workspace]\n",
             core
         ),
     )
@@ -519,11 +545,20 @@ int main(void) {
     s.export(&model, "rust", krate.join("src/model.rs"));
     std::fs::write(
         krate.join("src/main.rs"),
-        "mod model;\nuse std::io::Write;\n\
+        "mod model;\nuse rand_core::SeedableRng;\nuse std::io::Write;\n\
          fn main() {\n\
-         \x20   let mut buf = vec![0u8; charmlp_core::DefaultModel::BYTES];\n\
-         \x20   model::MODEL.write_bytes(&mut buf).unwrap();\n\
-         \x20   std::io::stdout().write_all(&buf).unwrap();\n\
+         \x20   let mut buf = vec![0u8; 1 << 20];\n\
+         \x20   let n = model::MODEL.write_bytes(&model::ALPHABET, &mut buf).unwrap();\n\
+         \x20   std::io::stdout().write_all(&buf[..n]).unwrap();\n\
+         \x20   // charmlp's sample stream of seed 42: the seed's generator, three jumps on.\n\
+         \x20   let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(42);\n\
+         \x20   for _ in 0..3 { rng.jump(); }\n\
+         \x20   let mut state = charmlp_core::InferState::new();\n\
+         \x20   for _ in 0..5 {\n\
+         \x20       let name = model::MODEL.sample_name::<_, 64>(\n\
+         \x20           &mut rng, charmlp_core::Temperature::ONE, &mut state, &model::ALPHABET);\n\
+         \x20       eprintln!(\"{name}\");\n\
+         \x20   }\n\
          }\n",
     )
     .unwrap();
@@ -543,6 +578,17 @@ int main(void) {
     assert!(
         run.stdout == bytes,
         "the exported Rust model differs from the model file"
+    );
+    let sampled = charmlp()
+        .args(["sample", "-n", "5", "--model"])
+        .arg(&model)
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    assert_eq!(
+        String::from_utf8(run.stderr).unwrap(),
+        String::from_utf8(sampled.stdout).unwrap()
     );
 }
 

@@ -98,6 +98,11 @@ fn fails(cmd: &mut Command, needles: &[&str]) -> String {
     stderr
 }
 
+/// Runs a command that must succeed; its standard output.
+fn succeeds(cmd: &mut Command) -> String {
+    String::from_utf8(cmd.assert().success().get_output().stdout.clone()).unwrap()
+}
+
 fn is_root() -> bool {
     // The owner of a file this process creates is this process's user.
     use std::os::unix::fs::MetadataExt;
@@ -563,21 +568,24 @@ fn temperature_zero_is_greedy_and_tiny_ones_are_valid() {
 
 #[test]
 fn crafted_models_with_valid_checksums_are_refused_by_every_command() {
-    use charmlp_core::bytes::{HEADER_LEN, reseal};
+    use charmlp_core::bytes::{peek_shape, reseal};
     let d = Dir::new();
     let data = d.words();
     let good = std::fs::read(d.model("m.cmlp")).unwrap();
+    // The floats start after the header and the alphabet; C has a row a symbol.
+    let shape = peek_shape(&good).unwrap();
+    let (floats_at, symbols) = (shape.floats_at(), usize::from(shape.vocab));
     // bn var is the last of the nine tensors: its first value sits 64 floats before the CRC.
     let var0 = good.len() - 4 - 4 * 64;
     let mut negative = good.clone();
     negative[var0..var0 + 4].copy_from_slice(&(-1.0f32).to_le_bytes());
     reseal(&mut negative);
     let mut huge = good.clone();
-    huge[HEADER_LEN..HEADER_LEN + 4].copy_from_slice(&3e38f32.to_le_bytes());
+    huge[floats_at..floats_at + 4].copy_from_slice(&3e38f32.to_le_bytes());
     reseal(&mut huge);
     // A gain of 0 hiding an overflowing hprebn − mean (1e32 + f32::MAX): NaN once loaded.
     let mut hidden = good.clone();
-    let b1 = HEADER_LEN + 4 * (27 * 10 + 30 * 64);
+    let b1 = floats_at + 4 * (symbols * 10 + 30 * 64);
     let (gain, mean0) = (b1 + 4 * 64, good.len() - 4 - 4 * 128);
     hidden[b1..b1 + 4].copy_from_slice(&1e32f32.to_le_bytes());
     hidden[gain..gain + 4].copy_from_slice(&0f32.to_le_bytes());
@@ -612,28 +620,46 @@ fn crafted_models_with_valid_checksums_are_refused_by_every_command() {
 fn messages_name_characters_count_every_bad_line_and_say_what_works() {
     let d = Dir::new();
     let train = |data: &Path| d.one_step(data);
-    let accents = d.write("fr.txt", "émile\nanne\nzoé\nÉlodie\n");
+    // Accents and capitals train as they are: 'É' and 'é' are two symbols …
+    let french = "émile\nanne\nzoé\nÉlodie\nlouis\nmarie\njean-luc\nhélène\nchloé\nnoël\n";
+    let accents = d.write("fr.txt", french);
+    let ok = succeeds(&mut train(&accents));
+    assert!(
+        ok.contains("alphabet: 21 symbols, the boundary and -acdehijlmnorsuzÉèéë"),
+        "{ok}"
+    );
+    // … one with --lowercase, which lowers 'É' as `tr A-Z a-z` cannot.
+    let ok = succeeds(train(&accents).arg("--lowercase"));
+    assert!(
+        ok.contains("alphabet: 20 symbols, the boundary and -acdehijlmnorsuzèéë"),
+        "{ok}"
+    );
+    // A fixed alphabet lists every word outside it, and --skip-bad-words leaves them out.
     let e = fails(
-        &mut train(&accents),
-        &["fr.txt: 3 problems", "fr.txt:1:1: 'é' (U+00E9)", "iconv"],
+        train(&accents).args(["--alphabet", "abcdefghijklmnopqrstuvwxyz"]),
+        &[
+            "fr.txt: 7 problems",
+            "fr.txt:1:1: 'é' (U+00E9) is not in the alphabet given by --alphabet",
+            "--skip-bad-words",
+        ],
     );
     assert!(e.contains("fr.txt:4:1: 'É' (U+00C9)"), "{e}");
-    assert!(
-        !e.contains("'É' is uppercase"),
-        "tr A-Z a-z does not lower 'É': {e}"
+    let skipping = fails(
+        train(&accents).args(["--alphabet", "a-z", "--skip-bad-words"]),
+        &["fr.txt", "3 words; an 80/10/10 split needs at least 10"],
     );
-    let nbsp = d.write("nbsp.txt", "anne\u{a0}marie\n");
+    assert_eq!(skipping.lines().count(), 1);
+    let control = d.write("esc.txt", "anne\x1bmarie\n");
     fails(
-        &mut train(&nbsp),
-        &["nbsp.txt:1:5", "U+00A0 NO-BREAK SPACE"],
+        &mut train(&control),
+        &["esc.txt:1:5", "U+001B ESCAPE", "control character"],
     );
     // A byte-order mark is skipped, and one step is "1 step".
     let names: String = (0..20)
         .map(|i| format!("{}\r\n", ["anna", "bob", "cyd"][i % 3]))
         .collect();
     let bom = d.write("bom.txt", format!("\u{feff}{names}"));
-    let ok = train(&bom).assert().success().get_output().stdout.clone();
-    let ok = String::from_utf8(ok).unwrap();
+    let ok = succeeds(&mut train(&bom));
     assert!(ok.contains(", 1 step, lr 0.1 then 0.01"), "{ok}");
     assert!(ok.contains("20 words"), "{ok}");
 }
@@ -759,12 +785,16 @@ fn words_files_from_elsewhere_get_the_hint_that_fits() {
         &mut train(&mac),
         &["mac.txt:1:5", "carriage return", "tr '\\r' '\\n'"],
     );
-    let cyrillic = d.write("ru.txt", "иван\n");
-    let e = fails(
-        &mut train(&cyrillic),
-        &["ru.txt:1:1", "'и' (U+0438)", "other scripts"],
+    // Other scripts train as they are.
+    let cyrillic = d.write(
+        "ru.txt",
+        "иван\nмария\nольга\nпётр\nанна\nсергей\nтатьяна\nюрий\nелена\nолег\n",
     );
-    assert!(!e.contains("iconv"), "iconv turns Cyrillic into '?': {e}");
+    let ok = succeeds(&mut train(&cyrillic));
+    assert!(
+        ok.contains("alphabet: 19 symbols, the boundary and авгеийлмнопрстьюяё"),
+        "{ok}"
+    );
     let model = d.model("m.cmlp");
     fails(
         &mut train(&model),

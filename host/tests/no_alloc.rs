@@ -2,8 +2,8 @@
 //! allocator around them.
 
 use charmlp_core::{
-    DefaultBatch, DefaultModel, DefaultParams, DefaultTrainState, InferState, Temperature,
-    train_step,
+    Alphabet, DefaultBatch, DefaultModel, DefaultParams, DefaultTrainState, InferState,
+    Temperature, train_step,
 };
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -41,7 +41,8 @@ fn allocations() -> usize {
 
 #[test]
 fn steps_inference_and_sampling_do_not_allocate() {
-    let splits = charmlp::data::split::<3>(charmlp::data::read_words(None).unwrap(), 42).unwrap();
+    let words = charmlp::data::read_words(None, &Default::default()).unwrap();
+    let splits = charmlp::data::split::<3>(words.words, 42).unwrap();
     let mut rng = charmlp::stream(1, charmlp::Stream::Batches);
     let mut model = Box::new(DefaultModel::zeroed());
     model.init(&mut rng);
@@ -63,7 +64,8 @@ fn steps_inference_and_sampling_do_not_allocate() {
         assert!(loss.is_finite(), "step {step}");
     }
     let loss = model.loss(&splits.val, &mut infer).unwrap();
-    let name: heapless::String<64> = model.sample_name(&mut rng, Temperature::ONE, &mut infer);
+    let name: heapless::String<64> =
+        model.sample_name(&mut rng, Temperature::ONE, &mut infer, &Alphabet::MAKEMORE);
     let after = allocations();
     assert_eq!(
         after,

@@ -5,8 +5,8 @@
 
 use charmlp_core::in_place::{InPlaceScratch, train_step_in_place};
 use charmlp_core::{
-    BATCH, BnCalibration, BnStats, CONTEXT, DefaultBatch, DefaultModel, DefaultTrainState, EMBED,
-    HIDDEN, InferState, Model, Params, Temperature,
+    Alphabet, BATCH, BnCalibration, BnStats, CONTEXT, DefaultBatch, DefaultModel,
+    DefaultTrainState, EMBED, HIDDEN, InferState, Model, Params, Temperature, VOCAB,
 };
 use charmlp_firmware::{EXAMPLES, N_EXAMPLES, WORDS, exit, paint_stack, stack_high_water};
 use core::cell::RefCell;
@@ -29,7 +29,7 @@ struct Training {
     scratch: InPlaceScratch<EMBED, CONTEXT, BATCH>,
     state: DefaultTrainState,
     batch: DefaultBatch,
-    infer: InferState<HIDDEN>,
+    infer: InferState<VOCAB, HIDDEN>,
     calibration: BnCalibration<HIDDEN>,
 }
 
@@ -63,7 +63,7 @@ fn main() -> ! {
         size_of::<InPlaceScratch<EMBED, CONTEXT, BATCH>>(),
         size_of::<DefaultTrainState>(),
         size_of::<DefaultBatch>(),
-        size_of::<InferState<HIDDEN>>(),
+        size_of::<InferState<VOCAB, HIDDEN>>(),
         size_of::<BnCalibration<HIDDEN>>()
     );
     let fell = critical_section::with(|cs| train(&mut TRAINING.borrow_ref_mut(cs)));
@@ -114,9 +114,12 @@ fn train(t: &mut Training) -> bool {
         loss as f32
     );
     for _ in 0..5 {
-        let name: heapless::String<24> =
-            t.model
-                .sample_name(&mut rng, Temperature::ONE, &mut t.infer);
+        let name: heapless::String<24> = t.model.sample_name(
+            &mut rng,
+            Temperature::ONE,
+            &mut t.infer,
+            &Alphabet::MAKEMORE,
+        );
         hprintln!("name: {}", name.as_str());
     }
     recent < first - 0.5

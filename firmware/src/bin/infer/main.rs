@@ -6,7 +6,7 @@
 
 mod model;
 
-use charmlp_core::{HIDDEN, InferState, Params, Shape, Temperature};
+use charmlp_core::{Alphabet, HIDDEN, InferState, Params, Shape, Temperature, VOCAB};
 use charmlp_firmware::{EXAMPLES, N_EXAMPLES, exit, paint_stack, stack_high_water};
 use core::cell::RefCell;
 use cortex_m_rt::entry;
@@ -16,7 +16,8 @@ use panic_semihosting as _;
 use rand_core::SeedableRng;
 use rand_xoshiro::Xoshiro128PlusPlus;
 
-static INFER: Mutex<RefCell<InferState<HIDDEN>>> = Mutex::new(RefCell::new(InferState::new()));
+static INFER: Mutex<RefCell<InferState<VOCAB, HIDDEN>>> =
+    Mutex::new(RefCell::new(InferState::new()));
 
 #[entry]
 fn main() -> ! {
@@ -24,7 +25,7 @@ fn main() -> ! {
     let model = &model::MODEL;
     hprintln!(
         "charmlp firmware: inference with an exported model ({} parameters in flash)",
-        Params::<10, 3, HIDDEN>::COUNT
+        Params::<VOCAB, 10, 3, HIDDEN>::COUNT
     );
     let loss = critical_section::with(|cs| {
         let infer = &mut INFER.borrow_ref_mut(cs);
@@ -36,7 +37,8 @@ fn main() -> ! {
         );
         let mut rng = Xoshiro128PlusPlus::seed_from_u64(7);
         for _ in 0..8 {
-            let name: heapless::String<24> = model.sample_name(&mut rng, Temperature::ONE, infer);
+            let name: heapless::String<24> =
+                model.sample_name(&mut rng, Temperature::ONE, infer, &model::ALPHABET);
             hprintln!("name: {}", name.as_str());
         }
         loss
@@ -59,8 +61,19 @@ fn main() -> ! {
         }
     );
     hprintln!("stack high-water mark: {} bytes", stack_high_water());
+    // The names in flash are tokens of makemore's alphabet: the model must have that one.
+    let makemore = model::ALPHABET == Alphabet::MAKEMORE;
+    hprintln!(
+        "alphabet: {} symbols{}",
+        model::ALPHABET.len(),
+        if makemore {
+            ", makemore's"
+        } else {
+            ", not makemore's"
+        }
+    );
     // A uniform guess costs ln 27 ≈ 3.30 a character.
-    let beats_uniform = loss < 3.0;
+    let beats_uniform = makemore && loss < 3.0;
     if beats_uniform {
         hprintln!("result: the model beats a uniform guess");
     } else {
