@@ -13,7 +13,15 @@ struct TensorErrors {
     scale: f64,
 }
 
-/// Checks every `stride`-th entry of every tensor of one random model of `symbols` present
+/// Which entries of a tensor a check differentiates numerically.
+#[derive(Clone, Copy)]
+enum Entries {
+    All,
+    /// About this many per tensor, evenly spaced (every entry of a smaller tensor).
+    About(usize),
+}
+
+/// Checks the chosen entries of every tensor of one random model of `symbols` present
 /// symbols (the rest of V absent) on one random batch. The reference path runs only where no
 /// symbol is absent (its dprobs = dlogprobs / probs is 0 / 0 for an absent one); elsewhere its
 /// column repeats the fused one.
@@ -26,7 +34,7 @@ fn gradient_errors<
     const B: usize,
 >(
     seed: u64,
-    stride: usize,
+    entries: Entries,
     symbols: usize,
 ) -> Vec<TensorErrors> {
     let mut rng = rng(seed);
@@ -54,6 +62,10 @@ fn gradient_errors<
             fused: 0.0,
             reference: 0.0,
             scale: 0.0,
+        };
+        let stride = match entries {
+            Entries::All => 1,
+            Entries::About(n) => (f.len() / n).max(1),
         };
         // Offset the stride by the seed so that sampled checks cover different entries.
         for i in (seed as usize % stride..f.len()).step_by(stride) {
@@ -109,21 +121,21 @@ fn small_models_every_entry() {
     for seed in 0..4 {
         assert_close(
             "V27 E4 T3 H8 B8",
-            &gradient_errors::<27, 32, 4, 3, 8, 8>(seed, 1, 27),
+            &gradient_errors::<27, 32, 4, 3, 8, 8>(seed, Entries::All, 27),
         );
         // An odd batch and a two-character context.
         assert_close(
             "V27 E2 T2 H16 B5",
-            &gradient_errors::<27, 32, 2, 2, 16, 5>(100 + seed, 1, 27),
+            &gradient_errors::<27, 32, 2, 2, 16, 5>(100 + seed, Entries::All, 27),
         );
         // A vocabulary of exactly 8, 16 and 128: no padding of the logits rows.
         assert_close(
             "V8 E3 T2 H8 B6",
-            &gradient_errors::<8, 8, 3, 2, 8, 6>(200 + seed, 1, 8),
+            &gradient_errors::<8, 8, 3, 2, 8, 6>(200 + seed, Entries::All, 8),
         );
         assert_close(
             "V128 E3 T2 H8 B6",
-            &gradient_errors::<128, 128, 3, 2, 8, 6>(300 + seed, 1, 128),
+            &gradient_errors::<128, 128, 3, 2, 8, 6>(300 + seed, Entries::All, 128),
         );
     }
 }
@@ -133,7 +145,7 @@ fn absent_symbols_have_zero_gradients_and_leave_the_rest_exact() {
     for seed in 0..4 {
         // 11 symbols in a capacity of 40: the 29 absent ones get gradient exactly 0 (checked
         // numerically too: their loss does not depend on them) …
-        let errs = gradient_errors::<40, 40, 4, 3, 8, 8>(400 + seed, 1, 11);
+        let errs = gradient_errors::<40, 40, 4, 3, 8, 8>(400 + seed, Entries::All, 11);
         assert_close("V40(11) E4 T3 H8 B8", &errs);
         // … and the present ones the gradients of a model of exactly 11 symbols, bit for bit.
         let mut r = rng(500 + seed);
@@ -170,15 +182,50 @@ fn default_model_every_entry() {
     for seed in [7, 8] {
         assert_close(
             "E10 T3 H64 B32",
-            &gradient_errors::<27, 32, 10, 3, 64, 32>(seed, 1, 27),
+            &gradient_errors::<27, 32, 10, 3, 64, 32>(seed, Entries::All, 27),
         );
     }
 }
 
 #[test]
-fn hidden_200_every_23rd_entry() {
+fn hidden_200_about_500_entries_a_tensor() {
     assert_close(
         "E10 T3 H200 B32",
-        &gradient_errors::<27, 32, 10, 3, 200, 32>(9, 23, 27),
+        &gradient_errors::<27, 32, 10, 3, 200, 32>(9, Entries::About(500), 27),
+    );
+}
+
+/// Every shape of the host's menu (`charmlp::menu!`, the lists the binary is built from), with
+/// every symbol present: about 40 entries of each tensor against finite differences, and the
+/// fused backward against the reference's on every entry.
+#[test]
+fn every_menu_shape_passes_the_gradient_check() {
+    use charmlp::shapes::{CAPACITIES, CONTEXTS, EMBED_WIDTHS, HIDDEN_WIDTHS};
+    use charmlp::{dispatch, menu};
+    macro_rules! check {
+        ($v:literal, $vp:literal, $e:literal, $t:literal, $h:literal, ($seed:expr)) => {{
+            let label = format!("V{} E{} T{} H{} B6", $v, $e, $t, $h);
+            assert_close(
+                &label,
+                &gradient_errors::<$v, $vp, $e, $t, $h, 6>($seed, Entries::About(40), $v),
+            );
+            Some(())
+        }};
+    }
+    let mut checked = 0;
+    for &v in CAPACITIES {
+        for &e in EMBED_WIDTHS {
+            for &t in CONTEXTS {
+                for &h in HIDDEN_WIDTHS {
+                    let seed = (v * 1_000_000 + e * 10_000 + t * 1000 + h) as u64;
+                    menu!(dispatch!((v, e, t, h) check (seed);)).expect("a menu shape");
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(
+        checked,
+        CAPACITIES.len() * EMBED_WIDTHS.len() * CONTEXTS.len() * HIDDEN_WIDTHS.len()
     );
 }

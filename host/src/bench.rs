@@ -1,31 +1,34 @@
 //! `charmlp bench`: training-step latency without criterion.
 
 use crate::cli::BenchArgs;
-use crate::data::{read_words, split};
+use crate::data::{read_words, split_words};
+use crate::shapes::ModelShape;
 use crate::shapes::training;
 use crate::stdout::Out;
 use crate::words::Rules;
 use crate::{Stream, stream};
 use anyhow::Result;
-use charmlp_core::{CONTEXT, EMBED, StepDecay, VOCAB};
+use charmlp_core::{StepDecay, VOCAB};
 use std::time::Instant;
 
 const B: usize = 32;
 const WARM_UP: u64 = 2_000;
 
-/// FLOPs of the six matrix products of a step (x·W1, h·W2, hᵀ·dlogits, dlogits·W2ᵀ,
-/// xᵀ·dhprebn, dhprebn·W1ᵀ), 2 per multiply-add; element-wise work is not counted.
-pub const fn step_flops(hidden: usize) -> usize {
-    3 * 2 * B * EMBED * CONTEXT * hidden + 3 * 2 * B * hidden * VOCAB
+/// FLOPs of the six matrix products of a step of a model of makemore's 27 symbols (x·W1,
+/// h·W2, hᵀ·dlogits, dlogits·W2ᵀ, xᵀ·dhprebn, dhprebn·W1ᵀ), 2 per multiply-add; element-wise
+/// work is not counted.
+pub const fn step_flops(shape: ModelShape) -> usize {
+    let (e, t, h) = (shape.embed, shape.context, shape.hidden);
+    3 * 2 * B * e * t * h + 3 * 2 * B * h * VOCAB
 }
 
-/// Times the training step of `--hidden` at batch 32, through the same [`Training`] object
-/// `train` uses (the shape is chosen in [`crate::shapes`]).
+/// Times the training step of the flags' shape at batch 32 on the built-in names, through the
+/// same [`Training`] object `train` uses (the shape is chosen in [`crate::shapes`]).
 pub fn run(args: &BenchArgs) -> Result<()> {
-    let hidden = args.hidden;
+    let shape = args.shape.shape();
     let words = read_words(None, &Rules::default())?;
-    let mut run = training(&words.chars, hidden, B)?;
-    let splits = split::<CONTEXT>(words.words, crate::cli::DEFAULT_SEED)?;
+    let splits = split_words(words.words, crate::cli::DEFAULT_SEED)?;
+    let mut run = training(shape, &words.chars, B, &splits)?;
     run.init(&mut stream(0, Stream::Init));
     let mut rng = stream(0, Stream::Batches);
     let schedule = StepDecay {
@@ -38,7 +41,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     for step in 0..WARM_UP + args.steps {
         // One step as training runs it: draw a batch, forward, fused backward, SGD.
         let t = Instant::now();
-        run.steps(&mut rng, &splits.train, &schedule, step, &mut loss)?;
+        run.steps(&mut rng, &schedule, step, &mut loss)?;
         let dt = t.elapsed();
         if step >= WARM_UP {
             micros.push(dt.as_secs_f64() * 1e6);
@@ -47,10 +50,13 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     micros.sort_by(f64::total_cmp);
     let at = |q: f64| micros[((micros.len() - 1) as f64 * q).round() as usize];
     let (min, median, p99) = (at(0.0), at(0.5), at(0.99));
-    let flops = step_flops(hidden);
+    let flops = step_flops(shape);
     let mut out = Out::new(true);
     out.line(format_args!(
-        "bench: train step, hidden {hidden}, batch {B}, {} timed steps after {WARM_UP} warm-up, built-in names",
+        "bench: train step, embedding {}, context {}, hidden {}, batch {B}, {} timed steps after {WARM_UP} warm-up, built-in names",
+        shape.embed,
+        shape.context,
+        shape.hidden,
         args.steps
     ))?;
     out.line(format_args!(
@@ -72,7 +78,11 @@ mod tests {
     #[test]
     fn flop_count_is_the_six_products() {
         // 3 products of 32×30×64 and 3 of 32×64×27, 2 FLOPs per multiply-add.
-        assert_eq!(super::step_flops(64), 6 * 32 * 30 * 64 + 6 * 32 * 64 * 27);
-        assert_eq!(super::step_flops(64), 700_416);
+        let default = crate::shapes::ModelShape::DEFAULT;
+        assert_eq!(
+            super::step_flops(default),
+            6 * 32 * 30 * 64 + 6 * 32 * 64 * 27
+        );
+        assert_eq!(super::step_flops(default), 700_416);
     }
 }

@@ -1,7 +1,7 @@
 //! The command line: flags, their checks and defaults, and dispatch.
 
 use crate::export::Lang;
-use crate::shapes::{BATCH_SIZES, HIDDEN_WIDTHS};
+use crate::shapes::{BATCH_SIZES, CONTEXTS, EMBED_WIDTHS, HIDDEN_WIDTHS, ModelShape};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -53,14 +53,13 @@ pub struct TrainArgs {
     /// With --alphabet: leave out, and count, the words with other characters
     #[arg(long, requires = "alphabet")]
     pub skip_bad_words: bool,
-    /// Hidden width (64 or 200)
-    #[arg(long, default_value_t = 64, value_parser = one_of(&HIDDEN_WIDTHS))]
-    pub hidden: usize,
+    #[command(flatten)]
+    pub shape: ShapeArgs,
     /// Number of SGD steps
     #[arg(long, default_value_t = 200_000, value_parser = positive_u64, allow_negative_numbers = true)]
     pub steps: u64,
     /// Batch size (4, 8, 16, 32, 64, 128 or 256)
-    #[arg(long, default_value_t = 32, value_parser = one_of(&BATCH_SIZES), allow_negative_numbers = true)]
+    #[arg(long, default_value_t = 32, value_parser = one_of(BATCH_SIZES), allow_negative_numbers = true)]
     pub batch: usize,
     /// Learning rate until --lr-decay-step
     #[arg(long, default_value_t = 0.1, value_parser = positive_f32, allow_negative_numbers = true)]
@@ -143,11 +142,34 @@ pub struct ExportArgs {
     pub out: PathBuf,
 }
 
+/// The model's shape, from the menu built in (`charmlp_core` types are instantiated for each).
+#[derive(Clone, Copy, Debug, Args)]
+pub struct ShapeArgs {
+    /// Embedding width: 10 (makemore parts 3-4) or 24 (part 5)
+    #[arg(long, default_value_t = 10, value_parser = one_of(EMBED_WIDTHS), allow_negative_numbers = true)]
+    pub embed: usize,
+    /// Context: characters the model sees, 3 (makemore parts 2-4) or 8 (part 5)
+    #[arg(long, default_value_t = 3, value_parser = one_of(CONTEXTS), allow_negative_numbers = true)]
+    pub context: usize,
+    /// Hidden width: 64 or 200 (makemore part 4's exercise)
+    #[arg(long, default_value_t = 64, value_parser = one_of(HIDDEN_WIDTHS), allow_negative_numbers = true)]
+    pub hidden: usize,
+}
+
+impl ShapeArgs {
+    pub fn shape(&self) -> ModelShape {
+        ModelShape {
+            embed: self.embed,
+            context: self.context,
+            hidden: self.hidden,
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// Hidden width (64 or 200)
-    #[arg(long, default_value_t = 64, value_parser = one_of(&HIDDEN_WIDTHS))]
-    pub hidden: usize,
+    #[command(flatten)]
+    pub shape: ShapeArgs,
     /// Number of timed steps (after 2,000 untimed warm-up steps), at most 10,000,000: each
     /// step's time is kept for the percentiles
     #[arg(long, default_value_t = 20_000, value_parser = bench_steps, allow_negative_numbers = true)]
@@ -333,7 +355,7 @@ mod tests {
         assert!(alphabet_chars("a\tb").unwrap_err().contains("U+0009"));
         let many: String = ('\u{100}'..).take(128).collect();
         assert!(alphabet_chars(&many).unwrap_err().contains("at most 127"));
-        let hidden = one_of(&HIDDEN_WIDTHS);
+        let hidden = one_of(HIDDEN_WIDTHS);
         assert_eq!(hidden("200"), Ok(200));
         assert_eq!(
             hidden("100"),

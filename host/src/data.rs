@@ -56,6 +56,9 @@ pub fn read_words(path: Option<&Path>, rules: &Rules) -> Result<Words> {
     words.map_err(|e: BadWords| anyhow::anyhow!("{}", e.at(&name)))
 }
 
+/// The three splits' words, in makemore's order: train, validation, test.
+pub type WordSplits = [Vec<Vec<Token>>; 3];
+
 /// The three splits' examples and how many words each came from.
 pub struct Splits<const T: usize> {
     pub train: Vec<Example<T>>,
@@ -68,7 +71,7 @@ pub struct Splits<const T: usize> {
 /// `random.shuffle(words)`, then the first 80% train, the next 10% validation, the rest test.
 /// The shuffle is Python's, draw for draw, so with seed 42 the splits hold the very words of
 /// makemore's (and the PyTorch peer's) splits, and their losses compare directly.
-pub fn split<const T: usize>(mut words: Vec<Vec<Token>>, seed: u64) -> Result<Splits<T>> {
+pub fn split_words(mut words: Vec<Vec<Token>>, seed: u64) -> Result<WordSplits> {
     let n = words.len();
     if n < MIN_WORDS {
         bail!(
@@ -78,14 +81,29 @@ pub fn split<const T: usize>(mut words: Vec<Vec<Token>>, seed: u64) -> Result<Sp
     }
     python_shuffle(&mut words, seed);
     let (n1, n2) = (n * 8 / 10, n * 9 / 10);
-    let examples = |ws: &[Vec<Token>]| -> Vec<Example<T>> {
-        ws.iter().flat_map(|w| Contexts::<T>::new(w)).collect()
-    };
+    let test = words.split_off(n2);
+    let val = words.split_off(n1);
+    Ok([words, val, test])
+}
+
+/// The examples of `words` with context `T`, in order: a word of n characters gives n + 1.
+pub fn examples<const T: usize>(words: &[Vec<Token>]) -> Vec<Example<T>> {
+    words.iter().flat_map(|w| Contexts::<T>::new(w)).collect()
+}
+
+/// Examples `words` give, whatever the context: one per character and one for the end.
+pub fn example_count(words: &[Vec<Token>]) -> usize {
+    words.iter().map(|w| w.len() + 1).sum()
+}
+
+/// [`split_words`], then each split's examples with context `T`.
+pub fn split<const T: usize>(words: Vec<Vec<Token>>, seed: u64) -> Result<Splits<T>> {
+    let [train, val, test] = split_words(words, seed)?;
     Ok(Splits {
-        train: examples(&words[..n1]),
-        val: examples(&words[n1..n2]),
-        test: examples(&words[n2..]),
-        words: [n1, n2 - n1, n - n2],
+        train: examples(&train),
+        val: examples(&val),
+        test: examples(&test),
+        words: [train.len(), val.len(), test.len()],
     })
 }
 

@@ -16,9 +16,9 @@ pub mod train;
 pub mod words;
 
 use anyhow::{Result, anyhow};
-use charmlp_core::{CONTEXT, Temperature};
+use charmlp_core::Temperature;
 use cli::{Command, EvalArgs, ExportArgs, SampleArgs};
-use data::{read_words, split};
+use data::{read_words, split_words};
 use export::Lang;
 use modelfile::load;
 use rand_core::SeedableRng;
@@ -144,7 +144,7 @@ fn eval(args: &EvalArgs) -> Result<()> {
     };
     let words = read_words(Some(&args.data), &rules)?;
     let skipped = words.skipped;
-    let splits = split::<CONTEXT>(words.words, args.seed)
+    let splits = split_words(words.words, args.seed)
         .map_err(|e| anyhow!("{}: {e}", data::input_name(&args.data)))?;
     let mut out = Out::new(true);
     if skipped > 0 {
@@ -153,12 +153,8 @@ fn eval(args: &EvalArgs) -> Result<()> {
             count(skipped as u64, "word")
         ))?;
     }
-    for (name, examples) in [
-        ("train", &splits.train),
-        ("val", &splits.val),
-        ("test", &splits.test),
-    ] {
-        let loss = model.loss(examples).unwrap_or(f64::NAN);
+    for (name, words) in ["train", "val", "test"].into_iter().zip(&splits) {
+        let loss = model.loss(words).unwrap_or(f64::NAN);
         out.line(format_args!("{name} {loss:.4}"))?;
     }
     out.flush()

@@ -10,7 +10,7 @@
 //! [`crate::shapes`], and the finished model is reported through the `dyn Loaded` read back.
 
 use crate::cli::TrainArgs;
-use crate::data::{BUILTIN_NAME, Splits, input_name, read_words, split};
+use crate::data::{BUILTIN_NAME, example_count, input_name, read_words, split_words};
 use crate::diverge::{self, Watch};
 use crate::modelfile::from_bytes;
 use crate::outputs::{self, Output};
@@ -21,7 +21,7 @@ use crate::stdout::Out;
 use crate::words::{self, Rules};
 use crate::{Stream, count, fmt_num, print_names, shown, stream};
 use anyhow::{Context, Result, anyhow};
-use charmlp_core::{CONTEXT, EMBED, StepDecay};
+use charmlp_core::StepDecay;
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
@@ -61,7 +61,7 @@ fn targets(args: &TrainArgs) -> Result<Targets> {
 /// [`crate::shapes::training`], and only [`Training::steps`] runs per shape.
 pub fn run(args: &TrainArgs) -> Result<()> {
     let started = Instant::now();
-    let (hidden, batch) = (args.hidden, args.batch);
+    let (shape, batch) = (args.shape.shape(), args.batch);
     let targets = targets(args)?;
     let mut out = Out::new(true);
     let source = args
@@ -77,19 +77,19 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         skip_bad_words: args.skip_bad_words,
     };
     let words = read_words(args.data.as_deref(), &rules)?;
-    let mut run = training(&words.chars, hidden, batch)?;
     let symbols = words.symbols();
     let n_words = words.words.len();
     let skipped = words.skipped;
     let alphabet = words::shown_chars(&words.chars);
-    let splits: Splits<CONTEXT> = split(words.words, args.seed).with_context(|| source.clone())?;
-    let [w_train, w_val, w_test] = splits.words;
+    let chars = words.chars;
+    let splits = split_words(words.words, args.seed).with_context(|| source.clone())?;
+    let mut run = training(shape, &chars, batch, &splits)?;
+    let [w_train, w_val, w_test] = splits.each_ref().map(|s| s.len());
+    let [e_train, e_val, e_test] = splits.each_ref().map(|s| example_count(s));
     out.line(format_args!(
-        "data: {source}: {}; train/val/test {w_train}/{w_val}/{w_test} words, {}/{}/{} examples",
+        "data: {source}: {}; train/val/test {w_train}/{w_val}/{w_test} words, \
+         {e_train}/{e_val}/{e_test} examples",
         count(n_words as u64, "word"),
-        splits.train.len(),
-        splits.val.len(),
-        splits.test.len()
     ))?;
     if skipped > 0 {
         out.line(format_args!(
@@ -108,8 +108,10 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         lr_final: args.lr_final,
     };
     out.line(format_args!(
-        "model: {symbols} → {EMBED} → {} → {hidden} → {symbols}, {} parameters; batch {batch}, {}, lr {} then {} from step {}",
-        EMBED * CONTEXT,
+        "model: {symbols} → {} → {} → {} → {symbols}, {} parameters; batch {batch}, {}, lr {} then {} from step {}",
+        shape.embed,
+        shape.embed * shape.context,
+        shape.hidden,
         run.param_count(),
         count(args.steps, "step"),
         fmt_num(schedule.lr),
@@ -150,7 +152,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             last += 1;
         }
         let chunk = &mut losses[..(last - first + 1) as usize];
-        run.steps(&mut batch_rng, &splits.train, &schedule, first, chunk)?;
+        run.steps(&mut batch_rng, &schedule, first, chunk)?;
         for (step, &loss) in (first..).zip(chunk.iter()) {
             if let Err(why) = watch.step(step, loss) {
                 return Err(diverged(step, watch.blamed_step(step), &why));
@@ -170,7 +172,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
                 }
                 if reported(step) {
                     let t = Instant::now();
-                    let v = run.loss(&splits.val).unwrap_or(f64::NAN);
+                    let v = run.val_loss().unwrap_or(f64::NAN);
                     summary.push_val(step, v);
                     val = Some(v);
                     let mut line = format!(
@@ -205,7 +207,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     let last_step = args.steps - 1;
 
     // makemore part 4: after training, batch-norm statistics over the whole training split.
-    run.calibrate(&splits.train)?;
+    run.calibrate()?;
     if let Some((j, mean, var)) = run.non_finite_statistic() {
         return Err(diverged(
             last_step,
@@ -222,7 +224,8 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         let why = format!("the trained model is unusable: {e:#}");
         diverged(last_step, watch.blamed_step(last_step), &why)
     })?;
-    let [train_loss, val_loss, test_loss]: [f64; 3] = [&splits.train, &splits.val, &splits.test]
+    let [train_loss, val_loss, test_loss]: [f64; 3] = splits
+        .each_ref()
         .map(|split| model.loss(split).unwrap_or(f64::NAN));
     if train_loss.is_nan() || train_loss > f64::from(watch.limit()) {
         return Err(diverged(

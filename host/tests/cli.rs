@@ -75,6 +75,36 @@ impl Scratch {
     }
 }
 
+/// Standard output of a command that must succeed.
+fn stdout_of(cmd: &mut Command) -> String {
+    String::from_utf8(cmd.assert().success().get_output().stdout.clone()).unwrap()
+}
+
+/// What `train` printed is what the model file gives: `sample` with the same seed prints the 20
+/// names train printed, and `eval` on the same data the losses it printed (same split, same
+/// calibrated model). Returns the sampled names.
+fn sample_and_eval_reproduce_train(stdout: &str, model: &Path, data: &Path) -> String {
+    let names_from_train: Vec<&str> = stdout
+        .lines()
+        .skip_while(|l| *l != "names:")
+        .skip(1)
+        .take(20)
+        .collect();
+    let sampled = stdout_of(charmlp().args(["sample", "--model"]).arg(model));
+    assert_eq!(sampled.lines().collect::<Vec<_>>(), names_from_train);
+    let losses_line = stdout.lines().find(|l| l.starts_with("loss: ")).unwrap();
+    let eval = stdout_of(
+        charmlp()
+            .args(["eval", "--model"])
+            .arg(model)
+            .arg("--data")
+            .arg(data),
+    );
+    let eval_line = format!("loss: {}", eval.lines().collect::<Vec<_>>().join(" "));
+    assert_eq!(eval_line, losses_line);
+    sampled
+}
+
 fn names_txt() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/names.txt")
 }
@@ -112,6 +142,8 @@ fn help_states_every_default() {
                 "[default: 0.01]",
                 "[default: 42]",
                 "[default: model.cmlp]",
+                "[default: 10]",
+                "[default: 3]",
                 "built-in",
             ][..],
         ),
@@ -407,62 +439,19 @@ fn train_sample_eval_export_round_trip() {
     assert!(rows[2].starts_with("1,") && rows[2].ends_with(','));
     assert!(std::fs::read_to_string(&plot).unwrap().contains("<svg"));
 
-    // The 20 names train printed are those `sample` gives with the same seed.
-    let names_from_train: Vec<&str> = stdout
-        .lines()
-        .skip_while(|l| *l != "names:")
-        .skip(1)
-        .take(20)
-        .collect();
-    let sampled = charmlp()
-        .args(["sample", "--model"])
-        .arg(&model)
-        .assert()
-        .success()
-        .get_output()
-        .clone();
-    let sampled = String::from_utf8(sampled.stdout).unwrap();
-    assert_eq!(sampled.lines().collect::<Vec<_>>(), names_from_train);
+    let sampled = sample_and_eval_reproduce_train(&stdout, &model, &data);
     assert!(
         sampled
             .lines()
             .all(|n| n.chars().all(|c| c.is_ascii_lowercase()))
     );
-    let five = charmlp()
-        .args([
-            "sample",
-            "-n",
-            "5",
-            "--seed",
-            "3",
-            "--temperature",
-            "0.5",
-            "--model",
-        ])
-        .arg(&model)
-        .assert()
-        .success()
-        .get_output()
-        .clone();
-    assert_eq!(String::from_utf8(five.stdout).unwrap().lines().count(), 5);
-
-    // eval reproduces the losses train printed (same split, same calibrated model).
-    let losses_line = stdout
-        .lines()
-        .find(|l| l.starts_with("loss: train"))
-        .unwrap();
-    let eval = charmlp()
-        .args(["eval", "--model"])
-        .arg(&model)
-        .arg("--data")
-        .arg(&data)
-        .assert()
-        .success()
-        .get_output()
-        .clone();
-    let eval = String::from_utf8(eval.stdout).unwrap();
-    let eval_line = format!("loss: {}", eval.lines().collect::<Vec<_>>().join(" "));
-    assert_eq!(eval_line, losses_line);
+    let five = stdout_of(
+        charmlp()
+            .args(["sample", "-n", "5", "--seed", "3", "--temperature", "0.5"])
+            .arg("--model")
+            .arg(&model),
+    );
+    assert_eq!(five.lines().count(), 5);
 }
 
 /// Words with a non-ASCII alphabet: the syllables' names and some from outside a–z.
@@ -592,20 +581,55 @@ int main(void) {
     );
 }
 
+/// A shape from the menu other than the default (makemore part 5's embedding and context) on a
+/// non-ASCII alphabet: the file records it, and sample and eval read it from the file alone.
+#[test]
+fn a_menu_shape_round_trips_through_the_file() {
+    let s = Scratch::new();
+    let mut text = std::fs::read_to_string(s.words(200)).unwrap();
+    text.push_str(WORLD_NAMES);
+    let data = s.write("world.txt", text);
+    let model = s.path("e24t8.cmlp");
+    let stdout = stdout_of(
+        charmlp()
+            .args(["train", "--steps", "300", "--embed", "24", "--context", "8"])
+            .arg("--data")
+            .arg(&data)
+            .arg("--out")
+            .arg(&model),
+    );
+    assert!(
+        stdout.contains("model: 27 → 24 → 192 → 64 → 27,"),
+        "{stdout}"
+    );
+    let bytes = std::fs::read(&model).unwrap();
+    let shape = charmlp_core::bytes::peek_shape(&bytes).unwrap();
+    assert_eq!(
+        (shape.vocab, shape.embed, shape.context, shape.hidden),
+        (27, 24, 8, 64)
+    );
+    sample_and_eval_reproduce_train(&stdout, &model, &data);
+    // A shape off the menu is a usage error naming the menu.
+    charmlp()
+        .args(["train", "--steps", "1", "--context", "4", "--data"])
+        .arg(&data)
+        .assert()
+        .failure()
+        .code(2)
+        .stderr(contains("--context").and(contains("4 is not built in; choose one of 3, 8")));
+}
+
 #[test]
 fn trains_on_makemores_names() {
     // A short run on the real data set: it reads all 32,033 names and learns.
     let s = Scratch::new();
-    let out = charmlp()
-        .args(["train", "--steps", "3000", "--data"])
-        .arg(names_txt())
-        .arg("--out")
-        .arg(s.path("names.cmlp"))
-        .assert()
-        .success()
-        .get_output()
-        .clone();
-    let stdout = String::from_utf8(out.stdout).unwrap();
+    let stdout = stdout_of(
+        charmlp()
+            .args(["train", "--steps", "3000", "--data"])
+            .arg(names_txt())
+            .arg("--out")
+            .arg(s.path("names.cmlp")),
+    );
     assert!(
         stdout.contains("32033 words; train/val/test 25626/3203/3204 words"),
         "{stdout}"
