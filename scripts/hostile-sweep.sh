@@ -126,7 +126,7 @@ for i in $(seq 10); do echo anna$i | tr 0-9 a-j; done >> fr.txt
 case_ messages ok T --steps 10 --out mm.cmlp --data fr.txt
 grep -q "fr.txt:1:1: 'é' (U+00E9) is not in the alphabet given by --alphabet" <("$B" train --data fr.txt --alphabet a-z --out mm.cmlp 2>&1) ; r=$?; tried[messages]=$((tried[messages]+1)); held[messages]=$((held[messages]+(r==0)))
 case_ messages ok T --steps 10 --out mm.cmlp --data fr.txt --alphabet a-z --skip-bad-words
-case_ messages err T --steps 10 --out mm.cmlp --data fr.txt --alphabet ''
+tried[messages]=$((tried[messages]+1)); "$B" train --steps 10 --out mm.cmlp --data fr.txt --alphabet '' >/dev/null 2>&1; [ $? -eq 2 ] && held[messages]=$((held[messages]+1))
 case_ messages err "$B" eval --model good.cmlp --data fr.txt
 for i in $(seq 12); do echo bobby; done >> bom.txt; case_ messages ok T --steps 10 --out mm.cmlp --data bom.txt
 echo; for c in "${!tried[@]}"; do echo "$c: ${held[$c]}/${tried[$c]} held"; done | sort

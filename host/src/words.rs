@@ -53,7 +53,9 @@ pub enum WordsError {
     #[error(
         "{line}:{column}: {} is not in {alphabet}; {}",
         describe(*ch),
-        if *skippable {
+        if *lowercase_fits {
+            "its lowercase is: pass --lowercase (or leave such words out with --skip-bad-words)"
+        } else if *skippable {
             "leave such words out with --skip-bad-words"
         } else {
             "add it to the alphabet, or leave such words out with --skip-bad-words"
@@ -67,6 +69,8 @@ pub enum WordsError {
         alphabet: &'static str,
         /// Whether the alphabet is the model's (fixed): then only skipping helps.
         skippable: bool,
+        /// Whether the character's lowercase is in the alphabet, without --lowercase.
+        lowercase_fits: bool,
     },
     #[error("{line}: word of {len} characters; the longest allowed is {MAX_WORD_LEN}")]
     TooLong { line: usize, len: usize },
@@ -407,12 +411,14 @@ fn parse_line(line: usize, raw: &[u8], rules: &Rules) -> Result<Option<String>, 
                 .chars()
                 .any(|c| alphabet.chars.binary_search(&c).is_err());
             if outside {
+                let known = |c: char| alphabet.chars.binary_search(&c).is_ok();
                 return Err(WordsError::NotInAlphabet {
                     line,
                     column,
                     ch,
                     alphabet: alphabet.source,
                     skippable: alphabet.source == MODELS,
+                    lowercase_fits: !rules.lowercase && ch.to_lowercase().all(known),
                 });
             }
         }
@@ -726,7 +732,14 @@ mod tests {
             parse_words(b"x\ny\n", &skip).unwrap_err().errors,
             [WordsError::AllSkipped { skipped: 2 }]
         );
-        // Lowercasing comes first: 'A' is 'a'.
+        // Lowercasing comes first: 'A' is 'a'; without it, the error says so.
+        let e = parse_words(b"CAB\n", &rules).unwrap_err();
+        assert!(
+            e.errors[0]
+                .to_string()
+                .contains("its lowercase is: pass --lowercase"),
+            "{e:?}"
+        );
         let lower = Rules {
             lowercase: true,
             ..rules
