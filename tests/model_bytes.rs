@@ -104,10 +104,30 @@ fn a_version_1_file_loads_with_makemores_alphabet() {
     let mut bad = v1.clone();
     bad[6] = 26;
     reseal(&mut bad);
-    assert!(matches!(
-        load(&mut back, &bad),
-        Err(LoadError::Symbols { found: 26, .. })
-    ));
+    let err = load(&mut back, &bad);
+    assert_eq!(err, Err(LoadError::Version1Symbols { found: 26 }));
+    assert!(
+        err.unwrap_err()
+            .to_string()
+            .contains("version 1 models have makemore's 27")
+    );
+    // And a version-2 file of fewer than two symbols says what a model has.
+    let mut one = bytes_of(&m);
+    one[6] = 1;
+    reseal(&mut one);
+    let err = load(&mut back, &one).unwrap_err();
+    assert_eq!(
+        err,
+        LoadError::Symbols {
+            found: 1,
+            capacity: 27
+        }
+    );
+    assert!(
+        err.to_string()
+            .contains("at least 2 (the boundary and a character)"),
+        "{err}"
+    );
 }
 
 #[test]

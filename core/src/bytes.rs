@@ -95,6 +95,8 @@ pub enum LoadError {
     ShapeMismatch { expected: Shape, found: Shape },
     /// More symbols than the caller's type holds, or fewer than two.
     Symbols { found: u16, capacity: usize },
+    /// A version-1 file (makemore's 27 symbols, no alphabet) claiming another count.
+    Version1Symbols { found: u16 },
     /// The alphabet section is not an alphabet (the u32 at `index` is not a character, or the
     /// characters are not increasing, or one is a control character).
     BadAlphabet {
@@ -130,9 +132,19 @@ impl fmt::Display for LoadError {
                 "model has {found}; expected embedding {}, context {}, hidden {}",
                 expected.embed, expected.context, expected.hidden
             ),
+            LoadError::Symbols { found, capacity } if *found < 2 => write!(
+                f,
+                "model has {found} symbols; a model has at least 2 (the boundary and a \
+                 character), and this model type at most {capacity}"
+            ),
             LoadError::Symbols { found, capacity } => write!(
                 f,
                 "model has {found} symbols; this model type holds 2 to {capacity}"
+            ),
+            LoadError::Version1Symbols { found } => write!(
+                f,
+                "model of format version 1 has {found} symbols; version 1 models have \
+                 makemore's 27"
             ),
             LoadError::BadAlphabet { index, error } => match error {
                 Some(e) => write!(f, "corrupt model alphabet: {e}"),
@@ -354,7 +366,10 @@ impl<const V: usize, const E: usize, const T: usize, const H: usize> Model<V, E,
             return Err(LoadError::ShapeMismatch { expected, found });
         }
         let symbols = found.vocab as usize;
-        if !(2..=V).contains(&symbols) || (version == VERSION_1 && symbols != 27) {
+        if version == VERSION_1 && symbols != 27 {
+            return Err(LoadError::Version1Symbols { found: found.vocab });
+        }
+        if !(2..=V).contains(&symbols) {
             return Err(LoadError::Symbols {
                 found: found.vocab,
                 capacity: V,

@@ -48,7 +48,7 @@ pub struct TrainArgs {
     /// Fix the alphabet to these characters instead of the data's (a word with others is an
     /// error, or left out with --skip-bad-words); ranges as `tr` writes them, e.g. "a-z'-" (a
     /// '-' first or last stands for itself)
-    #[arg(long, value_name = "CHARS", value_parser = alphabet_chars)]
+    #[arg(long, value_name = "CHARS", value_parser = alphabet_chars, allow_hyphen_values = true)]
     pub alphabet: Option<AlphabetChars>,
     /// With --alphabet: leave out, and count, the words with other characters
     #[arg(long, requires = "alphabet")]
@@ -210,6 +210,13 @@ fn alphabet_chars(s: &str) -> Result<AlphabetChars, String> {
             }
         }
     }
+    // A range between printable ends can still cover control characters ('~-¡' holds DEL).
+    if let Some(&c) = chars.iter().find(|c| c.is_control()) {
+        return Err(format!(
+            "its ranges hold {}, a control character; an alphabet holds printable characters",
+            crate::words::describe(c)
+        ));
+    }
     chars.sort_unstable();
     chars.dedup();
     let most = charmlp_core::MAX_SYMBOLS - 1;
@@ -298,7 +305,8 @@ fn one_of(allowed: &'static [usize]) -> impl Fn(&str) -> Result<usize, String> +
             .collect::<Vec<_>>()
             .join(", ");
         match s.parse::<i128>() {
-            Ok(n) if n >= 0 && allowed.contains(&(n as usize)) => Ok(n as usize),
+            // Checked: `as usize` would wrap 2⁶⁴ + 4 to a built-in 4.
+            Ok(n) if usize::try_from(n).is_ok_and(|n| allowed.contains(&n)) => Ok(n as usize),
             Ok(n) => Err(format!("{n} is not built in; choose one of {list}")),
             Err(_) => Err(format!("{s:?} is not a number; choose one of {list}")),
         }
@@ -350,6 +358,18 @@ mod tests {
             alphabet_chars("\u{100}-\u{10ffff}")
                 .unwrap_err()
                 .contains("at most 127")
+        );
+        assert!(
+            alphabet_chars("a-z~-\u{a1}")
+                .unwrap_err()
+                .contains("U+007F DELETE")
+        );
+        assert_eq!(
+            one_of(BATCH_SIZES)("18446744073709551620"),
+            Err(
+                "18446744073709551620 is not built in; choose one of 4, 8, 16, 32, 64, 128, 256"
+                    .into()
+            )
         );
         assert!(alphabet_chars("").unwrap_err().contains("empty"));
         assert!(alphabet_chars("a\tb").unwrap_err().contains("U+0009"));

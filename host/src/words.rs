@@ -26,6 +26,9 @@ pub const MAX_WORDS: usize = 1 << 24;
 /// to a couple of seconds.
 pub const MAX_LETTERS: usize = 1 << 26;
 
+/// Most lines read, blank, bad and skipped ones included: `yes ''` ends here.
+pub const MAX_LINES: usize = 1 << 26;
+
 /// Bad lines listed in one error; the rest are counted.
 pub const MAX_REPORTED: usize = 10;
 
@@ -33,8 +36,14 @@ pub const MAX_REPORTED: usize = 10;
 /// the message without the file name; see [`BadWords::at`].
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum WordsError {
-    #[error("{line}: not valid UTF-8 (byte {byte} of the line); a words file is UTF-8 text")]
-    NotUtf8 { line: usize, byte: usize },
+    #[error(
+        "{line}:{column}: not valid UTF-8 (byte {byte} of the line); a words file is UTF-8 text"
+    )]
+    NotUtf8 {
+        line: usize,
+        column: usize,
+        byte: usize,
+    },
     #[error(
         "{line}:{column}: {} is a control character; a word holds printable characters, one \
          word a line{}",
@@ -101,6 +110,11 @@ pub enum WordsError {
          (e.g. `shuf -n 1000000 FILE > sample.txt`)"
     )]
     TooMany { line: usize },
+    #[error(
+        "{line}: more lines than the {MAX_LINES} allowed (blank, bad and skipped ones count \
+         too); this is not a words file"
+    )]
+    TooManyLines { line: usize },
     #[error("no words: the file is empty or holds only blank lines")]
     Empty,
     #[error("no words left: --skip-bad-words left out all {skipped} of them")]
@@ -193,7 +207,10 @@ const INVISIBLE: [(char, &str); 67] = [
 /// Characters that show as nothing, or combine with the one before them, when printed: these
 /// are shown by code point only.
 fn is_invisible(ch: char) -> bool {
-    const RANGES: [(char, char); 9] = [
+    const RANGES: [(char, char); 12] = [
+        ('\u{ad}', '\u{ad}'),       // soft hyphen
+        ('\u{180e}', '\u{180e}'),   // Mongolian vowel separator
+        ('\u{feff}', '\u{feff}'),   // zero width no-break space (byte-order mark)
         ('\u{0300}', '\u{036f}'),   // combining diacritical marks
         ('\u{1ab0}', '\u{1aff}'),   // combining marks, extended
         ('\u{1dc0}', '\u{1dff}'),   // combining marks, supplement
@@ -237,6 +254,8 @@ pub fn describe(ch: char) -> String {
         format!("{code} {name}")
     } else if is_invisible(ch) {
         format!("{code} (an invisible character)")
+    } else if ch == '\'' {
+        "\"'\"".to_string()
     } else if ch.is_ascii() {
         format!("'{ch}'")
     } else {
@@ -269,6 +288,7 @@ impl WordsError {
             WordsError::LineTooLong { .. }
                 | WordsError::TooMany { .. }
                 | WordsError::TooManyLetters { .. }
+                | WordsError::TooManyLines { .. }
                 | WordsError::Io(_)
                 | WordsError::ModelFile
         )
@@ -384,9 +404,14 @@ fn parse_line(line: usize, raw: &[u8], rules: &Rules) -> Result<Option<String>, 
         Some(rest) if line == 1 => (rest, bom.len()),
         _ => (raw, 0),
     };
-    let text = std::str::from_utf8(raw).map_err(|e| WordsError::NotUtf8 {
-        line,
-        byte: skipped + e.valid_up_to() + 1,
+    let text = std::str::from_utf8(raw).map_err(|e| {
+        let valid = &raw[..e.valid_up_to()];
+        WordsError::NotUtf8 {
+            line,
+            // The characters before it are valid: count them, as other columns do.
+            column: valid.iter().filter(|&&b| (b & 0xc0) != 0x80).count() + 1,
+            byte: skipped + e.valid_up_to() + 1,
+        }
     })?;
     // Surrounding whitespace is not part of the word, as makemore's `w.strip()`.
     let leading = text.chars().take_while(|c| c.is_whitespace()).count();
@@ -442,7 +467,7 @@ pub const GIVEN: &str = "the alphabet given by --alphabet";
 /// it). Every bad line is reported (up to [`MAX_REPORTED`], with the count); a line over
 /// [`MAX_LINE_BYTES`], more than [`MAX_WORDS`] words or a read error stop the reading at once.
 pub fn read_words(reader: impl BufRead, rules: &Rules) -> Result<Words, BadWords> {
-    read_words_up_to(reader, rules, MAX_WORDS, MAX_LETTERS)
+    read_words_up_to(reader, rules, MAX_WORDS, MAX_LETTERS, MAX_LINES)
 }
 
 /// One error, as a [`BadWords`].
@@ -459,6 +484,7 @@ fn read_words_up_to(
     rules: &Rules,
     max_words: usize,
     max_letters: usize,
+    max_lines: usize,
 ) -> Result<Words, BadWords> {
     let mut words: Vec<String> = Vec::new();
     let mut skipped = 0usize;
@@ -466,7 +492,9 @@ fn read_words_up_to(
         errors: Vec::new(),
         count: 0,
     };
-    if reader.fill_buf().is_ok_and(|b| b.starts_with(b"CMLP")) {
+    // A model file: the magic and a format version (1 or 2, little-endian), which no text has.
+    let model_file = |b: &[u8]| b.starts_with(b"CMLP") && matches!(b.get(4..6), Some([1 | 2, 0]));
+    if reader.fill_buf().is_ok_and(model_file) {
         return Err(only(WordsError::ModelFile));
     }
     // A line's limit counts its content, not its `\n` or `\r\n`: read up to two bytes more.
@@ -477,6 +505,7 @@ fn read_words_up_to(
         let limit = (MAX_LINE_BYTES + 2) as u64;
         let result = match (&mut reader).take(limit).read_until(b'\n', &mut buf) {
             Ok(0) => break,
+            Ok(_) if line > max_lines => Err(WordsError::TooManyLines { line }),
             Ok(_) if content(&buf).len() > MAX_LINE_BYTES => Err(WordsError::LineTooLong {
                 line,
                 bare_cr: content(&buf).contains(&b'\r'),
@@ -828,7 +857,11 @@ mod tests {
     fn rejects_invalid_utf8_empty_files_and_long_words() {
         assert_eq!(
             first(b"emma\nab\xffc\n"),
-            WordsError::NotUtf8 { line: 2, byte: 3 }
+            WordsError::NotUtf8 {
+                line: 2,
+                column: 3,
+                byte: 3
+            }
         );
         assert_eq!(first(b""), WordsError::Empty);
         assert_eq!(first(b"\n\r\n \n"), WordsError::Empty);
@@ -861,18 +894,32 @@ mod tests {
         // `yes a`: endless words, refused after the word limit (a small one here: the real
         // one, MAX_WORDS, takes about a gigabyte to reach).
         let e = read_words_up_to(
-            std::io::BufReader::new(YesA(0)),
+            std::io::BufReader::new(Repeat(b"a\n", 0)),
             &Rules::default(),
             1000,
             5000,
+            MAX_LINES,
         )
         .unwrap_err();
         assert_eq!(e.errors, [WordsError::TooMany { line: 1001 }]);
-        let ok = read_words_up_to(&b"a\n".repeat(1000)[..], &Rules::default(), 1000, 1000).unwrap();
+        let ok = read_words_up_to(
+            &b"a\n".repeat(1000)[..],
+            &Rules::default(),
+            1000,
+            1000,
+            MAX_LINES,
+        )
+        .unwrap();
         assert_eq!(ok.words.len(), 1000);
         // Long words reach the letter limit first.
-        let e = read_words_up_to(&b"abcd\n".repeat(1000)[..], &Rules::default(), 1000, 2000)
-            .unwrap_err();
+        let e = read_words_up_to(
+            &b"abcd\n".repeat(1000)[..],
+            &Rules::default(),
+            1000,
+            2000,
+            MAX_LINES,
+        )
+        .unwrap_err();
         assert_eq!(e.errors, [WordsError::TooManyLetters { line: 501 }]);
     }
 
@@ -917,7 +964,7 @@ mod tests {
             Some(WordsError::LineTooLong { line: 11, .. })
         ));
         // A blank line after the last allowed word is not one word too many.
-        assert!(read_words_up_to(&b"a\na\n\n"[..], &Rules::default(), 2, 10).is_ok());
+        assert!(read_words_up_to(&b"a\na\n\n"[..], &Rules::default(), 2, 10, MAX_LINES).is_ok());
         // A long CRLF line is not an old-Mac file.
         let crlf = format!("{}\r\n", "1".repeat(MAX_LINE_BYTES + 1));
         assert!(matches!(
@@ -927,7 +974,11 @@ mod tests {
         // Byte offsets count the byte-order mark; columns count characters.
         assert_eq!(
             first(b"\xef\xbb\xbfab\xff"),
-            WordsError::NotUtf8 { line: 1, byte: 6 }
+            WordsError::NotUtf8 {
+                line: 1,
+                column: 3,
+                byte: 6
+            }
         );
         assert_eq!(
             first("é\rb".as_bytes()),
@@ -935,13 +986,41 @@ mod tests {
         );
     }
 
-    /// `yes a`: "a\n" forever.
-    struct YesA(u8);
-    impl Read for YesA {
+    #[test]
+    fn endless_blank_or_bad_lines_stop_at_the_line_limit() {
+        for line in [&b"\n"[..], b"\x01\n", b"  \n"] {
+            let endless = std::io::BufReader::new(Repeat(line, 0));
+            let e = read_words_up_to(endless, &Rules::default(), MAX_WORDS, MAX_LETTERS, 1000)
+                .unwrap_err();
+            assert!(
+                matches!(
+                    e.errors.last(),
+                    Some(WordsError::TooManyLines { line: 1001 })
+                ),
+                "{line:?}: {e:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_word_that_starts_with_the_magic_is_a_word() {
+        let w = parse(b"CMLPATRICK\nanna\n").unwrap();
+        assert_eq!(w.words.len(), 2);
+        assert_eq!(first(b"CMLP\x02\x00\x1b\x00"), WordsError::ModelFile);
+        assert_eq!(describe('\''), "\"'\"");
+        assert_eq!(
+            shown_chars(&['a', '\u{feff}', '\u{ad}']),
+            "a\\u{feff}\\u{ad}"
+        );
+    }
+
+    /// A line repeated forever.
+    struct Repeat(&'static [u8], usize);
+    impl Read for Repeat {
         fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
             for b in buf.iter_mut() {
-                *b = if self.0 == 0 { b'a' } else { b'\n' };
-                self.0 ^= 1;
+                *b = self.0[self.1];
+                self.1 = (self.1 + 1) % self.0.len();
             }
             Ok(buf.len())
         }

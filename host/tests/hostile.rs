@@ -649,6 +649,11 @@ fn messages_name_characters_count_every_bad_line_and_say_what_works() {
         &["fr.txt", "3 words; an 80/10/10 split needs at least 10"],
     );
     assert_eq!(skipping.lines().count(), 1);
+    // A leading '-' is the character itself, as tr reads it, and not taken for a flag.
+    fails(
+        train(&accents).args(["--alphabet", "-a-z", "--skip-bad-words"]),
+        &["fr.txt", "4 words; an 80/10/10 split needs at least 10"],
+    );
     let control = d.write("esc.txt", "anne\x1bmarie\n");
     fails(
         &mut train(&control),
