@@ -366,7 +366,7 @@ impl<const V: usize, const E: usize, const T: usize, const H: usize> Model<V, E,
             return Err(LoadError::ShapeMismatch { expected, found });
         }
         let symbols = found.vocab as usize;
-        if version == VERSION_1 && symbols != 27 {
+        if version == VERSION_1 && symbols != crate::vocab::VOCAB {
             return Err(LoadError::Version1Symbols { found: found.vocab });
         }
         if !(2..=V).contains(&symbols) {
