@@ -183,12 +183,6 @@ pub struct AlphabetChars(pub Vec<char>);
 /// `--alphabet`: its characters, sorted and each once; not empty, no control characters.
 /// `X-Y` is the range from X to Y, as `tr` reads it; a '-' first or last is itself.
 fn alphabet_chars(s: &str) -> Result<AlphabetChars, String> {
-    if let Some(c) = s.chars().find(|c| c.is_control()) {
-        return Err(format!(
-            "{} is a control character; an alphabet holds printable characters",
-            crate::words::describe(c)
-        ));
-    }
     let given: Vec<char> = s.chars().collect();
     let mut chars = Vec::new();
     let mut i = 0;
@@ -210,10 +204,11 @@ fn alphabet_chars(s: &str) -> Result<AlphabetChars, String> {
             }
         }
     }
-    // A range between printable ends can still cover control characters ('~-¡' holds DEL).
+    // One check of the characters as expanded: a typed one, or one a range between printable
+    // ends covers ('~-¡' holds DEL).
     if let Some(&c) = chars.iter().find(|c| c.is_control()) {
         return Err(format!(
-            "its ranges hold {}, a control character; an alphabet holds printable characters",
+            "{} is a control character; an alphabet holds printable characters",
             crate::words::describe(c)
         ));
     }

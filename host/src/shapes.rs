@@ -148,12 +148,6 @@ impl ModelShape {
         hidden: charmlp_core::HIDDEN,
     };
 
-    /// Scalars in the seven tensors of a model of `symbols` symbols.
-    pub fn param_count(self, symbols: usize) -> usize {
-        let (v, e, t, h) = (symbols, self.embed, self.context, self.hidden);
-        v * e + t * e * h + 3 * h + h * v + v
-    }
-
     /// Whether every size is on the menu.
     pub fn is_built(self) -> bool {
         EMBED_WIDTHS.contains(&self.embed)
@@ -464,14 +458,13 @@ pub trait Loaded {
 struct LoadedModel<const V: usize, const E: usize, const T: usize, const H: usize> {
     model: Box<Model<V, E, T, H>>,
     alphabet: Alphabet<V>,
-    chars: Vec<char>,
 }
 
 impl<const V: usize, const E: usize, const T: usize, const H: usize> Loaded
     for LoadedModel<V, E, T, H>
 {
     fn chars(&self) -> &[char] {
-        &self.chars
+        self.alphabet.chars()
     }
 
     fn shape(&self) -> Shape {
@@ -539,16 +532,11 @@ pub fn load(bytes: &[u8]) -> Result<Box<dyn Loaded>> {
     macro_rules! read {
         ($v:literal, $vp:literal, $e:literal, $t:literal, $h:literal, ()) => {{
             let mut model = Box::new(Model::<$v, $e, $t, $h>::zeroed());
-            let mut alphabet = Alphabet::<$v>::new(&[]).map_err(|e| anyhow!("{e}"))?;
+            let mut alphabet = alphabet::<$v>(&[])?;
             model
                 .read_bytes(&mut alphabet, bytes)
                 .map_err(|e| anyhow!("{e}"))?;
-            let chars = alphabet.chars().to_vec();
-            Some(Box::new(LoadedModel {
-                model,
-                alphabet,
-                chars,
-            }) as Box<dyn Loaded>)
+            Some(Box::new(LoadedModel { model, alphabet }) as Box<dyn Loaded>)
         }};
     }
     menu!(dispatch!((v, flags.embed, flags.context, flags.hidden) read ();))
