@@ -609,6 +609,40 @@ fn a_menu_shape_round_trips_through_the_file() {
         (27, 24, 8, 64)
     );
     sample_and_eval_reproduce_train(&stdout, &model, &data);
+    // eval reads with the model's alphabet: a character it does not know is an error naming the
+    // line, a capital whose lowercase it knows gets the --lowercase hint, and --skip-bad-words
+    // leaves such words out and says how many.
+    let mut text = std::fs::read_to_string(&data).unwrap();
+    text.push_str("xavier\nZoë\n");
+    let foreign = s.write("foreign.txt", text);
+    let lines = std::fs::read_to_string(&foreign).unwrap().lines().count();
+    let eval = |extra: &[&str]| {
+        let mut c = charmlp();
+        c.args(["eval", "--model"])
+            .arg(&model)
+            .arg("--data")
+            .arg(&foreign)
+            .args(extra);
+        c
+    };
+    let e = eval(&[])
+        .assert()
+        .failure()
+        .code(1)
+        .get_output()
+        .stderr
+        .clone();
+    let e = String::from_utf8(e).unwrap();
+    assert!(
+        e.contains(&format!("foreign.txt:{}:1: 'x' is not in the model's alphabet", lines - 1))
+            && e.contains(&format!("foreign.txt:{lines}:1: 'Z' is not in the model's alphabet; its lowercase is: pass --lowercase")),
+        "{e}"
+    );
+    let skipped = stdout_of(&mut eval(&["--skip-bad-words"]));
+    assert!(
+        skipped.starts_with("skipped: 2 words with characters outside the model's alphabet\n"),
+        "{skipped}"
+    );
     // A shape off the menu is a usage error naming the menu.
     charmlp()
         .args(["train", "--steps", "1", "--context", "4", "--data"])
