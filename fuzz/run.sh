@@ -10,20 +10,23 @@ root=$(cd .. && pwd)
 
 echo "== seed corpora"
 charmlp() { (cd "$root" && cargo run --quiet --release -p charmlp -- "$@"); }
-mkdir -p corpus/model_bytes corpus/words corpus/sample_eval
-charmlp train --steps 300 --out "$PWD/corpus/model_bytes/h64.cmlp" > /dev/null
-charmlp train --steps 100 --hidden 200 --out "$PWD/corpus/model_bytes/h200.cmlp" > /dev/null
+mkdir -p corpus/model_bytes corpus/words corpus/sample_eval corpus/safetensors
+charmlp train --steps 300 --out "$PWD/corpus/safetensors/h64.safetensors" > /dev/null
+printf 'zoë\njosé\nchloé\n"x\\y"\n' | charmlp train --data - --steps 50 --batch 4 \
+    --out "$PWD/corpus/safetensors/accents.safetensors" > /dev/null
+# The legacy format's corpus: the committed version-2 file of tests/data (see its README).
+cp "$root/tests/data/v2.cmlp" corpus/model_bytes/v2.cmlp
 head -c 4096 "$root/../shared/data/names.txt" > corpus/words/names-head.txt
 head -c 4096 "$root/data/census-1990-first-names.txt" | sed 's/$/\r/' > corpus/words/census-crlf.txt
 printf 'emma\nOlivia\nmary-jane\n\n' > corpus/words/mistakes.txt
 printf 'zoë\njosé\n中村\no'"'"'brien\n' > corpus/words/world.txt
-head -c 2048 corpus/model_bytes/h64.cmlp > corpus/sample_eval/model-prefix
+head -c 2048 corpus/safetensors/h64.safetensors > corpus/sample_eval/model-prefix
 printf 'abcdefghijklmnopqrstuvwxyz' > corpus/sample_eval/letters
 
 echo "== build"
 cargo +nightly fuzz build
 
-for target in model_bytes words sample_eval; do
+for target in model_bytes safetensors words sample_eval; do
     echo "== fuzz $target for ${seconds}s"
     log=$(mktemp)
     regressions=()

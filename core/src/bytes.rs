@@ -113,6 +113,8 @@ pub enum LoadError {
     NegativeVariance { index: usize, value: f32 },
     /// Finite weights that can still overflow f32 on some input (see [`crate::bounds`]).
     Overflow(Overflow),
+    /// Not a safetensors model file (see [`crate::safetensors`]).
+    File(crate::safetensors::FileError),
 }
 
 impl fmt::Display for LoadError {
@@ -179,6 +181,7 @@ impl fmt::Display for LoadError {
                 "model weights are so large that {layer} can overflow f32 (unit {unit}): \
                  no loss or name computed from them would be a number"
             ),
+            LoadError::File(e) => e.fmt(f),
         }
     }
 }

@@ -28,6 +28,7 @@ pub mod model;
 pub mod params;
 pub mod random;
 pub mod reference;
+pub mod safetensors;
 pub mod sample;
 pub mod shape;
 pub mod simd;

@@ -74,7 +74,7 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = DEFAULT_SEED)]
     pub seed: u64,
     /// Where to write the model (atomically, last: the old file survives any failure)
-    #[arg(long, value_name = "FILE", default_value = "model.cmlp")]
+    #[arg(long, value_name = "FILE", default_value = "model.safetensors")]
     pub out: PathBuf,
     /// Write the loss of every step and the periodic validation losses as CSV
     #[arg(long, value_name = "FILE")]
@@ -86,9 +86,8 @@ pub struct TrainArgs {
 
 #[derive(Debug, Args)]
 pub struct SampleArgs {
-    /// Model file written by `charmlp train`
-    #[arg(long, value_name = "FILE")]
-    pub model: PathBuf,
+    #[command(flatten)]
+    pub model: ModelIn,
     /// Number of names
     #[arg(short = 'n', long = "count", default_value_t = 20, value_parser = count_u64)]
     pub count: u64,
@@ -103,9 +102,8 @@ pub struct SampleArgs {
 
 #[derive(Debug, Args)]
 pub struct EvalArgs {
-    /// Model file written by `charmlp train`
-    #[arg(long, value_name = "FILE")]
-    pub model: PathBuf,
+    #[command(flatten)]
+    pub model: ModelIn,
     /// Words file (split 80/10/10 with --seed, as train does); its characters must be in the
     /// model's alphabet
     #[arg(long, value_name = "FILE")]
@@ -131,9 +129,8 @@ pub struct EvalWords {
 
 #[derive(Debug, Args)]
 pub struct ExportArgs {
-    /// Model file written by `charmlp train`
-    #[arg(long, value_name = "FILE")]
-    pub model: PathBuf,
+    #[command(flatten)]
+    pub model: ModelIn,
     /// Source language: rust (a `static MODEL: charmlp_core::Model`) or c (a header of arrays)
     #[arg(long, value_enum)]
     pub lang: Lang,
@@ -174,6 +171,19 @@ pub struct BenchArgs {
     /// step's time is kept for the percentiles
     #[arg(long, default_value_t = 20_000, value_parser = bench_steps, allow_negative_numbers = true)]
     pub steps: u64,
+}
+
+/// A model file to read.
+#[derive(Debug, Args)]
+pub struct ModelIn {
+    /// Model file: a safetensors file written by `charmlp train` or saved from PyTorch with
+    /// the notebook's tensor names, or a `.cmlp` file of earlier versions
+    #[arg(long, value_name = "FILE")]
+    pub model: PathBuf,
+    /// The characters of tokens 1.. of a safetensors file saved without charmlp's metadata
+    /// (makemore's a-z when it has 27 symbols)
+    #[arg(long, value_name = "CHARS", value_parser = alphabet_chars, allow_hyphen_values = true)]
+    pub alphabet: Option<AlphabetChars>,
 }
 
 /// The characters of `--alphabet`, sorted and each once.

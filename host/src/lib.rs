@@ -124,14 +124,20 @@ pub fn run(command: Command) -> Result<()> {
 fn sample(args: &SampleArgs) -> Result<()> {
     let temperature = Temperature::new(args.temperature)
         .ok_or_else(|| anyhow!("--temperature {}: must be 0 or more", args.temperature))?;
-    let model = load(&args.model)?;
+    let model = load(
+        &args.model.model,
+        args.model.alphabet.as_ref().map(|a| &a.0[..]),
+    )?;
     let mut out = Out::new(false);
     print_names(&mut out, model.as_ref(), args.count, args.seed, temperature)?;
     out.flush()
 }
 
 fn eval(args: &EvalArgs) -> Result<()> {
-    let model = load(&args.model)?;
+    let model = load(
+        &args.model.model,
+        args.model.alphabet.as_ref().map(|a| &a.0[..]),
+    )?;
     // The model's alphabet, fixed: a character it does not know is an error (or, with
     // --skip-bad-words, its word is left out and counted).
     let rules = words::Rules {
@@ -161,14 +167,17 @@ fn eval(args: &EvalArgs) -> Result<()> {
 }
 
 fn export(args: &ExportArgs) -> Result<()> {
-    let [target] = outputs::check(&[("--model", &args.model)], &[("--out", &args.out)])?
+    let [target] = outputs::check(&[("--model", &args.model.model)], &[("--out", &args.out)])?
         .try_into()
         .map_err(|_| anyhow!("one output expected"))?;
-    let origin = args.model.file_name().map_or_else(
-        || args.model.display().to_string(),
+    let origin = args.model.model.file_name().map_or_else(
+        || args.model.model.display().to_string(),
         |n| n.to_string_lossy().into_owned(),
     );
-    let model = load(&args.model)?;
+    let model = load(
+        &args.model.model,
+        args.model.alphabet.as_ref().map(|a| &a.0[..]),
+    )?;
     let source = match args.lang {
         Lang::Rust => export::rust_source(model.as_ref(), &origin),
         Lang::C => export::c_source(model.as_ref(), &origin),

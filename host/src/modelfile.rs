@@ -4,7 +4,6 @@
 use crate::shapes::{self, Loaded};
 use crate::shown;
 use anyhow::{Context, Result, anyhow, bail};
-use charmlp_core::bytes::MAGIC;
 use std::io::Read;
 use std::path::Path;
 
@@ -12,7 +11,8 @@ use std::path::Path;
 /// the largest ([`shapes::max_model_bytes`]): a longer input is not one of its models, and
 /// reading stops there (`--model /dev/zero` ends at once). Every failure names the file and
 /// what is wrong.
-pub fn load(path: &Path) -> Result<Box<dyn Loaded>> {
+/// `default_alphabet` is the alphabet of a safetensors file without charmlp's metadata.
+pub fn load(path: &Path, default_alphabet: Option<&[char]>) -> Result<Box<dyn Loaded>> {
     let max = shapes::max_model_bytes();
     let mut bytes = Vec::new();
     let (name, file) = crate::data::open_input(path)
@@ -20,14 +20,16 @@ pub fn load(path: &Path) -> Result<Box<dyn Loaded>> {
     file.take(max as u64 + 1)
         .read_to_end(&mut bytes)
         .with_context(|| format!("{name}: cannot read the model file"))?;
-    if bytes.len() > max && bytes.starts_with(&MAGIC) {
+    let model_like =
+        bytes.starts_with(b"CMLP") || charmlp_core::safetensors::looks_like_safetensors(&bytes);
+    if bytes.len() > max && model_like {
         bail!("{name}: longer than any model this build reads ({max} bytes at most)");
     }
-    from_bytes(&bytes).map_err(|e| anyhow!("{name}: {e}"))
+    from_bytes(&bytes, default_alphabet).map_err(|e| anyhow!("{name}: {e}"))
 }
 
 /// A model from a file's bytes, of whichever built-in shape they hold; the loader's checks
 /// (checksum, alphabet, finite values, variances, activation bounds) are all applied.
-pub fn from_bytes(bytes: &[u8]) -> Result<Box<dyn Loaded>> {
-    shapes::load(bytes)
+pub fn from_bytes(bytes: &[u8], default_alphabet: Option<&[char]>) -> Result<Box<dyn Loaded>> {
+    shapes::load(bytes, default_alphabet)
 }

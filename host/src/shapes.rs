@@ -26,6 +26,7 @@ use crate::MAX_NAME_LEN;
 use crate::data::{WordSplits, examples};
 use anyhow::{Result, anyhow, bail};
 use charmlp_core::bytes::{Shape, peek_shape};
+use charmlp_core::safetensors;
 use charmlp_core::{
     Alphabet, Batch, BnCalibration, EmptySplit, Example, InferState, Model, Params, StepDecay,
     Temperature, Token, TrainState, train_step,
@@ -228,8 +229,8 @@ pub trait Training {
     /// A hidden unit whose batch-norm mean or variance is not finite: (unit, mean, var).
     fn non_finite_statistic(&self) -> Option<(usize, f32, f32)>;
 
-    /// The model file's bytes, alphabet included.
-    fn model_bytes(&self) -> Vec<u8>;
+    /// The model file's bytes (safetensors), alphabet included, with `extra` metadata.
+    fn model_bytes(&self, extra: &[(&str, &str)]) -> Vec<u8>;
 }
 
 /// What a batch size adds to a training run: its activations and batch, and the step loop.
@@ -378,11 +379,8 @@ impl<const V: usize, const E: usize, const T: usize, const H: usize> Training fo
             .map(|j| (j, bn.mean[j], bn.var[j]))
     }
 
-    fn model_bytes(&self) -> Vec<u8> {
-        let mut bytes = vec![0; Model::<V, E, T, H>::bytes_len(&self.alphabet)];
-        let written = self.model.write_bytes(&self.alphabet, &mut bytes);
-        debug_assert_eq!(written, Ok(bytes.len()));
-        bytes
+    fn model_bytes(&self, extra: &[(&str, &str)]) -> Vec<u8> {
+        write_safetensors(&self.model, &self.alphabet, extra)
     }
 }
 
@@ -490,9 +488,30 @@ impl<const V: usize, const E: usize, const T: usize, const H: usize> Loaded
     }
 }
 
+/// `model` as a safetensors file with `extra` metadata.
+pub(crate) fn write_safetensors<const V: usize, const E: usize, const T: usize, const H: usize>(
+    model: &Model<V, E, T, H>,
+    alphabet: &Alphabet<V>,
+    extra: &[(&str, &str)],
+) -> Vec<u8> {
+    let mut bytes = vec![0; 8 + safetensors::HEADER_WRITE_MAX + Model::<V, E, T, H>::MAX_BYTES];
+    // The buffer holds the largest header and more than the tensors: only the caller's
+    // metadata could overflow it, and the host's is a few short strings.
+    let len = model
+        .write_safetensors(alphabet, extra, &mut bytes)
+        .expect("a model fits a buffer of the largest header and all its floats");
+    bytes.truncate(len);
+    bytes
+}
+
 /// Bytes of the largest model file this build reads: the largest menu shape's with every
-/// symbol present.
+/// symbol present and the largest header read.
 pub fn max_model_bytes() -> usize {
+    max_cmlp_bytes().saturating_add(8 + safetensors::HEADER_MAX)
+}
+
+/// Bytes of the largest `.cmlp` file this build reads.
+fn max_cmlp_bytes() -> usize {
     let (v, e, t, h) = (
         most_symbols(),
         EMBED_WIDTHS.iter().max(),
@@ -512,8 +531,23 @@ pub fn max_model_bytes() -> usize {
 /// A model from a file's bytes, of whichever built-in shape they hold, in the smallest capacity
 /// that holds its symbols; the loader's checks (checksum, alphabet, finite values, variances,
 /// activation bounds) are all applied.
-pub fn load(bytes: &[u8]) -> Result<Box<dyn Loaded>> {
-    let shape = peek_shape(bytes).map_err(|e| anyhow!("{e}"))?;
+///
+/// A safetensors file without charmlp's metadata takes `default_alphabet` (the characters of
+/// tokens 1..), or makemore's if it has 27 symbols; a legacy `.cmlp` file carries its own.
+pub fn load(bytes: &[u8], default_alphabet: Option<&[char]>) -> Result<Box<dyn Loaded>> {
+    let cmlp = safetensors::is_cmlp(bytes);
+    if !cmlp && !safetensors::looks_like_safetensors(bytes) {
+        bail!(
+            "not a model file: neither safetensors (8-byte header length, then a JSON header) \
+             nor an earlier version's .cmlp (starting with CMLP)"
+        );
+    }
+    let shape = if cmlp {
+        peek_shape(bytes)
+    } else {
+        safetensors::peek_shape(bytes)
+    }
+    .map_err(|e| anyhow!("{e}"))?;
     let flags = ModelShape {
         embed: usize::from(shape.embed),
         context: usize::from(shape.context),
@@ -533,9 +567,12 @@ pub fn load(bytes: &[u8]) -> Result<Box<dyn Loaded>> {
         ($v:literal, $vp:literal, $e:literal, $t:literal, $h:literal, ()) => {{
             let mut model = Box::new(Model::<$v, $e, $t, $h>::zeroed());
             let mut alphabet = alphabet::<$v>(&[])?;
-            model
-                .read_bytes(&mut alphabet, bytes)
-                .map_err(|e| anyhow!("{e}"))?;
+            if cmlp {
+                model.read_bytes(&mut alphabet, bytes)
+            } else {
+                model.read_safetensors(&mut alphabet, bytes, default_alphabet)
+            }
+            .map_err(|e| anyhow!("{e}"))?;
             Some(Box::new(LoadedModel { model, alphabet }) as Box<dyn Loaded>)
         }};
     }
@@ -658,6 +695,6 @@ mod tests {
     #[test]
     fn the_largest_file_is_the_largest_shapes() {
         let largest = Model::<128, 24, 8, 200>::MAX_BYTES;
-        assert_eq!(max_model_bytes(), largest);
+        assert_eq!(max_model_bytes(), largest + 8 + safetensors::HEADER_MAX);
     }
 }

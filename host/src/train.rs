@@ -57,6 +57,33 @@ fn targets(args: &TrainArgs) -> Result<Targets> {
     })
 }
 
+/// How the words were split, for the model file's metadata.
+pub const SPLIT_RULE: &str =
+    "random.seed(seed); random.shuffle(words); 80/10/10 by words (makemore's)";
+
+/// SHA-256 (hex) of the words as trained on (after trimming and --lowercase, without skipped
+/// words), one a line with `\n` after each: names the data a model came from.
+pub fn data_hash(words: &[Vec<charmlp_core::Token>], chars: &[char]) -> String {
+    use sha2::Digest;
+    let mut hasher = sha2::Sha256::new();
+    let mut utf8 = [0; 4];
+    for word in words {
+        for t in word {
+            let ch = chars
+                .get(t.index().wrapping_sub(1))
+                .copied()
+                .unwrap_or('\0');
+            hasher.update(ch.encode_utf8(&mut utf8).as_bytes());
+        }
+        hasher.update(b"\n");
+    }
+    hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// Trains with the flags' recipe. Not generic: the shape is chosen once, in
 /// [`crate::shapes::training`], and only [`Training::steps`] runs per shape.
 pub fn run(args: &TrainArgs) -> Result<()> {
@@ -82,6 +109,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     let skipped = words.skipped;
     let alphabet = words::shown_chars(&words.chars);
     let chars = words.chars;
+    let data_sha256 = data_hash(&words.words, &chars);
     let splits = split_words(words.words, args.seed).with_context(|| source.clone())?;
     let mut run = training(shape, &chars, batch, &splits)?;
     let [w_train, w_val, w_test] = splits.each_ref().map(|s| s.len());
@@ -219,8 +247,14 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     }
     // The model as it will be written, loaded back through the loader `sample` uses: what is
     // written is a model charmlp itself accepts, and what is reported below is that model.
-    let bytes = run.model_bytes();
-    let model = from_bytes(&bytes).map_err(|e| {
+    let seed = args.seed.to_string();
+    let provenance = [
+        ("seed", seed.as_str()),
+        ("split", SPLIT_RULE),
+        ("data_sha256", data_sha256.as_str()),
+    ];
+    let bytes = run.model_bytes(&provenance);
+    let model = from_bytes(&bytes, None).map_err(|e| {
         let why = format!("the trained model is unusable: {e:#}");
         diverged(last_step, watch.blamed_step(last_step), &why)
     })?;

@@ -103,7 +103,7 @@ pub enum WordsError {
          (e.g. `shuf -n 1000000 FILE > sample.txt`)"
     )]
     TooManyLetters { line: usize },
-    #[error("starts with CMLP: this is a charmlp model file, not a words file (one word a line)")]
+    #[error("this is a charmlp model file, not a words file (one word a line)")]
     ModelFile,
     #[error(
         "{line}: more words than the {MAX_WORDS} allowed; sample the file first \
@@ -493,7 +493,10 @@ fn read_words_up_to(
         count: 0,
     };
     // A model file: the magic and a format version (1 or 2, little-endian), which no text has.
-    let model_file = |b: &[u8]| b.starts_with(b"CMLP") && matches!(b.get(4..6), Some([1 | 2, 0]));
+    let model_file = |b: &[u8]| {
+        (b.starts_with(b"CMLP") && matches!(b.get(4..6), Some([1 | 2, 0])))
+            || charmlp_core::safetensors::looks_like_safetensors(b)
+    };
     if reader.fill_buf().is_ok_and(model_file) {
         return Err(only(WordsError::ModelFile));
     }

@@ -141,7 +141,7 @@ fn help_states_every_default() {
                 "[default: 100000]",
                 "[default: 0.01]",
                 "[default: 42]",
-                "[default: model.cmlp]",
+                "[default: model.safetensors]",
                 "[default: 10]",
                 "[default: 3]",
                 "built-in",
@@ -265,9 +265,17 @@ fn bad_model_files_are_named() {
     let bytes = std::fs::read(&good).unwrap();
 
     let mut version = bytes.clone();
-    version[4] = 9;
-    let mut shape = bytes.clone();
-    shape[8] = 12; // embedding width 12
+    let key = b"\"format_version\":\"1\"";
+    let at = version.windows(key.len()).position(|w| w == key).unwrap();
+    version[at + key.len() - 2] = b'9';
+    // A model of embedding 12, a shape this build does not read, in the right format.
+    let mut e12 = Box::new(charmlp_core::Model::<27, 12, 3, 64>::zeroed());
+    e12.params.gain = [1.0; 64];
+    let mut shape = vec![0; 1 << 16];
+    let n = e12
+        .write_safetensors(&charmlp_core::Alphabet::MAKEMORE, &[], &mut shape)
+        .unwrap();
+    shape.truncate(n);
     let mut flipped = bytes.clone();
     flipped[1000] ^= 0x10;
     let cases: Vec<(PathBuf, Vec<&str>)> = vec![
@@ -275,10 +283,10 @@ fn bad_model_files_are_named() {
             s.path("nothing.cmlp"),
             vec!["nothing.cmlp", "cannot read the model file"],
         ),
-        (data.clone(), vec!["words.txt", "not a charmlp model"]),
+        (data.clone(), vec!["words.txt", "not a model file"]),
         (
             s.write("v9.cmlp", &version),
-            vec!["v9.cmlp", "format version 9", "reads versions 1 to 2"],
+            vec!["v9.cmlp", "format_version \"9\"", "this build reads \"1\""],
         ),
         (
             s.write("e12.cmlp", &shape),
@@ -423,12 +431,11 @@ fn train_sample_eval_export_round_trip() {
     ] {
         assert!(stdout.contains(needle), "{needle:?} not in:\n{stdout}");
     }
-    // Header, 14 characters, the tensors of 15 symbols, checksum.
+    // Header length, header, the tensors of 15 symbols.
     let floats = 15 * 10 + 30 * 200 + 3 * 200 + 200 * 15 + 15 + 2 * 200;
-    assert_eq!(
-        std::fs::read(&model).unwrap().len(),
-        16 + 4 * 14 + 4 * floats + 4
-    );
+    let file = std::fs::read(&model).unwrap();
+    let header_len = u64::from_le_bytes(file[..8].try_into().unwrap()) as usize;
+    assert_eq!(file.len(), 8 + header_len + 4 * floats);
 
     // The curve has a row a step, with validation losses where they were measured.
     let csv = std::fs::read_to_string(&curve).unwrap();
@@ -477,7 +484,17 @@ fn exported_sources_compile_and_hold_the_model_exactly() {
     // The syllables' 14 letters, then ' ', '\'', '-', c, u, z, ç, é, ë, ü, 中, 村: 26 + 1.
     let alphabet = " '-abcehijklmnorstuzçéëü中村";
     let symbols = alphabet.chars().count() + 1;
-    assert_eq!(u16::from_le_bytes([bytes[6], bytes[7]]), symbols as u16);
+    // The model as the earlier format lays it out: the C arrays and the Rust statics are
+    // checked against these bytes (W2 transposed, the fast path's layout, as export writes it).
+    let mut loaded = Box::new(charmlp_core::Model::<27, 10, 3, 64>::zeroed());
+    let mut loaded_alphabet = charmlp_core::Alphabet::MAKEMORE;
+    loaded
+        .read_safetensors(&mut loaded_alphabet, &bytes, None)
+        .unwrap();
+    assert_eq!(loaded_alphabet.len(), symbols);
+    let mut bytes = vec![0; 1 << 16];
+    let n = loaded.write_bytes(&loaded_alphabet, &mut bytes).unwrap();
+    bytes.truncate(n);
     let floats_at = 16 + 4 * (symbols - 1);
 
     // C: a header of arrays, compiled with warnings as errors.
@@ -603,7 +620,7 @@ fn a_menu_shape_round_trips_through_the_file() {
         "{stdout}"
     );
     let bytes = std::fs::read(&model).unwrap();
-    let shape = charmlp_core::bytes::peek_shape(&bytes).unwrap();
+    let shape = charmlp_core::safetensors::peek_shape(&bytes).unwrap();
     assert_eq!(
         (shape.vocab, shape.embed, shape.context, shape.hidden),
         (27, 24, 8, 64)
@@ -678,4 +695,23 @@ fn trains_on_makemores_names() {
         .unwrap();
     // A bigram model gets 2.45; 3,000 steps of the MLP get ~2.4.
     assert!(val < 2.6, "val loss {val} after 3,000 steps");
+}
+
+/// `tests/data/v2.cmlp` was written by the last build of the `.cmlp` format (d505b6b), and these
+/// names are what that build's `sample -n 5 --seed 1` printed from it.
+#[test]
+fn a_cmlp_file_of_the_earlier_format_still_loads() {
+    let v2 = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/data/v2.cmlp");
+    let out = charmlp()
+        .args(["sample", "-n", "5", "--seed", "1", "--model"])
+        .arg(&v2)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "anna\némile\néjrie\nhélèzllsc\njeanlluc\n"
+    );
 }

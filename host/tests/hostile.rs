@@ -418,7 +418,7 @@ fn endless_and_enormous_inputs_end_quickly_with_a_clear_error() {
     if Path::new("/dev/zero").exists() {
         fails(
             charmlp().args(["sample", "--model", "/dev/zero"]),
-            &["/dev/zero", "not a charmlp model"],
+            &["/dev/zero", "not a model file"],
         );
         fails(
             charmlp()
@@ -568,29 +568,30 @@ fn temperature_zero_is_greedy_and_tiny_ones_are_valid() {
 
 #[test]
 fn crafted_models_with_valid_checksums_are_refused_by_every_command() {
-    use charmlp_core::bytes::{peek_shape, reseal};
+    use charmlp_core::safetensors::{parse, reseal};
     let d = Dir::new();
     let data = d.words();
     let good = std::fs::read(d.model("m.cmlp")).unwrap();
-    // The floats start after the header and the alphabet; C has a row a symbol.
-    let shape = peek_shape(&good).unwrap();
-    let (floats_at, symbols) = (shape.floats_at(), usize::from(shape.vocab));
-    // bn var is the last of the nine tensors: its first value sits 64 floats before the CRC.
-    let var0 = good.len() - 4 - 4 * 64;
-    let mut negative = good.clone();
-    negative[var0..var0 + 4].copy_from_slice(&(-1.0f32).to_le_bytes());
-    reseal(&mut negative);
-    let mut huge = good.clone();
-    huge[floats_at..floats_at + 4].copy_from_slice(&3e38f32.to_le_bytes());
-    reseal(&mut huge);
+    // Sets element `index` of tensor `name` to `x`, then rewrites the checksum to match.
+    let crafted = |changes: &[(&str, usize, f32)]| {
+        let mut file = good.clone();
+        for &(name, index, x) in changes {
+            let header = parse(&file).unwrap();
+            let tensor = header.tensor_bytes(name).unwrap();
+            let at = tensor.as_ptr() as usize - file.as_ptr() as usize + 4 * index;
+            file[at..at + 4].copy_from_slice(&x.to_le_bytes());
+        }
+        assert!(reseal(&mut file));
+        file
+    };
+    let negative = crafted(&[("bnvar", 0, -1.0)]);
+    let huge = crafted(&[("C", 0, 3e38)]);
     // A gain of 0 hiding an overflowing hprebn − mean (1e32 + f32::MAX): NaN once loaded.
-    let mut hidden = good.clone();
-    let b1 = floats_at + 4 * (symbols * 10 + 30 * 64);
-    let (gain, mean0) = (b1 + 4 * 64, good.len() - 4 - 4 * 128);
-    hidden[b1..b1 + 4].copy_from_slice(&1e32f32.to_le_bytes());
-    hidden[gain..gain + 4].copy_from_slice(&0f32.to_le_bytes());
-    hidden[mean0..mean0 + 4].copy_from_slice(&(-f32::MAX).to_le_bytes());
-    reseal(&mut hidden);
+    let hidden = crafted(&[
+        ("b1", 0, 1e32),
+        ("bngain", 0, 0.0),
+        ("bnmean", 0, -f32::MAX),
+    ]);
     for (name, bytes, needle) in [
         ("neg.cmlp", negative, "variance 0 is negative"),
         ("huge.cmlp", huge, "can overflow f32"),
