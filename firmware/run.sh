@@ -3,6 +3,8 @@
 # by memory.x), failing when their output is not what it should be.
 #   1. train: trains on 300 names in flash; must report that the loss fell.
 #   2. infer: samples from a model trained on the host and exported with `charmlp export`.
+#   3. check: the fast path against the PyTorch reference state in flash; every row must be
+#      within tolerance, as `charmlp check` requires on the host.
 set -euo pipefail
 cd "$(dirname "$0")"
 work=$(mktemp -d)
@@ -12,15 +14,15 @@ echo "== host: train a model and export it as Rust for the inference image"
 # From the project root: this directory's .cargo/config.toml would build the host tool for the
 # Cortex-M target.
 charmlp() { (cd .. && cargo run --quiet --release -p charmlp -- "$@"); }
-charmlp train --steps 20000 --seed 42 --out "$work/model.cmlp" > "$work/host-train.log"
+charmlp train --steps 20000 --seed 42 --out "$work/model.safetensors" > "$work/host-train.log"
 grep '^loss:' "$work/host-train.log"
-charmlp export --lang rust --model "$work/model.cmlp" --out "$PWD/src/bin/infer/model.rs"
+charmlp export --lang rust --model "$work/model.safetensors" --out "$PWD/src/bin/infer/model.rs"
 
 echo "== build"
 cargo build --quiet --release --bins
 elf_dir=target/thumbv7em-none-eabihf/release
 
-for image in train infer; do
+for image in train infer check; do
     echo "== $image: sizes (bytes, from size -A)"
     size -A "$elf_dir/$image" | awk -v image="$image" '
         $1 == ".vector_table" || $1 == ".text" || $1 == ".rodata" { flash += $2 }
@@ -37,9 +39,12 @@ grep -q '^result: the loss fell$' "$work/train.log" || fail "training image: the
 grep -q '^result: the model beats a uniform guess$' "$work/infer.log" || fail "inference image: bad model"
 grep -q "^largest shape's file length: refused" "$work/infer.log" ||
     fail "inference image: Shape::file_len wrapped on a 32-bit target"
+grep -q '^result: 15 of 15 tensors approximate$' "$work/check.log" ||
+    fail "check image: the fast path differs from PyTorch on the device"
+grep -q '^stack high-water mark: [0-9]* bytes$' "$work/check.log" || fail "check: no stack measure"
 for image in train infer; do
     names=$(grep -c '^name: [a-z]*$' "$work/$image.log" || true)
     [ "$names" -ge 5 ] || fail "$image image: $names names, expected at least 5"
     grep -q '^stack high-water mark: [0-9]* bytes$' "$work/$image.log" || fail "$image: no stack measure"
 done
-echo "firmware: both images ran as expected"
+echo "firmware: the three images ran as expected"

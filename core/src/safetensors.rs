@@ -265,15 +265,13 @@ struct Dims {
     /// Right-aligned: [1, H] and [H] are `[1, H]` and `[?, H]` with rank 2 and 1.
     dims: [u64; 2],
     rank: usize,
+    /// The product of all the dimensions, `None` where it overflows.
+    numel: Option<u64>,
 }
 
 impl Dims {
     fn numel(self) -> Option<u64> {
-        match self.rank {
-            0 => Some(1),
-            1 => Some(self.dims[1]),
-            _ => self.dims[0].checked_mul(self.dims[1]),
-        }
+        self.numel
     }
 }
 
@@ -288,18 +286,20 @@ impl<'de> Deserialize<'de> for Dims {
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Dims, A::Error> {
                 let mut all = [0u64; 3];
                 let mut rank = 0;
+                let mut numel = Some(1u64);
                 while let Some(d) = seq.next_element::<u64>()? {
                     if rank < 3 {
                         all[rank] = d;
                     }
                     rank += 1;
+                    numel = numel.and_then(|n| n.checked_mul(d));
                 }
                 let dims = match rank {
                     0 => [1, 1],
                     1 => [1, all[0]],
                     _ => [all[0], all[1]],
                 };
-                Ok(Dims { dims, rank })
+                Ok(Dims { dims, rank, numel })
             }
         }
         d.deserialize_seq(DimsVisitor)
@@ -445,19 +445,7 @@ pub struct Header<'a> {
 /// Parses and checks a safetensors header (see the module docs); the tensors' values are not
 /// read.
 pub fn parse(bytes: &[u8]) -> Result<Header<'_>, FileError> {
-    let Some((len, rest)) = bytes.split_first_chunk::<LEN_PREFIX>() else {
-        return Err(FileError::NoHeaderLength { got: bytes.len() });
-    };
-    let len = u64::from_le_bytes(*len);
-    let header_len = usize::try_from(len)
-        .ok()
-        .filter(|&n| n <= HEADER_MAX && n <= rest.len())
-        .ok_or(FileError::HeaderLength {
-            len,
-            file: bytes.len(),
-        })?;
-    let (json, data) = rest.split_at(header_len);
-    let json = core::str::from_utf8(json).map_err(|_| FileError::HeaderNotUtf8)?;
+    let (json, data) = split_header(bytes)?;
     let mut ours = None;
     let mut de = serde_json_core::de::Deserializer::new(json.as_bytes(), None);
     let raw = match de::DeserializeSeed::deserialize(HeaderSeed(&mut ours), &mut de) {
@@ -591,6 +579,99 @@ impl<'a> Header<'a> {
             .chunks_exact(4)
             .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
     }
+}
+
+/// A tensor of any name and dtype, for files other than models (the conformance reference
+/// state): its dtype as the header names it, its element count and its bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AnyTensor<'a> {
+    pub dtype: &'a str,
+    pub numel: u64,
+    pub data: &'a [u8],
+}
+
+/// Looks for the tensor `name` in a safetensors file of any tensors. Its bytes must lie in the
+/// data and match its shape for F32 and I64; other tensors are parsed but not checked.
+pub fn find_tensor<'a>(bytes: &'a [u8], name: &str) -> Result<Option<AnyTensor<'a>>, FileError> {
+    let (json, data) = split_header(bytes)?;
+    let mut de = serde_json_core::de::Deserializer::new(json.as_bytes(), None);
+    let found =
+        de::DeserializeSeed::deserialize(FindSeed(name), &mut de).map_err(FileError::Json)?;
+    de.end().map_err(FileError::Json)?;
+    let Some((dtype, dims, [start, end])) = found else {
+        return Ok(None);
+    };
+    let width = match dtype {
+        "F32" => Some(4),
+        "I64" => Some(8),
+        _ => None,
+    };
+    let within = start <= end && end <= data.len() as u64;
+    let sized =
+        width.is_none_or(|w| dims.numel.and_then(|n| n.checked_mul(w)) == Some(end - start));
+    let (Some(numel), true, true) = (dims.numel, within, sized) else {
+        return Err(FileError::Offsets {
+            tensor: "looked up",
+        });
+    };
+    Ok(Some(AnyTensor {
+        dtype,
+        numel,
+        data: &data[start as usize..end as usize],
+    }))
+}
+
+/// Finds one named tensor among any: every other entry is parsed (as a tensor, or as string
+/// metadata), so nothing is skipped unparsed.
+struct FindSeed<'n>(&'n str);
+
+/// The found tensor's dtype, shape and offsets.
+type Found<'de> = Option<(&'de str, Dims, [u64; 2])>;
+
+impl<'de> de::DeserializeSeed<'de> for FindSeed<'_> {
+    type Value = Found<'de>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for FindSeed<'_> {
+    type Value = Found<'de>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a safetensors header")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut found = None;
+        while let Some(key) = map.next_key::<&'de str>()? {
+            if key == "__metadata__" {
+                map.next_value::<Metadata<'de>>()?;
+                continue;
+            }
+            let t: RawTensor<'de> = map.next_value()?;
+            if key == self.0 {
+                found = Some((t.dtype, t.shape, t.data_offsets));
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// The JSON header and the data after it.
+fn split_header(bytes: &[u8]) -> Result<(&str, &[u8]), FileError> {
+    let Some((len, rest)) = bytes.split_first_chunk::<LEN_PREFIX>() else {
+        return Err(FileError::NoHeaderLength { got: bytes.len() });
+    };
+    let len = u64::from_le_bytes(*len);
+    let header_len = usize::try_from(len)
+        .ok()
+        .filter(|&n| n <= HEADER_MAX && n <= rest.len())
+        .ok_or(FileError::HeaderLength {
+            len,
+            file: bytes.len(),
+        })?;
+    let (json, data) = rest.split_at(header_len);
+    let json = core::str::from_utf8(json).map_err(|_| FileError::HeaderNotUtf8)?;
+    Ok((json, data))
 }
 
 /// The file's checksum: CRC-32 (ISO-HDLC, as zlib's) of the alphabet's UTF-8 bytes followed by
@@ -847,10 +928,7 @@ impl<const V: usize, const E: usize, const T: usize, const H: usize> Model<V, E,
         }
         for (i, tensor) in NAMES.into_iter().enumerate() {
             if let Some(index) = file.values(i).position(|x| !x.is_finite()) {
-                return Err(LoadError::NonFinite {
-                    tensor,
-                    index,
-                });
+                return Err(LoadError::NonFinite { tensor, index });
             }
         }
         if let Some((index, value)) = file.values(VAR).enumerate().find(|&(_, x)| x < 0.0) {

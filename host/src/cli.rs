@@ -35,6 +35,16 @@ pub enum Command {
     Export(ExportArgs),
     /// Time the training step: latency min/median/p99, steps/s, GFLOP/s.
     Bench(BenchArgs),
+    /// Compare every intermediate and gradient with PyTorch's, as the notebook's cmp table does.
+    Check(CheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// A reference state written by scripts/torch_reference.py [default: the built-in one,
+    /// made with PyTorch 2.15.0]
+    #[arg(long, value_name = "FILE")]
+    pub reference: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -113,6 +123,9 @@ pub struct EvalArgs {
     /// Seed of the shuffle: the training run's --seed gives its split
     #[arg(long, default_value_t = DEFAULT_SEED)]
     pub seed: u64,
+    /// Decimal places of the losses (0 to 9)
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u8).range(0..=9))]
+    pub digits: u8,
 }
 
 /// How `eval` reads its words file.

@@ -2,6 +2,7 @@
 //! commands themselves (the binary is a thin `main`).
 
 pub mod bench;
+pub mod check;
 pub mod cli;
 pub mod data;
 pub mod diverge;
@@ -15,7 +16,7 @@ pub mod stdout;
 pub mod train;
 pub mod words;
 
-use anyhow::{Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
 use charmlp_core::Temperature;
 use cli::{Command, EvalArgs, ExportArgs, SampleArgs};
 use data::{read_words, split_words};
@@ -118,7 +119,56 @@ pub fn run(command: Command) -> Result<()> {
         Command::Eval(args) => eval(&args),
         Command::Export(args) => export(&args),
         Command::Bench(args) => bench::run(&args),
+        Command::Check(args) => check_command(&args),
     }
+}
+
+fn check_command(args: &cli::CheckArgs) -> Result<()> {
+    let (name, bytes) = match &args.reference {
+        Some(path) => {
+            let bytes = std::fs::read(path)
+                .with_context(|| format!("{}: cannot read the reference", shown(path)))?;
+            (shown(path), bytes)
+        }
+        None => (
+            "the built-in reference".to_string(),
+            check::BUILTIN.to_vec(),
+        ),
+    };
+    let rows = check::rows(&bytes).map_err(|e| anyhow!("{name}: {e:#}"))?;
+    let mut out = Out::new(true);
+    out.line(format_args!("check: charmlp against PyTorch, {name}"))?;
+    for line in check::table(&rows).lines() {
+        out.line(line)?;
+    }
+    let count =
+        |f: fn(&charmlp_core::conformance::Cmp) -> bool| rows.iter().filter(|r| f(r)).count();
+    let (approximate, exact, allclose) = (
+        count(|r| r.approximate),
+        count(|r| r.exact),
+        count(|r| r.allclose),
+    );
+    out.line(format_args!(
+        "{approximate} of {} tensors approximate (maxdiff ≤ {:e} × scale), {exact} exact, \
+         {allclose} within torch.allclose element by element",
+        rows.len(),
+        check::TOLERANCE
+    ))?;
+    out.flush()?;
+    if approximate < rows.len() {
+        let off = rows.len() - approximate;
+        bail!(
+            "{off} {} from PyTorch's by more than {:e} of {} scale",
+            if off == 1 {
+                "tensor differs"
+            } else {
+                "tensors differ"
+            },
+            check::TOLERANCE,
+            if off == 1 { "its" } else { "their" },
+        );
+    }
+    Ok(())
 }
 
 fn sample(args: &SampleArgs) -> Result<()> {
@@ -161,7 +211,8 @@ fn eval(args: &EvalArgs) -> Result<()> {
     }
     for (name, words) in ["train", "val", "test"].into_iter().zip(&splits) {
         let loss = model.loss(words).unwrap_or(f64::NAN);
-        out.line(format_args!("{name} {loss:.4}"))?;
+        let digits = usize::from(args.digits);
+        out.line(format_args!("{name} {loss:.digits$}"))?;
     }
     out.flush()
 }

@@ -715,3 +715,45 @@ fn a_cmlp_file_of_the_earlier_format_still_loads() {
         "anna\némile\néjrie\nhélèzllsc\njeanlluc\n"
     );
 }
+
+/// `tests/data/notebook.safetensors`: the full recipe trained in PyTorch (`../shared/peers/
+/// torch_train.py`, 200,000 steps, hidden 64) and saved with the README's five lines, no
+/// charmlp metadata. The losses are the ones PyTorch printed for it (see tests/data/README.md).
+#[test]
+fn a_model_trained_in_pytorch_samples_and_evaluates_in_charmlp() {
+    let model =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/data/notebook.safetensors");
+    let eval = stdout_of(
+        charmlp()
+            .args(["eval", "--digits", "7", "--model"])
+            .arg(&model)
+            .arg("--data")
+            .arg(names_txt()),
+    );
+    let torch = [
+        ("train", 2.1477854251861572),
+        ("val", 2.1589560508728027),
+        ("test", 2.163606882095337),
+    ];
+    for (line, (split, loss)) in eval.lines().zip(torch) {
+        let (name, value) = line.split_once(' ').unwrap();
+        assert_eq!(name, split);
+        let value: f64 = value.parse().unwrap();
+        assert!(
+            (value - loss).abs() < 1e-6,
+            "{split}: charmlp {value}, PyTorch {loss}"
+        );
+    }
+    let names = stdout_of(
+        charmlp()
+            .args(["sample", "-n", "20", "--model"])
+            .arg(&model),
+    );
+    assert_eq!(names.lines().count(), 20);
+    assert!(
+        names
+            .lines()
+            .all(|n| n.chars().all(|c| c.is_ascii_lowercase())),
+        "{names}"
+    );
+}
