@@ -349,3 +349,65 @@ fn every_truncation_is_refused_and_every_byte_flip_refused_or_harmless() {
         }
     }
 }
+
+/// The model file with `from` replaced by `to` in its JSON header (offsets are relative to the
+/// data, which stays as it is).
+fn header_edit(file: &[u8], from: &str, to: &str) -> Vec<u8> {
+    let header_len = u64::from_le_bytes(file[..8].try_into().unwrap()) as usize;
+    let json = std::str::from_utf8(&file[8..8 + header_len]).unwrap();
+    assert!(json.contains(from), "{from} not in {json}");
+    raw(&json.replacen(from, to, 1), &file[8 + header_len..])
+}
+
+#[test]
+fn metadata_is_read_as_written_or_refused() {
+    let alphabet = odd_alphabet();
+    let good = write(&model(alphabet.len(), 7), &alphabet);
+    assert!(read(&header_edit(&good, "\"seed\"", "\"seed\""), None).is_ok());
+    let err = |f: &[u8]| read(f, None).unwrap_err();
+    // A key or a value read as plain text written with a JSON escape: Python would unescape
+    // it, so reading it raw could make a charmlp file look foreign and skip its checksum.
+    for (from, to) in [
+        ("\"format\":", "\"\\u0066ormat\":"),
+        ("\"C\":{", "\"\\u0043\":{"),
+        ("\"format_version\":\"1\"", "\"format_version\":\"\\u0031\""),
+    ] {
+        let f = header_edit(&good, from, to);
+        assert!(SafeTensors::deserialize(&f).is_ok(), "{to}");
+        assert!(
+            matches!(err(&f), LoadError::File(FileError::Escaped(_))),
+            "{to}: {:?}",
+            err(&f)
+        );
+    }
+    // Metadata that disagrees with the tensors or with the format is refused, not ignored.
+    for (from, to, key) in [
+        ("\"embed\":\"4\"", "\"embed\":\"99\"", "embed"),
+        ("\"hidden\":\"8\"", "\"hidden\":\"7\"", "hidden"),
+        ("\"bn_eps\":\"1e-5\"", "\"bn_eps\":\"0.1\"", "bn_eps"),
+        (
+            "\"bn_variance\":\"unbiased\"",
+            "\"bn_variance\":\"biased\"",
+            "bn_variance",
+        ),
+    ] {
+        match err(&header_edit(&good, from, to)) {
+            LoadError::File(FileError::MetadataValue { key: k, .. }) => assert_eq!(k, key),
+            other => panic!("{key}: {other:?}"),
+        }
+    }
+    // A charmlp file without its checksum is refused; a key given twice is named.
+    let f = header_edit(&good, "\"crc32\":", "\"crc33\":");
+    assert_eq!(
+        err(&f),
+        LoadError::File(FileError::MissingMetadata("crc32"))
+    );
+    let f = header_edit(&good, "\"seed\":\"7\"", "\"embed\":\"4\"");
+    assert_eq!(err(&f), LoadError::File(FileError::Duplicate("embed")));
+    // `"__metadata__": null` is no metadata, as the safetensors crate reads it.
+    let m = model(27, 8);
+    let plain = crate_file(&notebook_tensors(&m, 27), None);
+    let with_null = header_edit(&plain, "{", "{\"__metadata__\":null,");
+    assert!(SafeTensors::deserialize(&with_null).is_ok());
+    assert_eq!(bits(&read(&with_null, None).unwrap().0), bits(&m));
+}

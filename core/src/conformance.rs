@@ -7,7 +7,7 @@
 //! steps (`steps_Xb`, `steps_Yb`, `steps_loss`), for the notebook's shape: 27 symbols,
 //! embedding 10, context 3, hidden 64, batch 32.
 
-use crate::safetensors::{AnyTensor, FileError, find_tensor};
+use crate::safetensors::{AnyTensor, FileError, Quoted, find_tensor};
 use crate::{CONTEXT, HIDDEN, VOCAB, train_step};
 use crate::{DefaultBatch, DefaultModel, DefaultParams, DefaultTrainState, Token};
 use core::fmt;
@@ -74,7 +74,8 @@ impl Cmp {
             name,
             fast,
             exact: pairs().all(|(a, b)| a.to_bits() == b.to_bits()),
-            approximate: maxdiff <= TOLERANCE * scale,
+            // A non-finite reference (an infinite scale) proves nothing: not approximate.
+            approximate: scale.is_finite() && maxdiff <= TOLERANCE * scale,
             allclose: pairs().all(|(a, b)| (a - b).abs() <= 1e-8 + 1e-5 * b.abs()),
             maxdiff,
             scale,
@@ -103,12 +104,19 @@ impl fmt::Display for Cmp {
 /// Why a reference state cannot be compared with.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Mismatch {
-    /// Not a safetensors file.
-    File(FileError),
+    /// Not a safetensors file, or the tensor `name`'s entry is bad.
+    File {
+        name: &'static str,
+        error: FileError,
+    },
     /// A tensor the comparison needs is missing.
     Missing(&'static str),
     /// A tensor of another dtype than the comparison needs.
-    Dtype(&'static str),
+    Dtype {
+        name: &'static str,
+        expected: &'static str,
+        found: Quoted,
+    },
     /// A tensor of another length than ours.
     Length {
         name: &'static str,
@@ -122,9 +130,18 @@ pub enum Mismatch {
 impl fmt::Display for Mismatch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Mismatch::File(e) => write!(f, "not a reference state: {e}"),
-            Mismatch::Missing(name) => write!(f, "no tensor {name} in the reference state"),
-            Mismatch::Dtype(name) => write!(f, "tensor {name} has the wrong dtype"),
+            Mismatch::File { name, error } => {
+                write!(f, "not a reference state (looking for {name}): {error}")
+            }
+            Mismatch::Missing(name) => write!(
+                f,
+                "no tensor {name} in the reference state (scripts/torch_reference.py writes it)"
+            ),
+            Mismatch::Dtype {
+                name,
+                expected,
+                found,
+            } => write!(f, "tensor {name} has dtype {found}; expected {expected}"),
             Mismatch::Length {
                 name,
                 expected,
@@ -133,9 +150,11 @@ impl fmt::Display for Mismatch {
                 f,
                 "tensor {name} has {found} values; charmlp's has {expected}"
             ),
-            Mismatch::Token { name, index } => {
-                write!(f, "tensor {name} holds {index}, not a token of the {VOCAB}")
-            }
+            Mismatch::Token { name, index } => write!(
+                f,
+                "tensor {name} holds {index}, not a token index (0 to {})",
+                VOCAB - 1
+            ),
         }
     }
 }
@@ -147,12 +166,16 @@ impl core::error::Error for Mismatch {}
 pub struct Reference<'a>(pub &'a [u8]);
 
 impl<'a> Reference<'a> {
-    fn tensor(&self, name: &'static str, dtype: &str) -> Result<AnyTensor<'a>, Mismatch> {
+    fn tensor(&self, name: &'static str, dtype: &'static str) -> Result<AnyTensor<'a>, Mismatch> {
         let t = find_tensor(self.0, name)
-            .map_err(Mismatch::File)?
+            .map_err(|error| Mismatch::File { name, error })?
             .ok_or(Mismatch::Missing(name))?;
         if t.dtype != dtype {
-            return Err(Mismatch::Dtype(name));
+            return Err(Mismatch::Dtype {
+                name,
+                expected: dtype,
+                found: Quoted::new(t.dtype),
+            });
         }
         Ok(t)
     }

@@ -26,6 +26,7 @@ pub mod in_place;
 pub mod infer;
 pub mod layers;
 pub mod model;
+mod model_file;
 pub mod params;
 pub mod random;
 pub mod reference;

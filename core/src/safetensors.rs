@@ -30,31 +30,29 @@
 //!
 //! [safetensors]: https://huggingface.co/docs/safetensors
 
-use crate::alphabet::{Alphabet, MAX_SYMBOLS};
-use crate::bytes::{BufferTooSmall, LoadError, Shape};
-use crate::model::Model;
+use crate::alphabet::MAX_SYMBOLS;
+use crate::bytes::{LoadError, Shape};
 use core::fmt;
+use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde::ser::{SerializeMap, Serializer};
-use serde::{Deserialize, Serialize};
 
 /// The tensor names in the notebook's order, which is also the checksum's.
 pub const NAMES: [&str; 9] = [
     "C", "W1", "b1", "W2", "b2", "bngain", "bnbias", "bnmean", "bnvar",
 ];
-const C: usize = 0;
-const W1: usize = 1;
-const B1: usize = 2;
-const W2: usize = 3;
-const B2: usize = 4;
-const GAIN: usize = 5;
-const BIAS: usize = 6;
-const MEAN: usize = 7;
-const VAR: usize = 8;
+pub(crate) const C: usize = 0;
+pub(crate) const W1: usize = 1;
+pub(crate) const B1: usize = 2;
+pub(crate) const W2: usize = 3;
+pub(crate) const B2: usize = 4;
+pub(crate) const GAIN: usize = 5;
+pub(crate) const BIAS: usize = 6;
+pub(crate) const MEAN: usize = 7;
+pub(crate) const VAR: usize = 8;
 
 /// The tensors in the order the writer lays out their bytes: by name, as the `safetensors`
 /// crate and Python package order tensors of one dtype, so that they would write the same file.
-const WRITE_ORDER: [usize; 9] = [C, W1, W2, B1, B2, BIAS, GAIN, MEAN, VAR];
+pub(crate) const WRITE_ORDER: [usize; 9] = [C, W1, W2, B1, B2, BIAS, GAIN, MEAN, VAR];
 
 /// The `format` metadata value of a charmlp file.
 pub const FORMAT: &str = "charmlp";
@@ -65,7 +63,7 @@ pub const FORMAT_VERSION: &str = "1";
 pub const HEADER_MAX: usize = 65_536;
 /// The longest header written, caller's metadata included.
 pub const HEADER_WRITE_MAX: usize = 8_192;
-const LEN_PREFIX: usize = 8;
+pub(crate) const LEN_PREFIX: usize = 8;
 const CRC32: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
 
 /// Up to 32 bytes of a name from a file, for an error message that must stay `Copy`.
@@ -147,6 +145,18 @@ pub enum FileError {
     DataLength { tensors: u64, data: usize },
     /// A metadata value that is not what it must be.
     Metadata { key: &'static str },
+    /// charmlp metadata without a key it must have.
+    MissingMetadata(&'static str),
+    /// A charmlp metadata value other than what the tensors or the format say.
+    MetadataValue {
+        key: &'static str,
+        found: Quoted,
+        expected: Quoted,
+    },
+    /// A header key, or a charmlp metadata value read as plain text, with a JSON escape.
+    Escaped(Quoted),
+    /// A looked-up tensor whose data_offsets leave the data or disagree with its shape.
+    Bounds,
     /// A charmlp file of a format version this build cannot read.
     FormatVersion(Quoted),
     /// No alphabet in the file, and none given for its symbol count.
@@ -194,9 +204,11 @@ impl fmt::Display for FileError {
                  split (the notebook's bnmean and bnvar) with the parameters"
             ),
             FileError::MissingTensor(name) => write!(f, "no tensor {name} in the file"),
-            FileError::Dtype { tensor, found } => {
-                write!(f, "tensor {tensor} has dtype {found}; a model's are F32")
-            }
+            FileError::Dtype { tensor, found } => write!(
+                f,
+                "tensor {tensor} has dtype {found}; a model's are F32 (save them as float32, \
+                 e.g. `t.float()`)"
+            ),
             FileError::Rank { tensor, rank } => {
                 write!(f, "tensor {tensor} has {rank} dimensions; at most 2")
             }
@@ -209,7 +221,14 @@ impl fmt::Display for FileError {
                 write!(f, "tensor {tensor} has shape ")?;
                 dims_text(f, *found, *rank)?;
                 f.write_str("; this model's is ")?;
-                dims_text(f, *expected, 2)
+                dims_text(f, *expected, 2)?;
+                if *rank == 2 && found[0] == expected[1] && found[1] == expected[0] {
+                    f.write_str(
+                        ": it is transposed (save the matrix the notebook multiplies by, \
+                         `x @ W`, not nn.Linear's `weight`, which is its transpose)",
+                    )?;
+                }
+                Ok(())
             }
             FileError::Layout { c, w1 } => write!(
                 f,
@@ -233,6 +252,28 @@ impl fmt::Display for FileError {
                 *data as u64 - tensors
             ),
             FileError::Metadata { key } => write!(f, "metadata {key} is not valid"),
+            FileError::MissingMetadata(key) => write!(
+                f,
+                "charmlp metadata without {key} (a file of format \"charmlp\" has it; a file \
+                 saved from PyTorch has no \"format\" key)"
+            ),
+            FileError::MetadataValue {
+                key,
+                found,
+                expected,
+            } => write!(
+                f,
+                "metadata {key} is {found}; the file's tensors and charmlp's format need {expected}"
+            ),
+            FileError::Escaped(text) => write!(
+                f,
+                "{text} in the header is written with a JSON escape; charmlp reads header keys \
+                 and its metadata values as plain text (write them unescaped, as charmlp and the \
+                 safetensors libraries do)"
+            ),
+            FileError::Bounds => f.write_str(
+                "the tensor's data_offsets leave the data or disagree with its shape and dtype",
+            ),
             FileError::FormatVersion(found) => write!(
                 f,
                 "charmlp format_version {found}; this build reads \"{FORMAT_VERSION}\""
@@ -261,10 +302,10 @@ impl From<FileError> for LoadError {
 
 /// A shape as a header gives it: up to two dimensions kept, the rank counted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-struct Dims {
+pub(crate) struct Dims {
     /// Right-aligned: [1, H] and [H] are `[1, H]` and `[?, H]` with rank 2 and 1.
-    dims: [u64; 2],
-    rank: usize,
+    pub(crate) dims: [u64; 2],
+    pub(crate) rank: usize,
     /// The product of all the dimensions, `None` where it overflows.
     numel: Option<u64>,
 }
@@ -317,33 +358,48 @@ struct RawTensor<'a> {
 
 /// One tensor's place in the data, after the header's checks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct TensorAt {
-    dims: Dims,
-    start: usize,
-    end: usize,
+pub(crate) struct TensorAt {
+    pub(crate) dims: Dims,
+    pub(crate) start: usize,
+    pub(crate) end: usize,
 }
 
 /// The metadata a reader uses, as the raw (still JSON-escaped) strings of the header.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Metadata<'a> {
     pub format: Option<&'a str>,
     pub format_version: Option<&'a str>,
     /// JSON-escaped; see [`Header::alphabet_chars`].
     pub alphabet: Option<&'a str>,
+    pub embed: Option<&'a str>,
+    pub context: Option<&'a str>,
+    pub hidden: Option<&'a str>,
+    pub bn_eps: Option<&'a str>,
+    pub bn_variance: Option<&'a str>,
     pub crc32: Option<&'a str>,
     pub seed: Option<&'a str>,
     pub data_sha256: Option<&'a str>,
+    /// The first key given twice, or written with a JSON escape, or the first value read as
+    /// plain text that has one: reported by the header's parser.
+    problem: Option<FileError>,
 }
 
 impl<'a> Metadata<'a> {
-    fn slot(&mut self, key: &str) -> Option<&mut Option<&'a str>> {
+    /// The field for `key`, and whether its value is read as plain text (all but the alphabet,
+    /// which is unescaped character by character).
+    fn slot(&mut self, key: &str) -> Option<(&'static str, &mut Option<&'a str>, bool)> {
         Some(match key {
-            "format" => &mut self.format,
-            "format_version" => &mut self.format_version,
-            "alphabet" => &mut self.alphabet,
-            "crc32" => &mut self.crc32,
-            "seed" => &mut self.seed,
-            "data_sha256" => &mut self.data_sha256,
+            "format" => ("format", &mut self.format, true),
+            "format_version" => ("format_version", &mut self.format_version, true),
+            "alphabet" => ("alphabet", &mut self.alphabet, false),
+            "embed" => ("embed", &mut self.embed, true),
+            "context" => ("context", &mut self.context, true),
+            "hidden" => ("hidden", &mut self.hidden, true),
+            "bn_eps" => ("bn_eps", &mut self.bn_eps, true),
+            "bn_variance" => ("bn_variance", &mut self.bn_variance, true),
+            "crc32" => ("crc32", &mut self.crc32, true),
+            "seed" => ("seed", &mut self.seed, true),
+            "data_sha256" => ("data_sha256", &mut self.data_sha256, true),
             _ => return None,
         })
     }
@@ -364,16 +420,24 @@ impl<'de> Deserialize<'de> for Metadata<'de> {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
                 let mut meta = Metadata::default();
+                let mut problem = None;
                 while let Some(key) = map.next_key::<&'de str>()? {
                     // Every value is parsed as a string, as safetensors requires, even those
                     // not read: nothing is skipped unparsed.
                     let value = map.next_value::<&'de str>()?;
-                    if let Some(slot) = meta.slot(key)
-                        && slot.replace(value).is_some()
-                    {
-                        return Err(de::Error::custom("duplicate metadata key"));
+                    if key.contains('\\') {
+                        problem = problem.or(Some(FileError::Escaped(Quoted::new(key))));
+                    }
+                    if let Some((name, slot, plain)) = meta.slot(key) {
+                        if slot.replace(value).is_some() {
+                            problem = problem.or(Some(FileError::Duplicate(name)));
+                        }
+                        if plain && value.contains('\\') {
+                            problem = problem.or(Some(FileError::Escaped(Quoted::new(value))));
+                        }
                     }
                 }
+                meta.problem = problem;
                 Ok(meta)
             }
         }
@@ -412,12 +476,21 @@ impl<'de> Visitor<'de> for HeaderSeed<'_> {
             *self.0 = Some(e);
             de::Error::custom("")
         };
+        let mut meta_seen = false;
         while let Some(key) = map.next_key::<&'de str>()? {
+            if key.contains('\\') {
+                return Err(fail(FileError::Escaped(Quoted::new(key))));
+            }
             if key == "__metadata__" {
-                if header.meta.is_some() {
+                if meta_seen {
                     return Err(fail(FileError::Duplicate("__metadata__")));
                 }
-                header.meta = Some(map.next_value()?);
+                meta_seen = true;
+                // `null` is no metadata, as the safetensors crate reads it.
+                header.meta = map.next_value::<Option<Metadata<'de>>>()?;
+                if let Some(problem) = header.meta.and_then(|m| m.problem) {
+                    return Err(fail(problem));
+                }
                 continue;
             }
             let Some(i) = NAMES.iter().position(|&n| n == key) else {
@@ -437,9 +510,9 @@ impl<'de> Visitor<'de> for HeaderSeed<'_> {
 /// dimensions, offsets tiling the data exactly.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Header<'a> {
-    tensors: [Option<TensorAt>; 9],
+    pub(crate) tensors: [Option<TensorAt>; 9],
     pub metadata: Metadata<'a>,
-    data: &'a [u8],
+    pub(crate) data: &'a [u8],
 }
 
 /// Parses and checks a safetensors header (see the module docs); the tensors' values are not
@@ -512,7 +585,7 @@ pub fn parse(bytes: &[u8]) -> Result<Header<'_>, FileError> {
 }
 
 impl<'a> Header<'a> {
-    fn tensor(&self, i: usize) -> Result<TensorAt, FileError> {
+    pub(crate) fn tensor(&self, i: usize) -> Result<TensorAt, FileError> {
         self.tensors[i].ok_or(FileError::MissingTensor(NAMES[i]))
     }
 
@@ -573,7 +646,7 @@ impl<'a> Header<'a> {
     }
 
     /// The f32 values of tensor `i`, in its row-major order.
-    fn values(&self, i: usize) -> impl Iterator<Item = f32> + use<'a> {
+    pub(crate) fn values(&self, i: usize) -> impl Iterator<Item = f32> + use<'a> {
         let at = self.tensors[i].map_or(0..0, |t| t.start..t.end);
         self.data[at]
             .chunks_exact(4)
@@ -607,12 +680,11 @@ pub fn find_tensor<'a>(bytes: &'a [u8], name: &str) -> Result<Option<AnyTensor<'
         _ => None,
     };
     let within = start <= end && end <= data.len() as u64;
-    let sized =
-        width.is_none_or(|w| dims.numel.and_then(|n| n.checked_mul(w)) == Some(end - start));
-    let (Some(numel), true, true) = (dims.numel, within, sized) else {
-        return Err(FileError::Offsets {
-            tensor: "looked up",
-        });
+    // `end − start` only once it is known not to wrap.
+    let sized = within
+        && width.is_none_or(|w| dims.numel.and_then(|n| n.checked_mul(w)) == Some(end - start));
+    let (Some(numel), true) = (dims.numel, sized) else {
+        return Err(FileError::Bounds);
     };
     Ok(Some(AnyTensor {
         dtype,
@@ -691,335 +763,6 @@ pub fn crc32<'t>(
     digest.finalize()
 }
 
-/// `x` (< 100,000: a model dimension) in decimal, in `buf`.
-fn decimal(x: usize, buf: &mut [u8; 5]) -> &str {
-    let mut at = buf.len();
-    let mut x = x;
-    loop {
-        at -= 1;
-        buf[at] = b'0' + (x % 10) as u8;
-        x /= 10;
-        if x == 0 || at == 0 {
-            break;
-        }
-    }
-    core::str::from_utf8(&buf[at..]).unwrap_or("")
-}
-
-fn hex_u32(s: &str) -> Option<u32> {
-    (s.len() == 8 && s.bytes().all(|b| b.is_ascii_hexdigit()))
-        .then(|| u32::from_str_radix(s, 16).ok())
-        .flatten()
-}
-
-impl<const V: usize, const E: usize, const T: usize, const H: usize> Model<V, E, T, H> {
-    /// The expected [rows, cols] of tensor `i` with `v` symbols.
-    const fn expected_dims(i: usize, v: usize) -> [u64; 2] {
-        let (v, e, te, h) = (v as u64, E as u64, (T * E) as u64, H as u64);
-        match i {
-            C => [v, e],
-            W1 => [te, h],
-            W2 => [h, v],
-            B2 => [1, v],
-            _ => [1, h],
-        }
-    }
-
-    /// Tensor `i`'s dimensions as written (b1 and b2 as vectors, the batch norm's as [1, H], as
-    /// the notebook keeps them), rank and element count, with `v` symbols.
-    const fn written_dims(i: usize, v: usize) -> ([u64; 2], usize, usize) {
-        let [rows, cols] = Self::expected_dims(i, v);
-        let numel = (rows * cols) as usize;
-        match i {
-            B1 | B2 => ([cols, 0], 1, numel),
-            _ => ([rows, cols], 2, numel),
-        }
-    }
-
-    /// The values of tensor `i` in the file's layout, from this model's `v` present symbols.
-    fn file_values(&self, i: usize, v: usize) -> impl Iterator<Item = f32> + '_ {
-        let p = &self.params;
-        let flat: &[f32] = match i {
-            C => p.c[..v].as_flattened(),
-            W1 => p.w1.as_flattened().as_flattened(),
-            B1 => &p.b1,
-            B2 => &p.b2[..v],
-            GAIN => &p.gain,
-            BIAS => &p.bias,
-            MEAN => &self.bn.mean,
-            VAR => &self.bn.var,
-            _ => &[],
-        };
-        // W2 [H, v] is the stored W2ᵀ [v][H] read column by column.
-        let w2 = (i == W2).then(|| (0..H).flat_map(move |j| (0..v).map(move |k| p.w2t[k][j])));
-        flat.iter().copied().chain(w2.into_iter().flatten())
-    }
-
-    /// Writes this model as a safetensors file into the start of `out` and returns its length.
-    /// `extra` is more metadata (key, value), such as the host's seed and data hash; its keys
-    /// must not be charmlp's own. The alphabet's and the model's symbols must agree, as
-    /// [`Model::init_with_symbols`] leaves them.
-    pub fn write_safetensors(
-        &self,
-        alphabet: &Alphabet<V>,
-        extra: &[(&str, &str)],
-        out: &mut [u8],
-    ) -> Result<usize, BufferTooSmall> {
-        let v = alphabet.len();
-        let mut utf8 = [0u8; 4 * MAX_SYMBOLS];
-        let mut n = 0;
-        for ch in alphabet.chars() {
-            n += ch.encode_utf8(&mut utf8[n..]).len();
-        }
-        let alphabet_text = core::str::from_utf8(&utf8[..n]).unwrap_or("");
-        let crc = crc32(
-            alphabet.chars().iter().copied(),
-            (0..9).flat_map(|i| self.file_values(i, v)),
-        );
-        let mut crc_hex = [0u8; 8];
-        for (d, nibble) in crc_hex.iter_mut().zip((0..8).rev()) {
-            *d = b"0123456789abcdef"[(crc >> (4 * nibble)) as usize & 15];
-        }
-        let mut numbers = [[0u8; 5]; 3];
-        let [e, t, h] = &mut numbers;
-        let (e, t, h) = (decimal(E, e), decimal(T, t), decimal(H, h));
-        let header = HeaderOut {
-            meta: [
-                ("format", FORMAT),
-                ("format_version", FORMAT_VERSION),
-                ("alphabet", alphabet_text),
-                ("embed", e),
-                ("context", t),
-                ("hidden", h),
-                ("bn_eps", "1e-5"),
-                ("bn_variance", "unbiased"),
-                ("crc32", core::str::from_utf8(&crc_hex).unwrap_or("")),
-            ],
-            extra,
-            shapes: core::array::from_fn(|i| Self::written_dims(i, v)),
-        };
-        let got = out.len();
-        let data_len: usize = header.shapes.iter().map(|&(_, _, n)| 4 * n).sum();
-        let room = out.len().min(LEN_PREFIX + HEADER_WRITE_MAX);
-        let json_len = out
-            .get_mut(LEN_PREFIX..room)
-            .and_then(|buf| serde_json_core::to_slice(&header, buf).ok())
-            .ok_or(BufferTooSmall {
-                needed: LEN_PREFIX + HEADER_WRITE_MAX + data_len,
-                got,
-            })?;
-        let header_len = json_len.next_multiple_of(8);
-        let len = LEN_PREFIX + header_len + data_len;
-        let out = out
-            .get_mut(..len)
-            .ok_or(BufferTooSmall { needed: len, got })?;
-        out[LEN_PREFIX + json_len..LEN_PREFIX + header_len].fill(b' ');
-        out[..LEN_PREFIX].copy_from_slice(&(header_len as u64).to_le_bytes());
-        let mut at = LEN_PREFIX + header_len;
-        for i in WRITE_ORDER {
-            for x in self.file_values(i, v) {
-                out[at..at + 4].copy_from_slice(&x.to_le_bytes());
-                at += 4;
-            }
-        }
-        Ok(len)
-    }
-
-    /// Replaces this model and `alphabet` with the ones in the safetensors file `bytes` (see
-    /// the module docs), which must have this type's embedding, context and hidden width and at
-    /// most V symbols; symbols past the file's are absent. A file without charmlp metadata takes
-    /// `default_alphabet` (the characters of tokens 1..), or makemore's a–z if it has 27
-    /// symbols. Everything is checked before anything is written: on error `self` and
-    /// `alphabet` are unchanged.
-    pub fn read_safetensors(
-        &mut self,
-        alphabet: &mut Alphabet<V>,
-        bytes: &[u8],
-        default_alphabet: Option<&[char]>,
-    ) -> Result<(), LoadError> {
-        let file = parse(bytes)?;
-        let found = file.shape()?;
-        let expected = Self::shape(V);
-        if (found.embed, found.context, found.hidden)
-            != (expected.embed, expected.context, expected.hidden)
-        {
-            return Err(LoadError::ShapeMismatch { expected, found });
-        }
-        let v = usize::from(found.vocab);
-        if !(2..=V).contains(&v) {
-            return Err(LoadError::Symbols {
-                found: found.vocab,
-                capacity: V,
-            });
-        }
-        for (i, tensor) in NAMES.into_iter().enumerate() {
-            let t = file.tensor(i)?;
-            let want = Self::expected_dims(i, v);
-            // A vector may be [n] or [1, n]; a matrix has both dimensions.
-            let fits = t.dims.dims == want && (t.dims.rank == 2 || want[0] == 1);
-            if !fits {
-                return Err(FileError::Dims {
-                    tensor,
-                    expected: want,
-                    found: t.dims.dims,
-                    rank: t.dims.rank,
-                }
-                .into());
-            }
-        }
-
-        let meta = &file.metadata;
-        let mut chars = ['\0'; V];
-        let count = if meta.is_charmlp() {
-            if meta.format_version != Some(FORMAT_VERSION) {
-                let found = meta.format_version.unwrap_or("");
-                return Err(FileError::FormatVersion(Quoted::new(found)).into());
-            }
-            let mut count = 0;
-            for ch in file
-                .alphabet_chars()
-                .ok_or(FileError::Metadata { key: "alphabet" })?
-            {
-                let ch = ch?;
-                if let Some(slot) = chars.get_mut(count) {
-                    *slot = ch;
-                }
-                count += 1;
-            }
-            count
-        } else if let Some(given) = default_alphabet {
-            chars.iter_mut().zip(given).for_each(|(c, g)| *c = *g);
-            given.len()
-        } else if v == crate::vocab::VOCAB {
-            let makemore = Alphabet::MAKEMORE;
-            chars
-                .iter_mut()
-                .zip(makemore.chars())
-                .for_each(|(c, g)| *c = *g);
-            makemore.chars().len()
-        } else {
-            return Err(FileError::NoAlphabet { symbols: v }.into());
-        };
-        if count != v - 1 {
-            return Err(FileError::AlphabetLength {
-                symbols: v,
-                chars: count,
-            }
-            .into());
-        }
-        let read_alphabet =
-            Alphabet::<V>::new(&chars[..count]).map_err(|e| LoadError::BadAlphabet {
-                index: 0,
-                error: Some(e),
-            })?;
-
-        if meta.is_charmlp() {
-            let stored = meta
-                .crc32
-                .and_then(hex_u32)
-                .ok_or(FileError::Metadata { key: "crc32" })?;
-            let computed = crc32(
-                read_alphabet.chars().iter().copied(),
-                (0..9).flat_map(|i| file.values(i)),
-            );
-            if stored != computed {
-                return Err(LoadError::ChecksumMismatch { stored, computed });
-            }
-        }
-        for (i, tensor) in NAMES.into_iter().enumerate() {
-            if let Some(index) = file.values(i).position(|x| !x.is_finite()) {
-                return Err(LoadError::NonFinite { tensor, index });
-            }
-        }
-        if let Some((index, value)) = file.values(VAR).enumerate().find(|&(_, x)| x < 0.0) {
-            return Err(LoadError::NegativeVariance { index, value });
-        }
-        let value = |i: usize, flat: usize| -> f32 {
-            let at = file.tensors[i].map_or(0, |t| t.start) + 4 * flat;
-            let b = &file.data[at..at + 4];
-            f32::from_le_bytes([b[0], b[1], b[2], b[3]])
-        };
-        // The bounds read the v2 order, with W2ᵀ: element k·H + j is W2[j][k].
-        let v2_order = [C, W1, B1, GAIN, BIAS, W2, B2, MEAN, VAR];
-        crate::bounds::check::<E, T, H>(v, |tensor, flat| {
-            let i = v2_order[tensor];
-            if i == W2 {
-                value(W2, (flat % H) * v + flat / H)
-            } else {
-                value(i, flat)
-            }
-        })
-        .map_err(LoadError::Overflow)?;
-
-        self.params.init_absent(v);
-        let p = &mut self.params;
-        let copy = |dst: &mut [f32], i: usize| {
-            dst.iter_mut().zip(file.values(i)).for_each(|(d, x)| *d = x);
-        };
-        copy(p.c[..v].as_flattened_mut(), C);
-        copy(p.w1.as_flattened_mut().as_flattened_mut(), W1);
-        copy(&mut p.b1, B1);
-        copy(&mut p.b2[..v], B2);
-        copy(&mut p.gain, GAIN);
-        copy(&mut p.bias, BIAS);
-        copy(&mut self.bn.mean, MEAN);
-        copy(&mut self.bn.var, VAR);
-        for (flat, x) in file.values(W2).enumerate() {
-            self.params.w2t[flat % v][flat / v] = x;
-        }
-        *alphabet = read_alphabet;
-        Ok(())
-    }
-}
-
-/// The header as written: charmlp's metadata and the caller's, then the tensors in
-/// [`WRITE_ORDER`], as the `safetensors` crate writes them.
-struct HeaderOut<'a> {
-    meta: [(&'static str, &'a str); 9],
-    extra: &'a [(&'a str, &'a str)],
-    /// Each tensor's written dimensions (the first `rank` of them) and element count.
-    shapes: [([u64; 2], usize, usize); 9],
-}
-
-#[derive(Serialize)]
-struct TensorOut<'a> {
-    dtype: &'static str,
-    shape: &'a [u64],
-    data_offsets: [u64; 2],
-}
-
-struct MetaOut<'a>(&'a HeaderOut<'a>);
-
-impl Serialize for MetaOut<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(None)?;
-        for (k, v) in self.0.meta.iter().chain(self.0.extra) {
-            map.serialize_entry(k, v)?;
-        }
-        map.end()
-    }
-}
-
-impl Serialize for HeaderOut<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(None)?;
-        map.serialize_entry("__metadata__", &MetaOut(self))?;
-        let mut start = 0u64;
-        for i in WRITE_ORDER {
-            let (dims, rank, numel) = self.shapes[i];
-            let end = start + 4 * numel as u64;
-            let t = TensorOut {
-                dtype: "F32",
-                shape: &dims[..rank],
-                data_offsets: [start, end],
-            };
-            map.serialize_entry(NAMES[i], &t)?;
-            start = end;
-        }
-        map.end()
-    }
-}
-
 /// Rewrites the `crc32` metadata of a charmlp safetensors file in place to match its alphabet
 /// and tensors; returns whether there was one to rewrite. For fuzzers and tests that craft
 /// files which must get past the checksum to reach the checks behind it.
@@ -1027,9 +770,10 @@ pub fn reseal(file: &mut [u8]) -> bool {
     let Some((at, computed)) = crc_site(file) else {
         return false;
     };
-    for (k, nibble) in (0..8).rev().enumerate() {
-        file[at + k] = b"0123456789abcdef"[(computed >> (4 * nibble)) as usize & 15];
-    }
+    let mut hex = heapless::String::<8>::new();
+    // Eight hex digits fill the eight bytes exactly; the write cannot fail.
+    let _ = fmt::Write::write_fmt(&mut hex, format_args!("{computed:08x}"));
+    file[at..at + 8].copy_from_slice(hex.as_bytes());
     true
 }
 
@@ -1053,52 +797,21 @@ pub fn peek_shape(bytes: &[u8]) -> Result<Shape, LoadError> {
     Ok(parse(bytes)?.shape()?)
 }
 
-/// Whether `bytes` start as a safetensors file: a header length up to [`HEADER_MAX`], then `{`.
+/// Whether `bytes` start as a safetensors file: a header length no longer than the rest, then
+/// JSON whitespace and `{` (a header beyond [`HEADER_MAX`] looks like one, so that the reader's
+/// error can say why it is refused).
 pub fn looks_like_safetensors(bytes: &[u8]) -> bool {
-    match bytes.split_first_chunk::<LEN_PREFIX>() {
-        Some((len, rest)) => {
-            u64::from_le_bytes(*len) <= HEADER_MAX as u64 && rest.first() == Some(&b'{')
-        }
-        None => false,
-    }
+    let Some((len, rest)) = bytes.split_first_chunk::<LEN_PREFIX>() else {
+        return false;
+    };
+    let first = rest
+        .iter()
+        .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'));
+    u64::from_le_bytes(*len) <= rest.len() as u64 && first == Some(&b'{')
 }
 
 /// Whether `bytes` start as a legacy `.cmlp` file rather than a safetensors one (whose first
 /// eight bytes are a header length far below `CMLP` read as a number).
 pub fn is_cmlp(bytes: &[u8]) -> bool {
     bytes.starts_with(&crate::bytes::MAGIC)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use rand_core::SeedableRng;
-    use rand_xoshiro::Xoshiro256PlusPlus;
-
-    #[test]
-    fn a_written_model_reads_back_exactly_with_its_alphabet() {
-        let mut m = Model::<32, 4, 2, 8>::zeroed();
-        let alphabet = Alphabet::<32>::new(&['"', '\\', 'a', 'é', '€', '😀']).unwrap();
-        m.init_with_symbols(&mut Xoshiro256PlusPlus::seed_from_u64(3), alphabet.len());
-        m.bn.var[3] = 0.0;
-        let mut out = [0u8; 4096];
-        let n = m
-            .write_safetensors(&alphabet, &[("seed", "42")], &mut out)
-            .unwrap();
-        let file = &out[..n];
-        let header_len = u64::from_le_bytes(file[..8].try_into().unwrap()) as usize;
-        assert_eq!(header_len % 8, 0);
-        let mut back = Model::<32, 4, 2, 8>::zeroed();
-        let mut a = Alphabet::<32>::new(&[]).unwrap();
-        back.read_safetensors(&mut a, file, None).unwrap();
-        assert_eq!(back, m);
-        assert_eq!(a, alphabet);
-        assert_eq!(parse(file).unwrap().metadata.seed, Some("42"));
-        assert!(matches!(
-            out[..n - 1].len(),
-            _ if Model::<32, 4, 2, 8>::zeroed()
-                .read_safetensors(&mut a, &out[..n - 1], None)
-                .is_err()
-        ));
-    }
 }

@@ -2,11 +2,12 @@
 //! format's reference reader): no panic; what ours accepts the crate accepts, with the same
 //! bytes for every tensor; a failed load leaves the model and alphabet untouched; what loads
 //! writes back to a file that loads to the same model, and behaves (finite loss, names in its
-//! alphabet). A second pass puts the input's bytes into the tensors of a valid file and
-//! rewrites its checksum, so that the checks behind the checksum are reached too.
+//! alphabet). The lookup of any tensor runs on the same bytes. A second pass puts the input's
+//! bytes into the tensors of a valid file and rewrites its checksum, so that the checks behind
+//! the checksum are reached too.
 #![no_main]
 
-use charmlp_core::safetensors::{NAMES, parse, reseal};
+use charmlp_core::safetensors::{NAMES, find_tensor, parse, reseal};
 use charmlp_core::{Alphabet, Model};
 use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;
@@ -64,10 +65,22 @@ fn template() -> &'static [u8] {
 }
 
 fuzz_target!(|data: &[u8]| {
+    // The lookup of any tensor (the conformance check's reader) on the same bytes: no panic,
+    // and what it finds lies in the input.
+    for name in ["C", "Xb", "x"] {
+        if let Ok(Some(t)) = find_tensor(data, name) {
+            let (start, end) = (data.as_ptr() as usize, data.as_ptr() as usize + data.len());
+            assert!(
+                t.data.as_ptr() as usize >= start && t.data.as_ptr() as usize + t.data.len() <= end
+            );
+        }
+    }
     if let Some((m, a)) = check::<27>(data, None) {
         charmlp_fuzz::behaves(&m, &a, data);
     }
-    let given: Vec<char> = ('a'..).take(usize::from(data.first().copied().unwrap_or(0) % 40)).collect();
+    let given: Vec<char> = ('a'..)
+        .take(usize::from(data.first().copied().unwrap_or(0) % 40))
+        .collect();
     if let Some((m, a)) = check::<128>(data, Some(&given)) {
         charmlp_fuzz::behaves(&m, &a, data);
     }

@@ -193,9 +193,9 @@ pub struct ModelIn {
     /// the notebook's tensor names, or a `.cmlp` file of earlier versions
     #[arg(long, value_name = "FILE")]
     pub model: PathBuf,
-    /// The characters of tokens 1.. of a safetensors file saved without charmlp's metadata
-    /// (makemore's a-z when it has 27 symbols)
-    #[arg(long, value_name = "CHARS", value_parser = alphabet_chars, allow_hyphen_values = true)]
+    /// The characters of tokens 1.. of a safetensors file saved without charmlp's metadata, in
+    /// increasing order (makemore's a-z when it has 27 symbols)
+    #[arg(long, value_name = "CHARS", value_parser = model_alphabet, allow_hyphen_values = true)]
     pub alphabet: Option<AlphabetChars>,
 }
 
@@ -203,9 +203,30 @@ pub struct ModelIn {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AlphabetChars(pub Vec<char>);
 
+/// `--alphabet` of a model file: the characters of tokens 1.., which must already be in
+/// increasing order, each once (ranges as for [`alphabet_chars`]): sorting them would silently
+/// give tokens other characters than the user meant.
+fn model_alphabet(s: &str) -> Result<AlphabetChars, String> {
+    let chars = alphabet_chars(s)?;
+    let given = expand(s)?;
+    if given != chars.0 {
+        let sorted: String = chars.0.iter().collect();
+        return Err(format!(
+            "tokens 1.. are the characters in increasing order, each once (as makemore's \
+             sorted(set(...)) gives them): give them as {sorted:?}"
+        ));
+    }
+    Ok(chars)
+}
+
 /// `--alphabet`: its characters, sorted and each once; not empty, no control characters.
 /// `X-Y` is the range from X to Y, as `tr` reads it; a '-' first or last is itself.
 fn alphabet_chars(s: &str) -> Result<AlphabetChars, String> {
+    sorted_alphabet(expand(s)?)
+}
+
+/// `--alphabet`'s characters as given, ranges expanded; none a control character.
+fn expand(s: &str) -> Result<Vec<char>, String> {
     let given: Vec<char> = s.chars().collect();
     let mut chars = Vec::new();
     let mut i = 0;
@@ -235,6 +256,11 @@ fn alphabet_chars(s: &str) -> Result<AlphabetChars, String> {
             crate::words::describe(c)
         ));
     }
+    Ok(chars)
+}
+
+/// Continues [`alphabet_chars`]: sorted, each once, within the capacity.
+fn sorted_alphabet(mut chars: Vec<char>) -> Result<AlphabetChars, String> {
     chars.sort_unstable();
     chars.dedup();
     let most = charmlp_core::MAX_SYMBOLS - 1;

@@ -16,7 +16,7 @@ pub mod stdout;
 pub mod train;
 pub mod words;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Result, anyhow, bail};
 use charmlp_core::Temperature;
 use cli::{Command, EvalArgs, ExportArgs, SampleArgs};
 use data::{read_words, split_words};
@@ -125,11 +125,7 @@ pub fn run(command: Command) -> Result<()> {
 
 fn check_command(args: &cli::CheckArgs) -> Result<()> {
     let (name, bytes) = match &args.reference {
-        Some(path) => {
-            let bytes = std::fs::read(path)
-                .with_context(|| format!("{}: cannot read the reference", shown(path)))?;
-            (shown(path), bytes)
-        }
+        Some(path) => (shown(path), check::read_reference(path)?),
         None => (
             "the built-in reference".to_string(),
             check::BUILTIN.to_vec(),
@@ -156,16 +152,21 @@ fn check_command(args: &cli::CheckArgs) -> Result<()> {
     ))?;
     out.flush()?;
     if approximate < rows.len() {
-        let off = rows.len() - approximate;
+        let off: Vec<String> = rows
+            .iter()
+            .filter(|r| !r.approximate)
+            .map(|r| format!("{}{}", if r.fast { "fast " } else { "" }, r.name))
+            .collect();
         bail!(
-            "{off} {} from PyTorch's by more than {:e} of {} scale",
-            if off == 1 {
-                "tensor differs"
+            "{name}: {} from PyTorch's by more than {:e} of {} scale: {}",
+            if off.len() == 1 {
+                "1 tensor differs".to_string()
             } else {
-                "tensors differ"
+                format!("{} tensors differ", off.len())
             },
             check::TOLERANCE,
-            if off == 1 { "its" } else { "their" },
+            if off.len() == 1 { "its" } else { "their" },
+            off.join(", ")
         );
     }
     Ok(())

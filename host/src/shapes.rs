@@ -542,6 +542,14 @@ pub fn load(bytes: &[u8], default_alphabet: Option<&[char]>) -> Result<Box<dyn L
              nor an earlier version's .cmlp (starting with CMLP)"
         );
     }
+    // A given alphabet where the file has its own would be ignored or, worse, override it.
+    let own_alphabet = cmlp || safetensors::parse(bytes).is_ok_and(|h| h.metadata.is_charmlp());
+    if default_alphabet.is_some() && own_alphabet {
+        bail!(
+            "the model file has its own alphabet; --alphabet is for a safetensors file saved \
+             without charmlp's metadata (from PyTorch, say): leave it out"
+        );
+    }
     let shape = if cmlp {
         peek_shape(bytes)
     } else {

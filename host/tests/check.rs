@@ -64,6 +64,10 @@ fn a_reference_one_value_off_is_caught_by_its_row_alone() {
             "{name}: {failing:?}"
         );
     }
+    // An infinite value in the reference proves nothing: its row fails (maxdiff ∞ ≤ 1e-5·∞
+    // would otherwise hold).
+    let rows = rows(&tampered("dW1", 0, f32::INFINITY)).unwrap();
+    assert!(rows.iter().any(|r| r.name == "dW1" && !r.approximate));
 }
 
 #[test]
@@ -96,19 +100,39 @@ fn the_check_command_prints_the_notebooks_table_and_fails_on_a_mismatch() {
         stdout.contains("dhprebn              | exact: false | approximate: false"),
         "{stdout}"
     );
+    let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("1 tensor differs from PyTorch's"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        stderr.contains("off.safetensors: 1 tensor differs from PyTorch's")
+            && stderr.trim_end().ends_with(": dhprebn"),
+        "{stderr}"
     );
-    // Not a reference: one clear error.
-    std::fs::write(&path, b"nonsense").unwrap();
+    // Endless input stops at the bound, at once.
     cargo_bin_cmd!("charmlp")
-        .args(["check", "--reference"])
-        .arg(&path)
+        .args(["check", "--reference", "/dev/zero"])
+        .timeout(std::time::Duration::from_secs(30))
         .assert()
         .code(1)
-        .stderr(predicates::str::contains(
-            "off.safetensors: not a reference state",
-        ));
+        .stderr(predicates::str::contains("longer than a reference state"));
+    // A reference without a tensor names it.
+    let st = safetensors::SafeTensors::deserialize(BUILTIN).unwrap();
+    let kept: Vec<(String, safetensors::tensor::TensorView)> = st
+        .tensors()
+        .into_iter()
+        .filter(|(name, _)| name != "dbnvar")
+        .collect();
+    let refused = |bytes: &[u8], needle: &str| {
+        std::fs::write(&path, bytes).unwrap();
+        cargo_bin_cmd!("charmlp")
+            .args(["check", "--reference"])
+            .arg(&path)
+            .assert()
+            .code(1)
+            .stderr(predicates::str::contains(needle));
+    };
+    refused(
+        &safetensors::serialize(kept, None).unwrap(),
+        "no tensor dbnvar in the reference state",
+    );
+    // Not a reference: one clear error.
+    refused(b"nonsense", "off.safetensors: not a reference state");
 }

@@ -757,3 +757,37 @@ fn a_model_trained_in_pytorch_samples_and_evaluates_in_charmlp() {
         "{names}"
     );
 }
+
+/// `--alphabet` on a model file is the alphabet of one saved without charmlp's metadata: given
+/// in token order or refused (sorting it would give tokens other characters), and refused for
+/// a file that has its own.
+#[test]
+fn alphabet_of_a_model_file_is_in_token_order_and_only_for_foreign_files() {
+    let notebook =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/data/notebook.safetensors");
+    let sample = |extra: &[&str]| {
+        let mut c = charmlp();
+        c.args(["sample", "-n", "3", "--model"])
+            .arg(&notebook)
+            .args(extra);
+        c
+    };
+    let plain = stdout_of(&mut sample(&[]));
+    assert_eq!(stdout_of(&mut sample(&["--alphabet", "a-z"])), plain);
+    sample(&["--alphabet", "zyxwvutsrqponmlkjihgfedcba"])
+        .assert()
+        .code(2)
+        .stderr(contains("increasing order").and(contains("\"abcdefghijklmnopqrstuvwxyz\"")));
+    // 27 symbols need 26 characters.
+    fails_with(
+        &mut sample(&["--alphabet", "a-y"]),
+        &["notebook.safetensors", "25 characters", "27 symbols"],
+    );
+    let v2 = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/data/v2.cmlp");
+    fails_with(
+        charmlp()
+            .args(["sample", "--alphabet", "A-Z", "--model"])
+            .arg(&v2),
+        &["v2.cmlp", "has its own alphabet", "leave it out"],
+    );
+}
