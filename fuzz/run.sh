@@ -12,7 +12,8 @@ echo "== seed corpora"
 charmlp() { (cd "$root" && cargo run --quiet --release -p charmlp -- "$@"); }
 mkdir -p corpus/model_bytes corpus/words corpus/sample_eval corpus/safetensors
 charmlp train --steps 300 --out "$PWD/corpus/safetensors/h64.safetensors" > /dev/null
-printf 'zoë\njosé\nchloé\n"x\\y"\n' | charmlp train --data - --steps 50 --batch 4 \
+printf 'zoë\njosé\nchloé\n"x\\y"\nanna\nnoël\némile\nbob\nhélène\njean-luc\n' |
+    charmlp train --data - --steps 50 --batch 4 \
     --out "$PWD/corpus/safetensors/accents.safetensors" > /dev/null
 # The legacy format's corpus: the committed version-2 file of tests/data (see its README).
 cp "$root/tests/data/v2.cmlp" corpus/model_bytes/v2.cmlp

@@ -411,3 +411,27 @@ fn metadata_is_read_as_written_or_refused() {
     assert!(SafeTensors::deserialize(&with_null).is_ok());
     assert_eq!(bits(&read(&with_null, None).unwrap().0), bits(&m));
 }
+
+#[test]
+fn the_lookup_of_any_tensor_finds_checks_and_refuses() {
+    use charmlp_core::safetensors::find_tensor;
+    let x =
+        |offsets: &str| format!(r#""x":{{"dtype":"I64","shape":[2],"data_offsets":{offsets}}}"#);
+    let file = raw(
+        &format!("{{{},\"__metadata__\":null}}", x("[0,16]")),
+        &[7; 16],
+    );
+    let t = find_tensor(&file, "x").unwrap().unwrap();
+    assert_eq!((t.dtype, t.numel, t.data), ("I64", 2, &[7u8; 16][..]));
+    assert_eq!(find_tensor(&file, "y"), Ok(None));
+    // Reversed, past the end, or not the shape's size: an error, never a panic.
+    for offsets in ["[16,0]", "[0,24]", "[0,8]"] {
+        let file = raw(&format!("{{{}}}", x(offsets)), &[0; 16]);
+        assert_eq!(find_tensor(&file, "x"), Err(FileError::Bounds), "{offsets}");
+    }
+    let twice = raw(&format!("{{{},{}}}", x("[0,16]"), x("[0,16]")), &[0; 16]);
+    assert_eq!(
+        find_tensor(&twice, "x"),
+        Err(FileError::DuplicateName(Quoted::new("x")))
+    );
+}

@@ -26,7 +26,12 @@
 //! The JSON is parsed by serde-json-core: no_std, no allocation, borrowing from the input. Only
 //! `__metadata__`, the nine names and their three fields are accepted, each at most once, and no
 //! value is skipped unparsed, so nothing recurses on hostile nesting; the header is refused
-//! beyond [`HEADER_MAX`] bytes before it is parsed.
+//! beyond [`HEADER_MAX`] bytes before it is parsed. Keys, and the metadata values read as plain
+//! text, are compared as written: one with a JSON escape is refused rather than misread.
+//!
+//! This module is the container: [`parse`], [`find_tensor`] for files of any tensors (the
+//! conformance reference), the checksum. A model's reader and writer,
+//! `Model::read_safetensors` and `Model::write_safetensors`, are in `model_file.rs`.
 //!
 //! [safetensors]: https://huggingface.co/docs/safetensors
 
@@ -124,6 +129,8 @@ pub enum FileError {
     UnknownTensor(Quoted),
     /// A name given twice.
     Duplicate(&'static str),
+    /// A looked-up tensor name given twice.
+    DuplicateName(Quoted),
     /// A tensor the model needs is not in the file.
     MissingTensor(&'static str),
     /// A dtype other than F32.
@@ -198,6 +205,7 @@ impl fmt::Display for FileError {
                  bnmean, bnvar"
             ),
             FileError::Duplicate(name) => write!(f, "{name} appears twice in the header"),
+            FileError::DuplicateName(name) => write!(f, "{name} appears twice in the header"),
             FileError::MissingTensor(name @ ("bnmean" | "bnvar")) => write!(
                 f,
                 "no tensor {name}: save the batch-norm statistics calibrated over the training \
@@ -668,8 +676,18 @@ pub struct AnyTensor<'a> {
 pub fn find_tensor<'a>(bytes: &'a [u8], name: &str) -> Result<Option<AnyTensor<'a>>, FileError> {
     let (json, data) = split_header(bytes)?;
     let mut de = serde_json_core::de::Deserializer::new(json.as_bytes(), None);
-    let found =
-        de::DeserializeSeed::deserialize(FindSeed(name), &mut de).map_err(FileError::Json)?;
+    let mut duplicate = false;
+    let seed = FindSeed {
+        name,
+        duplicate: &mut duplicate,
+    };
+    let found = de::DeserializeSeed::deserialize(seed, &mut de).map_err(|e| {
+        if duplicate {
+            FileError::DuplicateName(Quoted::new(name))
+        } else {
+            FileError::Json(e)
+        }
+    })?;
     de.end().map_err(FileError::Json)?;
     let Some((dtype, dims, [start, end])) = found else {
         return Ok(None);
@@ -695,19 +713,23 @@ pub fn find_tensor<'a>(bytes: &'a [u8], name: &str) -> Result<Option<AnyTensor<'
 
 /// Finds one named tensor among any: every other entry is parsed (as a tensor, or as string
 /// metadata), so nothing is skipped unparsed.
-struct FindSeed<'n>(&'n str);
+struct FindSeed<'n, 'e> {
+    name: &'n str,
+    /// The looked-up name given twice: which entry is meant would be a guess.
+    duplicate: &'e mut bool,
+}
 
 /// The found tensor's dtype, shape and offsets.
 type Found<'de> = Option<(&'de str, Dims, [u64; 2])>;
 
-impl<'de> de::DeserializeSeed<'de> for FindSeed<'_> {
+impl<'de> de::DeserializeSeed<'de> for FindSeed<'_, '_> {
     type Value = Found<'de>;
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_map(self)
     }
 }
 
-impl<'de> Visitor<'de> for FindSeed<'_> {
+impl<'de> Visitor<'de> for FindSeed<'_, '_> {
     type Value = Found<'de>;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a safetensors header")
@@ -716,11 +738,15 @@ impl<'de> Visitor<'de> for FindSeed<'_> {
         let mut found = None;
         while let Some(key) = map.next_key::<&'de str>()? {
             if key == "__metadata__" {
-                map.next_value::<Metadata<'de>>()?;
+                map.next_value::<Option<Metadata<'de>>>()?;
                 continue;
             }
             let t: RawTensor<'de> = map.next_value()?;
-            if key == self.0 {
+            if key == self.name {
+                if found.is_some() {
+                    *self.duplicate = true;
+                    return Err(de::Error::custom(""));
+                }
                 found = Some((t.dtype, t.shape, t.data_offsets));
             }
         }
