@@ -396,6 +396,14 @@ fn metadata_is_read_as_written_or_refused() {
             other => panic!("{key}: {other:?}"),
         }
     }
+    // Compared as numbers: Python's str(1e-5) is "1e-05".
+    for (from, to) in [
+        ("\"bn_eps\":\"1e-5\"", "\"bn_eps\":\"1e-05\""),
+        ("\"bn_eps\":\"1e-5\"", "\"bn_eps\":\"0.00001\""),
+        ("\"embed\":\"4\"", "\"embed\":\"04\""),
+    ] {
+        assert!(read(&header_edit(&good, from, to), None).is_ok(), "{to}");
+    }
     // A charmlp file without its checksum is refused; a key given twice is named.
     let f = header_edit(&good, "\"crc32\":", "\"crc33\":");
     assert_eq!(
@@ -404,6 +412,42 @@ fn metadata_is_read_as_written_or_refused() {
     );
     let f = header_edit(&good, "\"seed\":\"7\"", "\"embed\":\"4\"");
     assert_eq!(err(&f), LoadError::File(FileError::Duplicate("embed")));
+    // A changed format would turn off the checksum and the stored alphabet: a file with
+    // charmlp's keys must say it is charmlp's.
+    let f = header_edit(&good, "\"format\":\"charmlp\"", "\"format\":\"charmlq\"");
+    assert!(matches!(
+        err(&f),
+        LoadError::File(FileError::NotCharmlp {
+            key: "format_version",
+            ..
+        })
+    ));
+    let f = header_edit(&good, "\"format\":", "\"formau\":");
+    assert!(matches!(
+        err(&f),
+        LoadError::File(FileError::NotCharmlp { format: None, .. })
+    ));
+    // Another program's metadata may hold escapes, even under a key charmlp reads in its own
+    // files: a Windows path, a quote.
+    let m27 = model(27, 9);
+    let foreign = |pairs: &[(&str, &str)]| {
+        let meta = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        crate_file(&notebook_tensors(&m27, 27), Some(meta))
+    };
+    for pairs in [
+        &[
+            ("format", "pt"),
+            ("context", "trained on C:\\data\\names.txt"),
+        ][..],
+        &[("note \"x\"", "a\\b"), ("seed", "\"42\"")],
+    ] {
+        let (back, a) = read(&foreign(pairs), None).unwrap();
+        assert_eq!(bits(&back), bits(&m27), "{pairs:?}");
+        assert_eq!(a.chars(), Alphabet::MAKEMORE.chars());
+    }
     // `"__metadata__": null` is no metadata, as the safetensors crate reads it.
     let m = model(27, 8);
     let plain = crate_file(&notebook_tensors(&m, 27), None);

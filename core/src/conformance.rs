@@ -76,7 +76,9 @@ impl Cmp {
             exact: pairs().all(|(a, b)| a.to_bits() == b.to_bits()),
             // A non-finite reference (an infinite scale) proves nothing: not approximate.
             approximate: scale.is_finite() && maxdiff <= TOLERANCE * scale,
-            allclose: pairs().all(|(a, b)| (a - b).abs() <= 1e-8 + 1e-5 * b.abs()),
+            // As torch.allclose: an infinity is close only to itself.
+            allclose: pairs()
+                .all(|(a, b)| a == b || (b.is_finite() && (a - b).abs() <= 1e-8 + 1e-5 * b.abs())),
             maxdiff,
             scale,
         })

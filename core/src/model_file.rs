@@ -3,7 +3,7 @@
 
 use crate::alphabet::{Alphabet, MAX_SYMBOLS};
 use crate::bytes::{BufferTooSmall, LoadError, Shape};
-use crate::model::Model;
+use crate::model::{BN_EPS, Model};
 use crate::safetensors::{
     B1, B2, BIAS, C, FORMAT, FORMAT_VERSION, FileError, GAIN, HEADER_WRITE_MAX, LEN_PREFIX, MEAN,
     NAMES, Quoted, VAR, W1, W2, WRITE_ORDER, crc32, parse,
@@ -152,20 +152,30 @@ impl<const V: usize, const E: usize, const T: usize, const H: usize> Model<V, E,
             text(format_args!("{}", found.context)),
             text(format_args!("{}", found.hidden)),
         );
-        for (key, value, expected) in [
-            ("embed", meta.embed, e.as_str()),
-            ("context", meta.context, t.as_str()),
-            ("hidden", meta.hidden, h.as_str()),
-            ("bn_eps", meta.bn_eps, "1e-5"),
-            ("bn_variance", meta.bn_variance, "unbiased"),
-        ] {
+        // Compared as numbers, not text: Python's str(1e-5) is "1e-05".
+        let dim = |d: u16| move |v: &str| v.parse::<u16>() == Ok(d);
+        let (shapes, format) = ("the tensors' shapes say", "charmlp computes with");
+        type Agrees<'f> = &'f dyn Fn(&str) -> bool;
+        let checks: [(&str, Option<&str>, &str, &str, Agrees); 5] = [
+            ("embed", meta.embed, &e, shapes, &dim(found.embed)),
+            ("context", meta.context, &t, shapes, &dim(found.context)),
+            ("hidden", meta.hidden, &h, shapes, &dim(found.hidden)),
+            ("bn_eps", meta.bn_eps, "1e-5", format, &|v| {
+                v.parse::<f32>() == Ok(BN_EPS)
+            }),
+            ("bn_variance", meta.bn_variance, "unbiased", format, &|v| {
+                v == "unbiased"
+            }),
+        ];
+        for (key, value, expected, source, agrees) in checks {
             match value {
                 None => return Err(FileError::MissingMetadata(key)),
-                Some(v) if v != expected => {
+                Some(v) if !agrees(v) => {
                     return Err(FileError::MetadataValue {
                         key,
                         found: Quoted::new(v),
                         expected: Quoted::new(expected),
+                        source,
                     });
                 }
                 Some(_) => {}
@@ -269,7 +279,8 @@ impl<const V: usize, const E: usize, const T: usize, const H: usize> Model<V, E,
             let stored = hex_u32(stored).ok_or(FileError::MetadataValue {
                 key: "crc32",
                 found: Quoted::new(stored),
-                expected: Quoted::new("8 hex digits"),
+                expected: Quoted::new("00000000"),
+                source: "it is 8 hex digits, zero-padded, like",
             })?;
             let computed = crc32(
                 read_alphabet.chars().iter().copied(),

@@ -159,11 +159,18 @@ pub enum FileError {
         key: &'static str,
         found: Quoted,
         expected: Quoted,
+        /// What says so: the tensors' shapes, or charmlp's format.
+        source: &'static str,
     },
     /// A header key, or a charmlp metadata value read as plain text, with a JSON escape.
     Escaped(Quoted),
     /// A looked-up tensor whose data_offsets leave the data or disagree with its shape.
     Bounds,
+    /// charmlp metadata in a file whose `format` is not "charmlp".
+    NotCharmlp {
+        key: &'static str,
+        format: Option<Quoted>,
+    },
     /// A charmlp file of a format version this build cannot read.
     FormatVersion(Quoted),
     /// No alphabet in the file, and none given for its symbol count.
@@ -262,23 +269,33 @@ impl fmt::Display for FileError {
             FileError::Metadata { key } => write!(f, "metadata {key} is not valid"),
             FileError::MissingMetadata(key) => write!(
                 f,
-                "charmlp metadata without {key} (a file of format \"charmlp\" has it; a file \
-                 saved from PyTorch has no \"format\" key)"
+                "charmlp metadata without {key}: a file of format \"charmlp\" has it (a file \
+                 of another format, or none, is read as one saved from PyTorch)"
             ),
             FileError::MetadataValue {
                 key,
                 found,
                 expected,
-            } => write!(
-                f,
-                "metadata {key} is {found}; the file's tensors and charmlp's format need {expected}"
-            ),
+                source,
+            } => write!(f, "metadata {key} is {found}, but {source} {expected}"),
             FileError::Escaped(text) => write!(
                 f,
                 "{text} in the header is written with a JSON escape; charmlp reads header keys \
                  and its metadata values as plain text (write them unescaped, as charmlp and the \
                  safetensors libraries do)"
             ),
+            FileError::NotCharmlp { key, format } => {
+                write!(f, "metadata {key} is charmlp's, but format is ")?;
+                match format {
+                    Some(found) => write!(f, "{found}")?,
+                    None => f.write_str("missing")?,
+                }
+                write!(
+                    f,
+                    ", not \"{FORMAT}\": a charmlp file whose format was changed (its checksum \
+                     and alphabet would go unchecked)"
+                )
+            }
             FileError::Bounds => f.write_str(
                 "the tensor's data_offsets leave the data or disagree with its shape and dtype",
             ),
@@ -294,8 +311,9 @@ impl fmt::Display for FileError {
             ),
             FileError::AlphabetLength { symbols, chars } => write!(
                 f,
-                "the alphabet has {chars} characters but the tensors {symbols} symbols (the \
-                 boundary and {} characters)",
+                "the alphabet has {chars} character{} but the tensors have {symbols} symbols, \
+                 which need {} (the boundary is token 0 and not a character)",
+                if *chars == 1 { "" } else { "s" },
                 symbols - 1
             ),
         }
@@ -412,9 +430,39 @@ impl<'a> Metadata<'a> {
         })
     }
 
+    /// The keys charmlp reads.
+    const KEYS: [&'static str; 11] = [
+        "format",
+        "format_version",
+        "alphabet",
+        "embed",
+        "context",
+        "hidden",
+        "bn_eps",
+        "bn_variance",
+        "crc32",
+        "seed",
+        "data_sha256",
+    ];
+
     /// Whether this is charmlp's metadata (else the file is foreign: no checksum, no alphabet).
     pub fn is_charmlp(&self) -> bool {
         self.format == Some(FORMAT)
+    }
+
+    /// A key only charmlp's files have, in a file whose `format` is not "charmlp": a changed
+    /// or corrupted `format` would otherwise turn off the checksum and the stored alphabet.
+    pub fn orphan(&self) -> Option<&'static str> {
+        if self.is_charmlp() {
+            return None;
+        }
+        [
+            ("format_version", self.format_version),
+            ("alphabet", self.alphabet),
+            ("crc32", self.crc32),
+        ]
+        .into_iter()
+        .find_map(|(key, value)| value.map(|_| key))
     }
 }
 
@@ -429,11 +477,14 @@ impl<'de> Deserialize<'de> for Metadata<'de> {
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
                 let mut meta = Metadata::default();
                 let mut problem = None;
+                let mut escaped_value = None;
                 while let Some(key) = map.next_key::<&'de str>()? {
                     // Every value is parsed as a string, as safetensors requires, even those
                     // not read: nothing is skipped unparsed.
                     let value = map.next_value::<&'de str>()?;
-                    if key.contains('\\') {
+                    // Another program's keys and values may hold escapes; one of charmlp's keys
+                    // written with one would be misread (Python reads "\u0066ormat" as format).
+                    if key.contains('\\') && Metadata::KEYS.iter().any(|k| unescapes_to(key, k)) {
                         problem = problem.or(Some(FileError::Escaped(Quoted::new(key))));
                     }
                     if let Some((name, slot, plain)) = meta.slot(key) {
@@ -441,9 +492,16 @@ impl<'de> Deserialize<'de> for Metadata<'de> {
                             problem = problem.or(Some(FileError::Duplicate(name)));
                         }
                         if plain && value.contains('\\') {
-                            problem = problem.or(Some(FileError::Escaped(Quoted::new(value))));
+                            escaped_value = escaped_value.or(Some(value));
                         }
                     }
+                }
+                // A value with an escape matters in charmlp's own files, where it is read as
+                // plain text, and in `format`, which decides whether a file is one.
+                if let Some(value) = escaped_value
+                    && (meta.is_charmlp() || meta.format.is_some_and(|f| unescapes_to(f, FORMAT)))
+                {
+                    problem = problem.or(Some(FileError::Escaped(Quoted::new(value))));
                 }
                 meta.problem = problem;
                 Ok(meta)
@@ -486,7 +544,15 @@ impl<'de> Visitor<'de> for HeaderSeed<'_> {
         };
         let mut meta_seen = false;
         while let Some(key) = map.next_key::<&'de str>()? {
-            if key.contains('\\') {
+            // Python reads "\u0043" as C: one of the names written with an escape would be
+            // misread, where another name with an escape is just not one of the nine.
+            let ours = || {
+                NAMES
+                    .iter()
+                    .chain(&["__metadata__"])
+                    .any(|n| unescapes_to(key, n))
+            };
+            if key.contains('\\') && ours() {
                 return Err(fail(FileError::Escaped(Quoted::new(key))));
             }
             if key == "__metadata__" {
@@ -514,6 +580,24 @@ impl<'de> Visitor<'de> for HeaderSeed<'_> {
     }
 }
 
+/// Whether the JSON string body `raw` (escapes not yet undone) reads as `target`. An invalid
+/// escape reads as nothing.
+fn unescapes_to(raw: &str, target: &str) -> bool {
+    use serde_json_core::str::{EscapedStr, EscapedStringFragment};
+    let mut want = target.chars();
+    for fragment in EscapedStr(raw).fragments() {
+        let ok = match fragment {
+            Ok(EscapedStringFragment::NotEscaped(s)) => s.chars().all(|c| want.next() == Some(c)),
+            Ok(EscapedStringFragment::Escaped(c)) => want.next() == Some(c),
+            Err(_) => false,
+        };
+        if !ok {
+            return false;
+        }
+    }
+    want.next().is_none()
+}
+
 /// A model file's header, checked as a safetensors container: every tensor F32 of at most two
 /// dimensions, offsets tiling the data exactly.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -534,6 +618,14 @@ pub fn parse(bytes: &[u8]) -> Result<Header<'_>, FileError> {
         Err(e) => return Err(ours.unwrap_or(FileError::Json(e))),
     };
     de.end().map_err(FileError::Json)?;
+    if let Some(meta) = raw.meta
+        && let Some(key) = meta.orphan()
+    {
+        return Err(FileError::NotCharmlp {
+            key,
+            format: meta.format.map(Quoted::new),
+        });
+    }
 
     // Offsets must tile the data from 0 in some order, as the safetensors crate requires.
     let mut tensors = [None; 9];

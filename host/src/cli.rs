@@ -206,17 +206,46 @@ pub struct AlphabetChars(pub Vec<char>);
 /// `--alphabet` of a model file: the characters of tokens 1.., which must already be in
 /// increasing order, each once (ranges as for [`alphabet_chars`]): sorting them would silently
 /// give tokens other characters than the user meant.
+///
+/// A literal '-' can only be written first or last, so its place says nothing about order: it
+/// is left out of the comparison.
 fn model_alphabet(s: &str) -> Result<AlphabetChars, String> {
     let chars = alphabet_chars(s)?;
-    let given = expand(s)?;
-    if given != chars.0 {
-        let sorted: String = chars.0.iter().collect();
+    let not_dash = |c: &&char| **c != '-';
+    let given: Vec<char> = expand(s)?.iter().filter(not_dash).copied().collect();
+    let sorted: Vec<char> = chars.0.iter().filter(not_dash).copied().collect();
+    if given != sorted {
         return Err(format!(
             "tokens 1.. are the characters in increasing order, each once (as makemore's \
-             sorted(set(...)) gives them): give them as {sorted:?}"
+             sorted(set(...)) gives them): give them as '{}'",
+            as_flag(&chars.0)
         ));
     }
     Ok(chars)
+}
+
+/// `chars` (sorted) as `--alphabet` reads them back: runs of four or more consecutive
+/// characters as ranges, a '-' last, where it stands for itself.
+pub fn as_flag(chars: &[char]) -> String {
+    let mut out = String::new();
+    let rest: Vec<char> = chars.iter().copied().filter(|&c| c != '-').collect();
+    let mut i = 0;
+    while i < rest.len() {
+        let mut j = i;
+        while j + 1 < rest.len() && u32::from(rest[j + 1]) == u32::from(rest[j]) + 1 {
+            j += 1;
+        }
+        if j - i >= 3 {
+            out.extend([rest[i], '-', rest[j]]);
+        } else {
+            out.extend(&rest[i..=j]);
+        }
+        i = j + 1;
+    }
+    if chars.contains(&'-') {
+        out.push('-');
+    }
+    out
 }
 
 /// `--alphabet`: its characters, sorted and each once; not empty, no control characters.
@@ -233,6 +262,13 @@ fn expand(s: &str) -> Result<Vec<char>, String> {
     while i < given.len() {
         match given.get(i..i + 3) {
             Some(&[lo, '-', hi]) => {
+                if lo > hi && (hi == '-' || lo == '-') {
+                    return Err(format!(
+                        "'{lo}-{hi}' reads as a range; a '-' stands for itself only first or \
+                         last: write it as '-{}'",
+                        if lo == '-' { hi } else { lo }
+                    ));
+                }
                 if lo > hi {
                     return Err(format!(
                         "the range {lo}-{hi} runs backwards; write it as {hi}-{lo}"
@@ -365,6 +401,39 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn a_model_alphabet_is_in_token_order_and_its_suggestion_reads_back() {
+        for chars in [
+            " '-abcdefghijklmnopqrstuvwxyz",
+            "-abc",
+            "+-ab",
+            "abcdefghijklmnopqrstuvwxyzàé",
+            "\"',-./0123456789",
+        ] {
+            let sorted: Vec<char> = chars.chars().collect();
+            let flag = as_flag(&sorted);
+            assert_eq!(
+                model_alphabet(&flag).map(|a| a.0),
+                Ok(sorted),
+                "{chars}: {flag}"
+            );
+        }
+        assert_eq!(
+            as_flag(&" '-abcdefghijklmnopqrstuvwxyz".chars().collect::<Vec<_>>()),
+            " 'a-z-"
+        );
+        let e = model_alphabet("zyx").unwrap_err();
+        assert!(e.contains("increasing order") && e.contains("'xyz'"), "{e}");
+        // A '-' first or last is itself, wherever it sorts; one between two characters ranges.
+        assert!(model_alphabet("- 'a-z").is_ok());
+        assert!(model_alphabet(" 'a-z-").is_ok());
+        assert!(
+            model_alphabet("a--")
+                .unwrap_err()
+                .contains("write it as '-a'")
+        );
     }
 
     #[test]

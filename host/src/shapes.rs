@@ -542,14 +542,10 @@ pub fn load(bytes: &[u8], default_alphabet: Option<&[char]>) -> Result<Box<dyn L
              nor an earlier version's .cmlp (starting with CMLP)"
         );
     }
-    // A given alphabet where the file has its own would be ignored or, worse, override it.
+    // A given alphabet where the file has its own must be that one: ignoring another, or
+    // letting it override the file's, would give tokens other characters than either meant.
     let own_alphabet = cmlp || safetensors::parse(bytes).is_ok_and(|h| h.metadata.is_charmlp());
-    if default_alphabet.is_some() && own_alphabet {
-        bail!(
-            "the model file has its own alphabet; --alphabet is for a safetensors file saved \
-             without charmlp's metadata (from PyTorch, say): leave it out"
-        );
-    }
+    let given = default_alphabet.filter(|_| !own_alphabet);
     let shape = if cmlp {
         peek_shape(bytes)
     } else {
@@ -578,14 +574,26 @@ pub fn load(bytes: &[u8], default_alphabet: Option<&[char]>) -> Result<Box<dyn L
             if cmlp {
                 model.read_bytes(&mut alphabet, bytes)
             } else {
-                model.read_safetensors(&mut alphabet, bytes, default_alphabet)
+                model.read_safetensors(&mut alphabet, bytes, given)
             }
             .map_err(|e| anyhow!("{e}"))?;
             Some(Box::new(LoadedModel { model, alphabet }) as Box<dyn Loaded>)
         }};
     }
-    menu!(dispatch!((v, flags.embed, flags.context, flags.hidden) read ();))
-        .ok_or_else(|| anyhow!("model has {shape}; not built in"))
+    let loaded = menu!(dispatch!((v, flags.embed, flags.context, flags.hidden) read ();))
+        .ok_or_else(|| anyhow!("model has {shape}; not built in"))?;
+    if let Some(chars) = default_alphabet
+        && own_alphabet
+        && chars != loaded.chars()
+    {
+        bail!(
+            "the model file has its own alphabet, {:?}, and --alphabet gives another; \
+             --alphabet is for a safetensors file saved without charmlp's metadata (from \
+             PyTorch, say): leave it out",
+            crate::words::shown_chars(loaded.chars())
+        );
+    }
+    Ok(loaded)
 }
 
 #[cfg(test)]
