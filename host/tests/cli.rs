@@ -799,3 +799,39 @@ fn alphabet_of_a_model_file_is_in_token_order_and_only_for_foreign_files() {
     );
     assert_eq!(own.lines().count(), 3);
 }
+
+/// The model file names its data and recipe: `data_sha256` is SHA-256 of the words trained on
+/// (trimmed, lowercased with --lowercase, blank lines left out), one a line; `seed` and `split`
+/// are the run's.
+#[test]
+fn the_model_file_names_the_data_and_the_seed_it_came_from() {
+    use sha2::Digest;
+    let s = Scratch::new();
+    let words: Vec<String> = std::fs::read_to_string(s.words(60))
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    // The same words with capitals, CRLF, spaces around and blank lines.
+    let messy: String = words
+        .iter()
+        .map(|w| format!("  {}\r\n\r\n", w.to_uppercase()))
+        .collect();
+    let data = s.write("messy.txt", messy);
+    let model = s.train(&data, "m.safetensors", &["--lowercase", "--seed", "7"]);
+    let bytes = std::fs::read(&model).unwrap();
+    let meta = charmlp_core::safetensors::parse(&bytes).unwrap().metadata;
+    let expected: String =
+        sha2::Sha256::digest(words.iter().map(|w| format!("{w}\n")).collect::<String>())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+    assert_eq!(meta.data_sha256, Some(expected.as_str()));
+    assert_eq!(meta.seed, Some("7"));
+    let other = s.train(&s.words(61), "o.safetensors", &["--seed", "7"]);
+    let other_bytes = std::fs::read(&other).unwrap();
+    let other_meta = charmlp_core::safetensors::parse(&other_bytes)
+        .unwrap()
+        .metadata;
+    assert_ne!(other_meta.data_sha256, meta.data_sha256);
+}
