@@ -479,3 +479,56 @@ fn the_lookup_of_any_tensor_finds_checks_and_refuses() {
         Err(FileError::DuplicateName(Quoted::new("x")))
     );
 }
+
+#[test]
+fn a_control_character_or_a_bad_escape_in_a_header_string_is_refused_as_json_does() {
+    let alphabet = odd_alphabet();
+    let good = write(&model(alphabet.len(), 10), &alphabet);
+    // Found by the safetensors fuzz target: NUL bytes inside a metadata value.
+    for bad in ["\u{0}", "\t", "\n"] {
+        let f = header_edit(&good, "\"seed\":\"7\"", &format!("\"seed\":\"7{bad}\""));
+        assert!(SafeTensors::deserialize(&f).is_err(), "{bad:?}");
+        assert!(
+            matches!(
+                read(&f, None),
+                Err(LoadError::File(FileError::ControlInString { .. }))
+            ),
+            "{bad:?}"
+        );
+    }
+    // So is an escape JSON does not have, even in a value charmlp never reads.
+    let m = model(27, 12);
+    let foreign = crate_file(&notebook_tensors(&m, 27), None);
+    for (escape, json) in [
+        ("\\x41", false),
+        ("\\u12", false),
+        ("\\ud800", false),
+        ("\\udc00", false),
+        ("\\ud800\\u0041", false),
+        ("\\ud83d\\ude00", true),
+        ("\\u00e9\\/\\b", true),
+    ] {
+        let f = header_edit(
+            &foreign,
+            "{",
+            &format!("{{\"__metadata__\":{{\"n\":\"{escape}\"}},"),
+        );
+        assert_eq!(SafeTensors::deserialize(&f).is_ok(), json, "{escape}");
+        match read(&f, None) {
+            Ok(_) => assert!(json, "{escape}"),
+            Err(e) => assert!(
+                !json && matches!(e, LoadError::File(FileError::BadEscape { .. })),
+                "{escape}: {e:?}"
+            ),
+        }
+    }
+    // As whitespace between values, and escaped inside a string, they are JSON.
+    let f = header_edit(&good, ",\"seed\"", ",\n\t\"seed\"");
+    assert!(read(&f, None).is_ok());
+    let m = model(27, 11);
+    let note = [("note".to_string(), "a\tb\n".to_string())]
+        .into_iter()
+        .collect();
+    let f = crate_file(&notebook_tensors(&m, 27), Some(note));
+    assert_eq!(bits(&read(&f, None).unwrap().0), bits(&m));
+}

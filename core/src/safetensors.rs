@@ -123,6 +123,10 @@ pub enum FileError {
     HeaderLength { len: u64, file: usize },
     /// The header is not UTF-8.
     HeaderNotUtf8,
+    /// A control character inside a JSON string of the header, at this byte of it.
+    ControlInString { at: usize },
+    /// An escape JSON does not have, inside a string of the header, at this byte of it.
+    BadEscape { at: usize },
     /// The header is not JSON of the expected form (serde-json-core's reason).
     Json(serde_json_core::de::Error),
     /// A tensor name other than the nine.
@@ -205,6 +209,17 @@ impl fmt::Display for FileError {
                 }
             ),
             FileError::HeaderNotUtf8 => f.write_str("safetensors header is not UTF-8"),
+            FileError::BadEscape { at } => write!(
+                f,
+                "safetensors header has an escape JSON does not allow (byte {at} of the \
+                 header): JSON escapes are \\\" \\\\ \\/ \\b \\f \\n \\r \\t and \\u with four hex \
+                 digits, a surrogate only in a pair"
+            ),
+            FileError::ControlInString { at } => write!(
+                f,
+                "safetensors header has a control character inside a string (byte {at} of the \
+                 header), which JSON does not allow"
+            ),
             FileError::Json(e) => write!(f, "safetensors header is not valid: {e}"),
             FileError::UnknownTensor(name) => write!(
                 f,
@@ -861,7 +876,68 @@ fn split_header(bytes: &[u8]) -> Result<(&str, &[u8]), FileError> {
         })?;
     let (json, data) = rest.split_at(header_len);
     let json = core::str::from_utf8(json).map_err(|_| FileError::HeaderNotUtf8)?;
+    if let Some(problem) = string_problem(json) {
+        return Err(problem);
+    }
     Ok((json, data))
+}
+
+/// The first thing inside a JSON string of `json` that JSON forbids, which serde-json-core
+/// would take as it is but the safetensors libraries (serde_json) refuse: a control character
+/// (a tab or a newline must be written `\t`, `\n`), or an escape that is not one of JSON's
+/// (`\x`, a `\u` without four hex digits, a surrogate without its other half).
+fn string_problem(json: &str) -> Option<FileError> {
+    let bytes = json.as_bytes();
+    let hex4 = |at: usize| -> Option<u16> {
+        let digits = core::str::from_utf8(bytes.get(at..at + 4)?).ok()?;
+        if digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+            u16::from_str_radix(digits, 16).ok()
+        } else {
+            None
+        }
+    };
+    let mut in_string = false;
+    let mut at = 0;
+    while let Some(&b) = bytes.get(at) {
+        if !in_string {
+            in_string = b == b'"';
+            at += 1;
+            continue;
+        }
+        match b {
+            0..0x20 => return Some(FileError::ControlInString { at }),
+            b'"' => in_string = false,
+            b'\\' => {
+                let bad = Some(FileError::BadEscape { at });
+                match bytes.get(at + 1) {
+                    Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => at += 1,
+                    Some(b'u') => {
+                        let Some(unit) = hex4(at + 2) else {
+                            return bad;
+                        };
+                        at += 5;
+                        if (0xDC00..0xE000).contains(&unit) {
+                            return bad;
+                        }
+                        // A high surrogate needs a low one right after it.
+                        if (0xD800..0xDC00).contains(&unit) {
+                            let low = (bytes.get(at + 1..at + 3) == Some(b"\\u"))
+                                .then(|| hex4(at + 3))
+                                .flatten();
+                            if !low.is_some_and(|low| (0xDC00..0xE000).contains(&low)) {
+                                return bad;
+                            }
+                            at += 6;
+                        }
+                    }
+                    _ => return bad,
+                }
+            }
+            _ => {}
+        }
+        at += 1;
+    }
+    None
 }
 
 /// The file's checksum: CRC-32 (ISO-HDLC, as zlib's) of the alphabet's UTF-8 bytes followed by
