@@ -74,9 +74,10 @@ pub struct TrainArgs {
     /// Learning rate until --lr-decay-step
     #[arg(long, default_value_t = 0.1, value_parser = positive_f32, allow_negative_numbers = true)]
     pub lr: f32,
-    /// Step from which --lr-final applies
-    #[arg(long, default_value_t = 100_000)]
-    pub lr_decay_step: u64,
+    /// Step from which --lr-final applies [default: half of --steps, rounded up: makemore's
+    /// 100000 of 200000]
+    #[arg(long, value_name = "STEP")]
+    pub lr_decay_step: Option<u64>,
     /// Learning rate from --lr-decay-step on
     #[arg(long, default_value_t = 0.01, value_parser = positive_f32, allow_negative_numbers = true)]
     pub lr_final: f32,

@@ -132,7 +132,8 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     run.init(&mut stream(args.seed, Stream::Init));
     let schedule = StepDecay {
         lr: args.lr,
-        decay_step: args.lr_decay_step,
+        // Half the run, wherever it ends: a fixed 100,000 would never come in a shorter run.
+        decay_step: args.lr_decay_step.unwrap_or_else(|| args.steps.div_ceil(2)),
         lr_final: args.lr_final,
     };
     out.line(format_args!(

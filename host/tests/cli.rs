@@ -138,7 +138,7 @@ fn help_states_every_default() {
                 "[default: 200000]",
                 "[default: 32]",
                 "[default: 0.1]",
-                "[default: 100000]",
+                "[default: half of --steps",
                 "[default: 0.01]",
                 "[default: 42]",
                 "[default: model.safetensors]",
@@ -834,4 +834,34 @@ fn the_model_file_names_the_data_and_the_seed_it_came_from() {
         .unwrap()
         .metadata;
     assert_ne!(other_meta.data_sha256, meta.data_sha256);
+}
+
+/// The learning rate drops halfway through the run unless --lr-decay-step says where: a fixed
+/// step 100,000 never came in a run of 20,000 steps.
+#[test]
+fn the_learning_rate_drops_halfway_unless_told_otherwise() {
+    let s = Scratch::new();
+    let data = s.words(60);
+    let schedule = |extra: &[&str]| {
+        let out = stdout_of(
+            charmlp()
+                .args(["train", "--data"])
+                .arg(&data)
+                .arg("--out")
+                .arg(s.path("m.safetensors"))
+                .args(extra),
+        );
+        let line = out
+            .lines()
+            .find(|l| l.starts_with("model: "))
+            .unwrap()
+            .to_string();
+        line.split_once(", lr ").unwrap().1.to_string()
+    };
+    assert_eq!(schedule(&["--steps", "300"]), "0.1 then 0.01 from step 150");
+    assert_eq!(schedule(&["--steps", "301"]), "0.1 then 0.01 from step 151");
+    assert_eq!(
+        schedule(&["--steps", "300", "--lr-decay-step", "20"]),
+        "0.1 then 0.01 from step 20"
+    );
 }
