@@ -12,6 +12,14 @@ use core::fmt::{self, Write};
 use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
 
+/// A formatted dimension or checksum. Five digits hold any u16 dimension and eight hex digits
+/// a u32: the write cannot fail.
+fn short_text(args: fmt::Arguments) -> heapless::String<8> {
+    let mut s = heapless::String::<8>::new();
+    let _ = s.write_fmt(args);
+    s
+}
+
 fn hex_u32(s: &str) -> Option<u32> {
     (s.len() == 8 && s.bytes().all(|b| b.is_ascii_hexdigit()))
         .then(|| u32::from_str_radix(s, 16).ok())
@@ -82,18 +90,12 @@ impl<const V: usize, const E: usize, const T: usize, const H: usize> Model<V, E,
             alphabet.chars().iter().copied(),
             (0..9).flat_map(|i| self.file_values(i, v)),
         );
-        // Five digits hold any u16 dimension, eight hex digits a u32: the writes cannot fail.
-        let text = |args: fmt::Arguments| {
-            let mut s = heapless::String::<8>::new();
-            let _ = s.write_fmt(args);
-            s
-        };
         let (e, t, h) = (
-            text(format_args!("{E}")),
-            text(format_args!("{T}")),
-            text(format_args!("{H}")),
+            short_text(format_args!("{E}")),
+            short_text(format_args!("{T}")),
+            short_text(format_args!("{H}")),
         );
-        let crc_hex = text(format_args!("{crc:08x}"));
+        let crc_hex = short_text(format_args!("{crc:08x}"));
         let header = HeaderOut {
             meta: [
                 ("format", FORMAT),
@@ -142,15 +144,10 @@ impl<const V: usize, const E: usize, const T: usize, const H: usize> Model<V, E,
         meta: &crate::safetensors::Metadata<'_>,
         found: Shape,
     ) -> Result<(), FileError> {
-        let text = |args: fmt::Arguments| {
-            let mut s = heapless::String::<8>::new();
-            let _ = s.write_fmt(args);
-            s
-        };
         let (e, t, h) = (
-            text(format_args!("{}", found.embed)),
-            text(format_args!("{}", found.context)),
-            text(format_args!("{}", found.hidden)),
+            short_text(format_args!("{}", found.embed)),
+            short_text(format_args!("{}", found.context)),
+            short_text(format_args!("{}", found.hidden)),
         );
         // Compared as numbers, not text: Python's str(1e-5) is "1e-05".
         let dim = |d: u16| move |v: &str| v.parse::<u16>() == Ok(d);

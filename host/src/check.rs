@@ -5,7 +5,7 @@
 //! intermediate the notebook names and every gradient of its backward; then the fast path's
 //! rows, which the firmware prints too, come from [`conformance::fast_rows`].
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Result, anyhow, bail};
 use charmlp_core::conformance::{self, Cmp, Reference, grad_rows};
 use charmlp_core::reference::ReferenceState;
 use charmlp_core::{
@@ -24,13 +24,7 @@ pub const MAX_REFERENCE_BYTES: u64 = 16 << 20;
 
 /// A reference state from `path` (`-`: standard input), at most [`MAX_REFERENCE_BYTES`].
 pub fn read_reference(path: &std::path::Path) -> Result<Vec<u8>> {
-    use std::io::Read;
-    let (name, file) = crate::data::open_input(path)
-        .with_context(|| format!("{}: cannot read the reference", crate::shown(path)))?;
-    let mut bytes = Vec::new();
-    file.take(MAX_REFERENCE_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .with_context(|| format!("{name}: cannot read the reference"))?;
+    let (name, bytes) = crate::data::read_at_most(path, MAX_REFERENCE_BYTES, "reference")?;
     if bytes.len() as u64 > MAX_REFERENCE_BYTES {
         bail!("{name}: longer than a reference state ({MAX_REFERENCE_BYTES} bytes at most)");
     }

@@ -38,6 +38,21 @@ pub fn open_input(path: &Path) -> std::io::Result<(String, Box<dyn std::io::Read
     Ok((input_name(path), reader))
 }
 
+/// Reads `path` (`-`: standard input) up to one byte past `max`, so that the caller can tell an
+/// input longer than `max` without reading the rest of it (`/dev/zero` ends at once). Returns
+/// the input's name for messages and the bytes; `what` names the file in an error.
+pub fn read_at_most(path: &Path, max: u64, what: &str) -> anyhow::Result<(String, Vec<u8>)> {
+    use anyhow::Context;
+    use std::io::Read;
+    let (name, file) = open_input(path)
+        .with_context(|| format!("{}: cannot read the {what}", crate::shown(path)))?;
+    let mut bytes = Vec::new();
+    file.take(max.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("{name}: cannot read the {what}"))?;
+    Ok((name, bytes))
+}
+
 /// The words of a file (`-`: standard input; `None`: the built-in list), checked, as tokens of
 /// their alphabet. The file is read as a stream, its limits applied while reading (see
 /// [`crate::words`]).

@@ -2,9 +2,7 @@
 //! read (writing is [`crate::outputs`]'s).
 
 use crate::shapes::{self, Loaded};
-use crate::shown;
-use anyhow::{Context, Result, anyhow, bail};
-use std::io::Read;
+use anyhow::{Result, anyhow, bail};
 use std::path::Path;
 
 /// Reads a model file (`-`: standard input) of any built-in shape, at most one byte more than
@@ -14,12 +12,7 @@ use std::path::Path;
 /// `default_alphabet` is the alphabet of a safetensors file without charmlp's metadata.
 pub fn load(path: &Path, default_alphabet: Option<&[char]>) -> Result<Box<dyn Loaded>> {
     let max = shapes::max_model_bytes();
-    let mut bytes = Vec::new();
-    let (name, file) = crate::data::open_input(path)
-        .with_context(|| format!("{}: cannot read the model file", shown(path)))?;
-    file.take(max as u64 + 1)
-        .read_to_end(&mut bytes)
-        .with_context(|| format!("{name}: cannot read the model file"))?;
+    let (name, bytes) = crate::data::read_at_most(path, max as u64, "model file")?;
     let model_like =
         bytes.starts_with(b"CMLP") || charmlp_core::safetensors::looks_like_safetensors(&bytes);
     if bytes.len() > max && model_like {
