@@ -68,7 +68,7 @@ pub fn trained_default_model(
     steps: u64,
     rng: &mut Rng,
 ) -> Box<charmlp_core::DefaultModel> {
-    use charmlp_core::{DefaultBatch, DefaultTrainState, StepDecay, train_step};
+    use charmlp_core::{DefaultBatch, DefaultTrainState, Schedule, train_step};
     let mut model = Box::new(charmlp_core::DefaultModel::zeroed());
     model.init(rng);
     let mut grads = Box::new(Params::zeroed());
@@ -76,7 +76,7 @@ pub fn trained_default_model(
     let mut batch = DefaultBatch::new();
     for step in 0..steps {
         batch.sample(rng, examples).expect("examples to draw from");
-        let lr = StepDecay::MAKEMORE.at(step);
+        let lr = Schedule::MAKEMORE.at(step);
         train_step(&mut model, &mut grads, &mut state, &batch, lr);
     }
     model

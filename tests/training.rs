@@ -4,7 +4,7 @@
 use charmlp_core::Batch;
 use charmlp_core::{
     Alphabet, BnCalibration, DefaultBatch, DefaultModel, DefaultParams, DefaultTrainState, Example,
-    InferState, StepDecay, Temperature, train_step,
+    InferState, Schedule, Temperature, train_step,
 };
 use charmlp_workspace::{Rng, examples_of, load_names, param_bits, rng};
 
@@ -31,7 +31,7 @@ impl Trainer {
     }
 
     /// `steps` SGD steps on random batches of `examples`; returns the last batch loss.
-    fn train(&mut self, examples: &[Example<3>], steps: u64, schedule: StepDecay) -> f32 {
+    fn train(&mut self, examples: &[Example<3>], steps: u64, schedule: Schedule) -> f32 {
         let mut loss = f32::NAN;
         for step in 0..steps {
             self.batch.sample(&mut self.rng, examples).unwrap();
@@ -103,7 +103,7 @@ fn same_seed_gives_bit_identical_parameters() {
     let examples = names_examples();
     let run = |seed| {
         let mut t = Trainer::new(seed);
-        t.train(&examples, 500, StepDecay::MAKEMORE);
+        t.train(&examples, 500, Schedule::MAKEMORE);
         (param_bits(&t.model.params), t.model.bn.clone())
     };
     let (a, a_bn) = run(42);
@@ -128,7 +128,7 @@ fn trains_calibrates_and_generalises() {
     let train = examples_of::<3>(&words[..n1]);
     let val = examples_of::<3>(&words[n1..n2]);
     let mut t = Trainer::new(1);
-    t.train(&train, 30_000, StepDecay::MAKEMORE);
+    t.train(&train, 30_000, Schedule::MAKEMORE);
 
     let mut st = InferState::new();
     let mut acc = Box::new(BnCalibration::new());
@@ -155,7 +155,7 @@ fn inference_with_one_batchs_statistics_reproduces_the_training_loss() {
     // variance, so inference mode and training mode compute the same loss.
     let examples = names_examples();
     let mut t = Trainer::new(5);
-    t.train(&examples, 1_000, StepDecay::MAKEMORE);
+    t.train(&examples, 1_000, Schedule::MAKEMORE);
     t.batch.sample(&mut t.rng, &examples).unwrap();
     let train_mode = t.state.forward(&t.model.params, &t.batch).loss();
     let batch_examples: Vec<Example<3>> = t
@@ -178,7 +178,7 @@ fn inference_with_one_batchs_statistics_reproduces_the_training_loss() {
 fn sampled_names_are_bounded_words_over_the_vocabulary() {
     let examples = names_examples();
     let mut t = Trainer::new(6);
-    t.train(&examples, 5_000, StepDecay::MAKEMORE);
+    t.train(&examples, 5_000, Schedule::MAKEMORE);
     let mut st = InferState::new();
     let mut sample_rng = rng(7);
     let mut lengths = 0;

@@ -27,11 +27,13 @@ pub mod infer;
 pub mod layers;
 pub mod model;
 mod model_file;
+pub mod optim;
 pub mod params;
 pub mod random;
 pub mod reference;
 pub mod safetensors;
 pub mod sample;
+pub mod schedule;
 pub mod shape;
 pub mod simd;
 pub mod train;
@@ -43,10 +45,12 @@ pub use bytes::{LoadError, Shape};
 pub use calibrate::BnCalibration;
 pub use infer::InferState;
 pub use model::{BnStats, Model};
+pub use optim::{Optim, Optimizer};
 pub use params::Params;
 pub use sample::Temperature;
+pub use schedule::{Decay, Schedule};
 pub use shape::padded;
-pub use train::{StepDecay, TrainState, train_step};
+pub use train::{TrainState, train_step, train_step_with};
 pub use vocab::{Contexts, Example, Token, VOCAB};
 
 /// Embedding width of the default model.

@@ -1,8 +1,10 @@
-//! Training: the training-mode forward, the fused backward, and the SGD step.
+//! Training: the training-mode forward, the fused backward, and the step (SGD, or any
+//! [`Optim`]).
 
 use crate::batch::Batch;
 use crate::layers;
 use crate::model::{BN_MOMENTUM, Model};
+use crate::optim::Optim;
 use crate::params::Params;
 use crate::shape::{BatchCheck, PadCheck};
 use crate::vocab::Token;
@@ -217,37 +219,6 @@ impl<
     }
 }
 
-/// Step-decay learning rate: `lr` before `decay_step`, `lr_final` from it on.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct StepDecay {
-    pub lr: f32,
-    pub decay_step: u64,
-    pub lr_final: f32,
-}
-
-impl StepDecay {
-    /// makemore part 4: 0.1, then 0.01 from step 100,000.
-    pub const MAKEMORE: StepDecay = StepDecay {
-        lr: 0.1,
-        decay_step: 100_000,
-        lr_final: 0.01,
-    };
-
-    pub fn at(&self, step: u64) -> f32 {
-        if step < self.decay_step {
-            self.lr
-        } else {
-            self.lr_final
-        }
-    }
-}
-
-impl Default for StepDecay {
-    fn default() -> Self {
-        Self::MAKEMORE
-    }
-}
-
 /// One SGD step on one batch: forward, running-statistics update, fused backward, update.
 /// Returns the batch loss before the update.
 pub fn train_step<
@@ -265,26 +236,55 @@ pub fn train_step<
     lr: f32,
 ) -> f32 {
     let () = PadCheck::<V, VP>::OK;
-    step_rows(model, grads, state.rows(), &batch.x, &batch.y, lr)
+    let loss = gradient_rows(model, grads, state.rows(), &batch.x, &batch.y);
+    model.params.sgd(grads, lr);
+    loss
 }
 
-/// [`train_step`] on rows: [`TrainState::forward`] and [`Forward::backward`]'s code, with the
-/// running statistics and the update between and after. Out of line and independent of the
-/// batch size, so that every batch size a host builds for a model shape shares one copy of the
-/// step (a copy per batch size made the host's build 2.3× slower; one copy costs no speed).
+/// [`train_step`] with another update rule: forward, running statistics, fused backward, then
+/// `optim`'s update at rate `lr`. Returns the batch loss before the update.
+pub fn train_step_with<
+    const V: usize,
+    const VP: usize,
+    const E: usize,
+    const T: usize,
+    const H: usize,
+    const B: usize,
+>(
+    model: &mut Model<V, E, T, H>,
+    grads: &mut Params<V, E, T, H>,
+    optim: &mut Optim<V, E, T, H>,
+    state: &mut TrainState<VP, H, B>,
+    batch: &Batch<T, B>,
+    lr: f32,
+) -> f32 {
+    let () = PadCheck::<V, VP>::OK;
+    let loss = gradient_rows(model, grads, state.rows(), &batch.x, &batch.y);
+    optim.update(&mut model.params, grads, lr);
+    loss
+}
+
+/// A step up to its update, on rows: [`TrainState::forward`] and [`Forward::backward`]'s code,
+/// with the running statistics between. Out of line and independent of the batch size, so that
+/// every batch size a host builds for a model shape shares one copy of the step (a copy per
+/// batch size made the host's build 2.3× slower; one copy costs no speed).
 #[inline(never)]
-fn step_rows<const V: usize, const VP: usize, const E: usize, const T: usize, const H: usize>(
+fn gradient_rows<
+    const V: usize,
+    const VP: usize,
+    const E: usize,
+    const T: usize,
+    const H: usize,
+>(
     model: &mut Model<V, E, T, H>,
     grads: &mut Params<V, E, T, H>,
     mut s: Rows<'_, VP, H>,
     x: &[[Token; T]],
     y: &[Token],
-    lr: f32,
 ) -> f32 {
     let loss = forward_rows(s.reborrow(), &model.params, x, y);
     model.bn.update_running(s.bnmeani, s.bnvar, BN_MOMENTUM);
     backward_rows(s, &model.params, x, y, grads);
-    model.params.sgd(grads, lr);
     loss
 }
 
@@ -301,14 +301,5 @@ mod tests {
             size_of::<TrainState<128, 64, 32>>(),
             4 * (2 * 32 * 64 + 32 * 128 + 3 * 64)
         );
-    }
-
-    #[test]
-    fn schedule_decays_at_the_step() {
-        let s = StepDecay::MAKEMORE;
-        assert_eq!(s.at(0), 0.1);
-        assert_eq!(s.at(99_999), 0.1);
-        assert_eq!(s.at(100_000), 0.01);
-        assert_eq!(s.at(199_999), 0.01);
     }
 }

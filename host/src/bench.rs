@@ -8,7 +8,7 @@ use crate::stdout::Out;
 use crate::words::Rules;
 use crate::{Stream, stream};
 use anyhow::Result;
-use charmlp_core::{StepDecay, VOCAB};
+use charmlp_core::{Optimizer, Schedule, VOCAB};
 use std::time::Instant;
 
 const B: usize = 32;
@@ -28,14 +28,10 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let shape = args.shape.shape();
     let words = read_words(None, &Rules::default())?;
     let splits = split_words(words.words, crate::cli::DEFAULT_SEED)?;
-    let mut run = training(shape, &words.chars, B, &splits)?;
+    let mut run = training(shape, &words.chars, B, Optimizer::Sgd, &splits)?;
     run.init(&mut stream(0, Stream::Init));
     let mut rng = stream(0, Stream::Batches);
-    let schedule = StepDecay {
-        lr: 0.1,
-        decay_step: u64::MAX,
-        lr_final: 0.1,
-    };
+    let schedule = Schedule::constant(0.1);
     let mut micros = Vec::with_capacity(args.steps as usize);
     let mut loss = [0.0f32];
     for step in 0..WARM_UP + args.steps {

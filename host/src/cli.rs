@@ -1,6 +1,7 @@
 //! The command line: flags, their checks and defaults, and dispatch.
 
 use crate::export::Lang;
+use crate::recipe::{Rule, ScheduleKind};
 use crate::shapes::{BATCH_SIZES, CONTEXTS, EMBED_WIDTHS, HIDDEN_WIDTHS, ModelShape};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -71,19 +72,15 @@ pub struct TrainArgs {
     /// Batch size (4, 8, 16, 32, 64, 128 or 256)
     #[arg(long, default_value_t = 32, value_parser = one_of(BATCH_SIZES), allow_negative_numbers = true)]
     pub batch: usize,
-    /// Learning rate until --lr-decay-step
-    #[arg(long, default_value_t = 0.1, value_parser = positive_f32, allow_negative_numbers = true)]
-    pub lr: f32,
-    /// Step from which --lr-final applies [default: half of --steps, rounded up: makemore's
-    /// 100000 of 200000]
-    #[arg(long, value_name = "STEP")]
-    pub lr_decay_step: Option<u64>,
-    /// Learning rate from --lr-decay-step on
-    #[arg(long, default_value_t = 0.01, value_parser = positive_f32, allow_negative_numbers = true)]
-    pub lr_final: f32,
-    /// Seed of the shuffle, the initialisation, the batches and the sampled names
+    #[command(flatten)]
+    pub optim: OptimArgs,
+    /// Seed of the initialisation, the batches and the sampled names
     #[arg(long, default_value_t = DEFAULT_SEED)]
     pub seed: u64,
+    /// Seed of the 80/10/10 split (makemore's random.seed(42); random.shuffle(words) by
+    /// default): the same for runs whose --seed differs compares initialisations on one split
+    #[arg(long, default_value_t = DEFAULT_SEED)]
+    pub split_seed: u64,
     /// Where to write the model (atomically, last: the old file survives any failure)
     #[arg(long, value_name = "FILE", default_value = "model.safetensors")]
     pub out: PathBuf,
@@ -151,6 +148,46 @@ pub struct ExportArgs {
     /// Where to write the source
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
+}
+
+/// The update rule and the learning-rate schedule.
+#[derive(Clone, Copy, Debug, Args)]
+pub struct OptimArgs {
+    /// Update rule
+    #[arg(long, value_enum, default_value_t = Rule::Sgd)]
+    pub optimizer: Rule,
+    /// Momentum of --optimizer momentum and nesterov
+    #[arg(long, default_value_t = 0.9, value_parser = unit_interval, allow_negative_numbers = true)]
+    pub momentum: f64,
+    /// AdamW's β₁
+    #[arg(long, default_value_t = 0.9, value_parser = unit_interval, allow_negative_numbers = true)]
+    pub beta1: f64,
+    /// AdamW's β₂
+    #[arg(long, default_value_t = 0.99, value_parser = unit_interval, allow_negative_numbers = true)]
+    pub beta2: f64,
+    /// AdamW's ε
+    #[arg(long, default_value = "1e-8", value_parser = positive_f64, allow_negative_numbers = true)]
+    pub eps: f64,
+    /// AdamW's decoupled weight decay
+    #[arg(long, default_value_t = 0.01, value_parser = non_negative_f64, allow_negative_numbers = true)]
+    pub weight_decay: f64,
+    /// Learning rate (until --lr-decay-step, or the cosine's start) [default: 0.1; 5e-4 with
+    /// --optimizer adamw, makemore.py's]
+    #[arg(long, value_parser = positive_f32, allow_negative_numbers = true)]
+    pub lr: Option<f32>,
+    /// Learning rate from --lr-decay-step on, or the cosine's end [default: a tenth of --lr]
+    #[arg(long, value_parser = positive_f32, allow_negative_numbers = true)]
+    pub lr_final: Option<f32>,
+    /// Learning-rate schedule after the warm-up
+    #[arg(long, value_enum, default_value_t = ScheduleKind::Step)]
+    pub schedule: ScheduleKind,
+    /// Step from which --lr-final applies (--schedule step) [default: half of --steps, rounded
+    /// up: makemore's 100000 of 200000]
+    #[arg(long, value_name = "STEP")]
+    pub lr_decay_step: Option<u64>,
+    /// Steps of linear warm-up from --lr/N to --lr before the schedule
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub warmup: u64,
 }
 
 /// The model's shape, from the menu built in (`charmlp_core` types are instantiated for each).
@@ -364,6 +401,31 @@ fn reads_as(s: &str, x: f32) -> String {
 fn count_u64(s: &str) -> Result<u64, String> {
     s.parse::<u64>()
         .map_err(|_| format!("{s:?} is not a whole number from 0 to {}", u64::MAX))
+}
+
+fn positive_f64(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if x.is_finite() && x > 0.0 => Ok(x),
+        Ok(_) => Err(format!("{s} is not a positive finite number")),
+        Err(_) => Err(format!("{s:?} is not a number")),
+    }
+}
+
+fn non_negative_f64(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if x.is_finite() && x >= 0.0 => Ok(x),
+        Ok(_) => Err(format!("{s} is not a finite number of at least 0")),
+        Err(_) => Err(format!("{s:?} is not a number")),
+    }
+}
+
+/// A momentum or a β: at least 0 and below 1 (at 1 the average never forgets).
+fn unit_interval(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if (0.0..1.0).contains(&x) => Ok(x),
+        Ok(_) => Err(format!("{s} is not in [0, 1): give e.g. 0.9")),
+        Err(_) => Err(format!("{s:?} is not a number")),
+    }
 }
 
 fn non_negative_f32(s: &str) -> Result<f32, String> {

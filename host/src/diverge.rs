@@ -11,7 +11,7 @@
 //! diverged run writes nothing, exits 1 and names the step and the flag to change.
 
 use crate::fmt_num;
-use charmlp_core::StepDecay;
+use charmlp_core::Schedule;
 
 /// Steps before the smoothed loss is judged: the average needs some to settle.
 pub const WARM_UP: u64 = 100;
@@ -103,12 +103,14 @@ impl Watch {
 ///
 /// The value to try is the flag's default where the rate was above it (a rate 10× lower may
 /// well diverge too, and from 1e30 that would be thirty tries), and else a tenth of the rate.
-pub fn message(step: u64, blamed: u64, why: &str, schedule: &StepDecay) -> String {
+///
+/// `default_lr` is `--lr`'s default for the run's optimizer; `--lr-final`'s is a tenth of it.
+pub fn message(step: u64, blamed: u64, why: &str, schedule: &Schedule, default_lr: f32) -> String {
     let lr = schedule.at(blamed);
-    let (flag, default) = if blamed >= schedule.decay_step {
-        ("--lr-final", StepDecay::MAKEMORE.lr_final)
+    let (flag, default) = if schedule.is_final(blamed) {
+        ("--lr-final", default_lr / 10.0)
     } else {
-        ("--lr", StepDecay::MAKEMORE.lr)
+        ("--lr", default_lr)
     };
     let try_lr = if lr > default {
         format!("{flag} {} (the default)", fmt_num(default))
@@ -186,28 +188,20 @@ mod tests {
 
     #[test]
     fn the_message_names_the_flag_that_set_the_rate() {
-        let schedule = StepDecay {
-            lr: 1e30,
-            decay_step: 100,
-            lr_final: 0.005,
-        };
+        let schedule = Schedule::step(1e30, 100, 0.005);
         // Found after the decay, begun before it: --lr is to blame.
-        let early = message(100, 3, "x", &schedule);
+        let early = message(100, 3, "x", &schedule, 0.1);
         assert!(
             early.contains("--lr 1e30 applies") && early.contains("e.g. --lr 0.1 (the default)"),
             "{early}"
         );
         assert!(early.contains("blowing up from step 4"), "{early}");
-        let late = message(150, 149, "x", &schedule);
+        let late = message(150, 149, "x", &schedule, 0.1);
         assert!(
             late.contains("--lr-final 0.005 applies") && late.contains("e.g. --lr-final 0.0005."),
             "{late}"
         );
-        let f32_noise = StepDecay {
-            lr: 0.01,
-            decay_step: 10,
-            lr_final: 0.01,
-        };
-        assert!(message(1, 0, "x", &f32_noise).contains("--lr 0.001."));
+        let f32_noise = Schedule::step(0.01, 10, 0.01);
+        assert!(message(1, 0, "x", &f32_noise, 0.1).contains("--lr 0.001."));
     }
 }

@@ -11,6 +11,7 @@ pub mod modelfile;
 pub mod outputs;
 pub mod plot;
 pub mod progress;
+pub mod recipe;
 pub mod shapes;
 pub mod stdout;
 pub mod train;

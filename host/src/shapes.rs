@@ -28,8 +28,8 @@ use anyhow::{Result, anyhow, bail};
 use charmlp_core::bytes::{Shape, peek_shape};
 use charmlp_core::safetensors;
 use charmlp_core::{
-    Alphabet, Batch, BnCalibration, EmptySplit, Example, InferState, Model, Params, StepDecay,
-    Temperature, Token, TrainState, train_step,
+    Alphabet, Batch, BnCalibration, EmptySplit, Example, InferState, Model, Optim, Optimizer,
+    Params, Schedule, Temperature, Token, TrainState, train_step, train_step_with,
 };
 use rand_xoshiro::Xoshiro256PlusPlus;
 
@@ -208,11 +208,12 @@ pub trait Training {
     fn init(&mut self, rng: &mut Xoshiro256PlusPlus);
 
     /// Runs `losses.len()` steps from step `from` (batch draw from the training split, forward,
-    /// fused backward, SGD at the schedule's rate), each step's batch loss into `losses`.
+    /// fused backward, the optimizer's update at the schedule's rate), each step's batch loss
+    /// into `losses`.
     fn steps(
         &mut self,
         rng: &mut Xoshiro256PlusPlus,
-        schedule: &StepDecay,
+        schedule: &Schedule,
         from: u64,
         losses: &mut [f32],
     ) -> Result<(), EmptySplit>;
@@ -241,9 +242,10 @@ trait Stepper<const V: usize, const E: usize, const T: usize, const H: usize> {
         &mut self,
         model: &mut Model<V, E, T, H>,
         grads: &mut Params<V, E, T, H>,
+        optim: Option<&mut Optim<V, E, T, H>>,
         train: &[Example<T>],
         rng: &mut Xoshiro256PlusPlus,
-        schedule: &StepDecay,
+        schedule: &Schedule,
         from: u64,
         losses: &mut [f32],
     ) -> Result<(), EmptySplit>;
@@ -276,16 +278,29 @@ impl<
         &mut self,
         model: &mut Model<V, E, T, H>,
         grads: &mut Params<V, E, T, H>,
+        optim: Option<&mut Optim<V, E, T, H>>,
         train: &[Example<T>],
         rng: &mut Xoshiro256PlusPlus,
-        schedule: &StepDecay,
+        schedule: &Schedule,
         from: u64,
         losses: &mut [f32],
     ) -> Result<(), EmptySplit> {
-        for (step, loss) in (from..).zip(losses.iter_mut()) {
-            self.batch.sample(rng, train)?;
-            let lr = schedule.at(step);
-            *loss = train_step(model, grads, &mut self.state, &self.batch, lr);
+        match optim {
+            // Plain SGD keeps no state: the seed's step, unchanged.
+            None => {
+                for (step, loss) in (from..).zip(losses.iter_mut()) {
+                    self.batch.sample(rng, train)?;
+                    let lr = schedule.at(step);
+                    *loss = train_step(model, grads, &mut self.state, &self.batch, lr);
+                }
+            }
+            Some(optim) => {
+                for (step, loss) in (from..).zip(losses.iter_mut()) {
+                    self.batch.sample(rng, train)?;
+                    let lr = schedule.at(step);
+                    *loss = train_step_with(model, grads, optim, &mut self.state, &self.batch, lr);
+                }
+            }
         }
         Ok(())
     }
@@ -295,6 +310,8 @@ impl<
 struct Run<const V: usize, const E: usize, const T: usize, const H: usize> {
     model: Box<Aligned<Model<V, E, T, H>>>,
     grads: Box<Aligned<Params<V, E, T, H>>>,
+    /// The optimizer's state; `None` for plain SGD, which keeps none.
+    optim: Option<Box<Aligned<Optim<V, E, T, H>>>>,
     stepper: Box<dyn Stepper<V, E, T, H>>,
     infer: Box<InferState<V, H>>,
     alphabet: Alphabet<V>,
@@ -306,11 +323,13 @@ impl<const V: usize, const E: usize, const T: usize, const H: usize> Run<V, E, T
     fn new(
         chars: &[char],
         splits: &WordSplits,
+        optimizer: Optimizer,
         stepper: Box<dyn Stepper<V, E, T, H>>,
     ) -> Result<Self> {
         Ok(Run {
             model: Box::new(Aligned(Model::zeroed())),
             grads: Box::new(Aligned(Params::zeroed())),
+            optim: (optimizer != Optimizer::Sgd).then(|| Box::new(Aligned(Optim::new(optimizer)))),
             stepper,
             infer: Box::new(InferState::new()),
             alphabet: alphabet(chars)?,
@@ -337,13 +356,14 @@ impl<const V: usize, const E: usize, const T: usize, const H: usize> Training fo
     fn steps(
         &mut self,
         rng: &mut Xoshiro256PlusPlus,
-        schedule: &StepDecay,
+        schedule: &Schedule,
         from: u64,
         losses: &mut [f32],
     ) -> Result<(), EmptySplit> {
         self.stepper.steps(
             &mut self.model,
             &mut self.grads,
+            self.optim.as_deref_mut().map(|o| &mut o.0),
             &self.train,
             rng,
             schedule,
@@ -385,11 +405,12 @@ impl<const V: usize, const E: usize, const T: usize, const H: usize> Training fo
 }
 
 /// A training run of `shape` for the alphabet `chars` (the boundary not included) with batch
-/// size `batch`, on `splits`, if the shape is built in.
+/// size `batch` and update rule `optimizer`, on `splits`, if the shape is built in.
 pub fn training(
     shape: ModelShape,
     chars: &[char],
     batch: usize,
+    optimizer: Optimizer,
     splits: &WordSplits,
 ) -> Result<Box<dyn Training>> {
     let symbols = chars.len() + 1;
@@ -407,7 +428,7 @@ pub fn training(
     macro_rules! run {
         ($v:literal, $vp:literal, $e:literal, $t:literal, $h:literal, ()) => {
             menu!(dispatch_batch!((batch) stepper ($v, $vp, $e, $t, $h);)).map(|stepper| {
-                Run::<$v, $e, $t, $h>::new(chars, splits, stepper)
+                Run::<$v, $e, $t, $h>::new(chars, splits, optimizer, stepper)
                     .map(|r| Box::new(r) as Box<dyn Training>)
             })
         };
@@ -632,11 +653,11 @@ mod tests {
                         };
                         for &b in BATCH_SIZES {
                             assert!(
-                                training(shape, &c, b, &data).is_ok(),
+                                training(shape, &c, b, Optimizer::Sgd, &data).is_ok(),
                                 "{shape:?} V {v} B {b}"
                             );
                         }
-                        assert!(training(shape, &c, 5, &data).is_err());
+                        assert!(training(shape, &c, 5, Optimizer::Sgd, &data).is_err());
                     }
                 }
             }
@@ -646,14 +667,16 @@ mod tests {
             hidden: 65,
             ..ModelShape::DEFAULT
         };
-        let e = training(odd, &chars(27), 32, &data).err().unwrap();
+        let e = training(odd, &chars(27), 32, Optimizer::Sgd, &data)
+            .err()
+            .unwrap();
         assert!(
             e.to_string().contains(
                 "not built in; embedding 10 or 24; context 3 or 8; hidden 64 or 200; batch 4,"
             ),
             "{e}"
         );
-        let e = training(ModelShape::DEFAULT, &chars(129), 32, &data)
+        let e = training(ModelShape::DEFAULT, &chars(129), 32, Optimizer::Sgd, &data)
             .err()
             .unwrap();
         assert_eq!(e.to_string(), "129 symbols; a model holds at most 128");
@@ -667,7 +690,7 @@ mod tests {
         use crate::words::Rules;
         let words = crate::data::read_words(None, &Rules::default()).unwrap();
         let splits = crate::data::split_words(words.words, 1).unwrap();
-        let schedule = StepDecay::MAKEMORE;
+        let schedule = Schedule::MAKEMORE;
         let mut losses = vec![0.0; 300];
         for &v in CAPACITIES {
             // a–z, then other characters up to the capacity (none of them in the data).
@@ -680,7 +703,7 @@ mod tests {
                             context,
                             hidden,
                         };
-                        let mut run = training(shape, &chars, 32, &splits).unwrap();
+                        let mut run = training(shape, &chars, 32, Optimizer::Sgd, &splits).unwrap();
                         run.init(&mut crate::stream(3, crate::Stream::Init));
                         let before = run.val_loss().unwrap();
                         let mut rng = crate::stream(3, crate::Stream::Batches);

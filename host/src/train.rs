@@ -16,12 +16,12 @@ use crate::modelfile::from_bytes;
 use crate::outputs::{self, Output};
 use crate::plot::LossSummary;
 use crate::progress::Progress;
+use crate::recipe::{self, Recipe};
 use crate::shapes::training;
 use crate::stdout::Out;
 use crate::words::{self, Rules};
 use crate::{Stream, count, fmt_num, print_names, shown, stream};
 use anyhow::{Context, Result, anyhow};
-use charmlp_core::StepDecay;
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
@@ -59,7 +59,7 @@ fn targets(args: &TrainArgs) -> Result<Targets> {
 
 /// How the words were split, for the model file's metadata.
 pub const SPLIT_RULE: &str =
-    "random.seed(seed); random.shuffle(words); 80/10/10 by words (makemore's)";
+    "random.seed(split_seed); random.shuffle(words); 80/10/10 by words (makemore's)";
 
 /// SHA-256 (hex) of the words as trained on (after trimming and --lowercase, without skipped
 /// words), one a line with `\n` after each: names the data a model came from.
@@ -88,7 +88,8 @@ pub fn data_hash(words: &[Vec<charmlp_core::Token>], chars: &[char]) -> String {
 /// [`crate::shapes::training`], and only [`Training::steps`] runs per shape.
 pub fn run(args: &TrainArgs) -> Result<()> {
     let started = Instant::now();
-    let (shape, batch) = (args.shape.shape(), args.batch);
+    let recipe = Recipe::from_args(args)?;
+    let (shape, batch) = (recipe.shape, recipe.batch);
     let targets = targets(args)?;
     let mut out = Out::new(true);
     let source = args
@@ -110,8 +111,8 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     let alphabet = words::shown_chars(&words.chars);
     let chars = words.chars;
     let data_sha256 = data_hash(&words.words, &chars);
-    let splits = split_words(words.words, args.seed).with_context(|| source.clone())?;
-    let mut run = training(shape, &chars, batch, &splits)?;
+    let splits = split_words(words.words, recipe.split_seed).with_context(|| source.clone())?;
+    let mut run = training(shape, &chars, batch, recipe.optimizer, &splits)?;
     let [w_train, w_val, w_test] = splits.each_ref().map(|s| s.len());
     let [e_train, e_val, e_test] = splits.each_ref().map(|s| example_count(s));
     out.line(format_args!(
@@ -130,22 +131,15 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     ))?;
 
     run.init(&mut stream(args.seed, Stream::Init));
-    let schedule = StepDecay {
-        lr: args.lr,
-        // Half the run, wherever it ends: a fixed 100,000 would never come in a shorter run.
-        decay_step: args.lr_decay_step.unwrap_or_else(|| args.steps.div_ceil(2)),
-        lr_final: args.lr_final,
-    };
+    let schedule = recipe.schedule;
     out.line(format_args!(
-        "model: {symbols} → {} → {} → {} → {symbols}, {} parameters; batch {batch}, {}, lr {} then {} from step {}",
+        "model: {symbols} → {} → {} → {} → {symbols}, {} parameters; batch {batch}, {}, {}",
         shape.embed,
         shape.embed * shape.context,
         shape.hidden,
         run.param_count(),
         count(args.steps, "step"),
-        fmt_num(schedule.lr),
-        fmt_num(schedule.lr_final),
-        schedule.decay_step
+        recipe.describe()
     ))?;
 
     let mut batch_rng = stream(args.seed, Stream::Batches);
@@ -168,7 +162,13 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     };
     let diverged = |step: u64, blamed: u64, why: &str| {
         progress.finish();
-        anyhow!(diverge::message(step, blamed, why, &schedule))
+        anyhow!(diverge::message(
+            step,
+            blamed,
+            why,
+            &schedule,
+            recipe::default_lr(&recipe.optimizer)
+        ))
     };
     let checked = |step: u64| step.is_multiple_of(PARAM_CHECK_EVERY) || step + 1 == args.steps;
     let reported = |step: u64| step.is_multiple_of(REPORT_EVERY) || step + 1 == args.steps;
@@ -248,9 +248,10 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     }
     // The model as it will be written, loaded back through the loader `sample` uses: what is
     // written is a model charmlp itself accepts, and what is reported below is that model.
-    let seed = args.seed.to_string();
+    let (seed, split_seed) = (args.seed.to_string(), recipe.split_seed.to_string());
     let provenance = [
         ("seed", seed.as_str()),
+        ("split_seed", split_seed.as_str()),
         ("split", SPLIT_RULE),
         ("data_sha256", data_sha256.as_str()),
     ];

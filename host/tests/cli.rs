@@ -137,10 +137,16 @@ fn help_states_every_default() {
                 "[default: 64]",
                 "[default: 200000]",
                 "[default: 32]",
-                "[default: 0.1]",
+                "[default: 0.1; 5e-4 with --optimizer adamw",
                 "[default: half of --steps",
-                "[default: 0.01]",
+                "[default: a tenth of --lr]",
                 "[default: 42]",
+                "[default: sgd]",
+                "[default: step]",
+                "[default: 0.9]",
+                "[default: 0.99]",
+                "[default: 1e-8]",
+                "[default: 0.01]",
                 "[default: model.safetensors]",
                 "[default: 10]",
                 "[default: 3]",
@@ -863,5 +869,82 @@ fn the_learning_rate_drops_halfway_unless_told_otherwise() {
     assert_eq!(
         schedule(&["--steps", "300", "--lr-decay-step", "20"]),
         "0.1 then 0.01 from step 20"
+    );
+}
+
+/// `--optimizer` and `--schedule` reach the run: the model line names the rule, its
+/// hyperparameters and the schedule with their defaults (AdamW's lr is makemore.py's 5e-4,
+/// `--lr-final` a tenth of `--lr`), each rule trains to a finite model, and flags that cannot
+/// go together are refused with the way out.
+#[test]
+fn optimizers_and_schedules_come_from_flags() {
+    let s = Scratch::new();
+    let data = s.words(60);
+    let recipe = |extra: &[&str]| {
+        let out = stdout_of(
+            charmlp()
+                .args(["train", "--steps", "200", "--data"])
+                .arg(&data)
+                .arg("--out")
+                .arg(s.path("m.safetensors"))
+                .args(extra),
+        );
+        let line = out.lines().find(|l| l.starts_with("model: ")).unwrap();
+        assert!(out.contains("model: wrote"), "{out}");
+        line.split_once("200 steps, ").unwrap().1.to_string()
+    };
+    assert_eq!(recipe(&[]), "SGD, lr 0.1 then 0.01 from step 100");
+    assert_eq!(
+        recipe(&["--optimizer", "momentum", "--lr", "0.05"]),
+        "SGD with momentum 0.9, lr 0.05 then 0.005 from step 100"
+    );
+    assert_eq!(
+        recipe(&["--optimizer", "nesterov", "--momentum", "0.8"]),
+        "SGD with Nesterov momentum 0.8, lr 0.1 then 0.01 from step 100"
+    );
+    assert_eq!(
+        recipe(&["--optimizer", "adamw"]),
+        "AdamW (β 0.9/0.99, ε 1e-8, weight decay 0.01), lr 0.0005 then 5e-5 from step 100"
+    );
+    assert_eq!(
+        recipe(&[
+            "--optimizer",
+            "adamw",
+            "--lr",
+            "0.01",
+            "--schedule",
+            "cosine",
+            "--warmup",
+            "20",
+            "--lr-final",
+            "0.0001"
+        ]),
+        "AdamW (β 0.9/0.99, ε 1e-8, weight decay 0.01), lr 0.01 cosine to 0.0001, warm-up 20"
+    );
+    let refused = |extra: &[&str], why: &str| {
+        charmlp()
+            .args(["train", "--steps", "200", "--data"])
+            .arg(&data)
+            .arg("--out")
+            .arg(s.path("refused.safetensors"))
+            .args(extra)
+            .assert()
+            .failure()
+            .stderr(contains(why));
+        assert!(!s.path("refused.safetensors").exists());
+    };
+    refused(
+        &["--warmup", "200"],
+        "--warmup 200 is not below --steps 200",
+    );
+    refused(
+        &["--schedule", "cosine", "--lr-decay-step", "5"],
+        "leave --lr-decay-step out, or give --schedule step",
+    );
+    refused(&["--momentum", "1"], "1 is not in [0, 1)");
+    refused(&["--beta2", "-0.1"], "-0.1 is not in [0, 1)");
+    refused(
+        &["--optimizer", "adam"],
+        "possible values: sgd, momentum, nesterov, adamw",
     );
 }

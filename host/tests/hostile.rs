@@ -666,7 +666,7 @@ fn messages_name_characters_count_every_bad_line_and_say_what_works() {
         .collect();
     let bom = d.write("bom.txt", format!("\u{feff}{names}"));
     let ok = succeeds(&mut train(&bom));
-    assert!(ok.contains(", 1 step, lr 0.1 then 0.01"), "{ok}");
+    assert!(ok.contains(", 1 step, SGD, lr 0.1 then 0.01"), "{ok}");
     assert!(ok.contains("20 words"), "{ok}");
 }
 

@@ -1,0 +1,151 @@
+//! A training recipe: everything that decides what a run computes (shape, batch, steps,
+//! optimizer, schedule, seeds, evaluation), resolved from the flags once, recorded in model
+//! files and checkpoints, and compared on `--resume`.
+
+use crate::cli::TrainArgs;
+use crate::fmt_num;
+use crate::shapes::ModelShape;
+use anyhow::{Result, bail};
+use charmlp_core::{Decay, Optimizer, Schedule};
+
+/// The update rules `--optimizer` names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Rule {
+    /// Plain SGD, makemore part 4's
+    Sgd,
+    /// SGD with momentum (--momentum)
+    Momentum,
+    /// SGD with Nesterov momentum (--momentum)
+    Nesterov,
+    /// AdamW (--beta1, --beta2, --eps, --weight-decay), makemore.py's
+    Adamw,
+}
+
+/// The schedules `--schedule` names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ScheduleKind {
+    /// --lr, then --lr-final from --lr-decay-step on (makemore part 4's)
+    Step,
+    /// Half a cosine from --lr down to --lr-final at the last step
+    Cosine,
+}
+
+/// makemore.py's AdamW learning rate, `--lr`'s default with `--optimizer adamw`.
+pub const ADAMW_LR: f32 = 5e-4;
+/// makemore part 4's SGD learning rate, `--lr`'s default otherwise.
+pub const SGD_LR: f32 = 0.1;
+
+/// Everything that decides what a run computes.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Recipe {
+    pub shape: ModelShape,
+    pub batch: usize,
+    pub steps: u64,
+    pub optimizer: Optimizer,
+    pub schedule: Schedule,
+    /// Seed of the initialisation and the batches.
+    pub seed: u64,
+    /// Seed of the split (Python's `random.seed(split_seed); random.shuffle(words)`).
+    pub split_seed: u64,
+}
+
+impl Recipe {
+    /// The recipe the flags give, defaults resolved.
+    pub fn from_args(args: &TrainArgs) -> Result<Recipe> {
+        let o = &args.optim;
+        let optimizer = match o.optimizer {
+            Rule::Sgd => Optimizer::Sgd,
+            Rule::Momentum | Rule::Nesterov => Optimizer::Momentum {
+                momentum: o.momentum,
+                nesterov: o.optimizer == Rule::Nesterov,
+            },
+            Rule::Adamw => Optimizer::AdamW {
+                beta1: o.beta1,
+                beta2: o.beta2,
+                eps: o.eps,
+                weight_decay: o.weight_decay,
+            },
+        };
+        let lr = o.lr.unwrap_or(default_lr(&optimizer));
+        // A tenth of --lr: makemore's 0.1 then 0.01.
+        let lr_final = o.lr_final.unwrap_or(lr / 10.0);
+        if o.warmup >= args.steps {
+            bail!(
+                "--warmup {} is not below --steps {}: the run would never reach --lr; give \
+                 fewer warm-up steps",
+                o.warmup,
+                args.steps
+            );
+        }
+        let decay = match (o.schedule, o.lr_decay_step) {
+            // Half the run, wherever it ends: a fixed 100,000 would never come in a shorter run.
+            (ScheduleKind::Step, at) => Decay::Step {
+                at: at.unwrap_or_else(|| args.steps.div_ceil(2)),
+            },
+            (ScheduleKind::Cosine, None) => Decay::Cosine { steps: args.steps },
+            (ScheduleKind::Cosine, Some(_)) => bail!(
+                "--lr-decay-step is the step schedule's; the cosine falls from --lr to \
+                 --lr-final over the whole run: leave --lr-decay-step out, or give \
+                 --schedule step"
+            ),
+        };
+        Ok(Recipe {
+            shape: args.shape.shape(),
+            batch: args.batch,
+            steps: args.steps,
+            optimizer,
+            schedule: Schedule {
+                lr,
+                lr_final,
+                warmup: o.warmup,
+                decay,
+            },
+            seed: args.seed,
+            split_seed: args.split_seed,
+        })
+    }
+
+    /// The optimizer and schedule as the model line shows them: `SGD, lr 0.1 then 0.01 from
+    /// step 100000`, `AdamW (β 0.9/0.99, ε 1e-8, weight decay 0.01), lr 0.0005 cosine to
+    /// 5e-05, warm-up 1000`.
+    pub fn describe(&self) -> String {
+        let rule = match self.optimizer {
+            Optimizer::Sgd => "SGD".to_string(),
+            Optimizer::Momentum { momentum, nesterov } => format!(
+                "SGD with {}momentum {momentum}",
+                if nesterov { "Nesterov " } else { "" }
+            ),
+            Optimizer::AdamW {
+                beta1,
+                beta2,
+                eps,
+                weight_decay,
+            } => format!("AdamW (β {beta1}/{beta2}, ε {eps:e}, weight decay {weight_decay})"),
+        };
+        let s = &self.schedule;
+        let decay = match s.decay {
+            Decay::Step { at } => format!(
+                "lr {} then {} from step {at}",
+                fmt_num(s.lr),
+                fmt_num(s.lr_final)
+            ),
+            Decay::Cosine { .. } => {
+                format!("lr {} cosine to {}", fmt_num(s.lr), fmt_num(s.lr_final))
+            }
+        };
+        let warmup = if s.warmup > 0 {
+            format!(", warm-up {}", s.warmup)
+        } else {
+            String::new()
+        };
+        format!("{rule}, {decay}{warmup}")
+    }
+}
+
+/// `--lr`'s default for an optimizer: makemore.py's 5e-4 for AdamW, makemore part 4's 0.1 else.
+pub fn default_lr(optimizer: &Optimizer) -> f32 {
+    match optimizer {
+        Optimizer::AdamW { .. } => ADAMW_LR,
+        _ => SGD_LR,
+    }
+}
