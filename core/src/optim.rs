@@ -16,7 +16,7 @@ use wide::f32x8;
 ///
 /// Hyperparameters are `f64` because PyTorch keeps them as Python floats and rounds what it
 /// derives from them (1 − β, β^t, 1 − lr·λ) to `f32` only at the end.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Optimizer {
     /// p ← p − lr·g: makemore part 4's, the default.
     Sgd,

@@ -2,7 +2,7 @@
 //! warm-up before either.
 
 /// How the rate falls from `lr` to `lr_final` after the warm-up.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Decay {
     /// `lr` before step `at`, `lr_final` from it on (makemore: 0.1, then 0.01 from 100,000).
     Step { at: u64 },
@@ -13,7 +13,7 @@ pub enum Decay {
 }
 
 /// The learning rate of every step.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Schedule {
     pub lr: f32,
     pub lr_final: f32,

@@ -27,7 +27,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Train a model on a words file, then calibrate it, report its losses, save it and sample names.
-    Train(TrainArgs),
+    Train(Box<TrainArgs>),
     /// Sample names from a trained model.
     Sample(SampleArgs),
     /// Print a model's train/val/test loss on a words file (same split rule and seed as train).
@@ -81,6 +81,23 @@ pub struct TrainArgs {
     /// default): the same for runs whose --seed differs compares initialisations on one split
     #[arg(long, default_value_t = DEFAULT_SEED)]
     pub split_seed: u64,
+    /// Steps between evaluations on the validation split (and checkpoints with --work-dir);
+    /// the first and last step are always evaluated
+    #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = positive_u64, allow_negative_numbers = true)]
+    pub eval_every: u64,
+    /// Evaluate during training on this many validation examples, a fixed random subset
+    /// (drawn with --split-seed), not all of them; the final losses use every example
+    /// [default: all]
+    #[arg(long, value_name = "N", value_parser = positive_u64, allow_negative_numbers = true)]
+    pub eval_examples: Option<u64>,
+    /// Keep the run's checkpoints (last.ckpt, and best.ckpt by validation loss, at every
+    /// evaluation and on Ctrl-C) and its curve (curve.csv) in this directory, created if missing
+    #[arg(long, value_name = "DIR")]
+    pub work_dir: Option<PathBuf>,
+    /// Continue the run in --work-dir from its last checkpoint, with the same flags: it ends
+    /// bit for bit as the run would have without the stop
+    #[arg(long, requires = "work_dir")]
+    pub resume: bool,
     /// Where to write the model (atomically, last: the old file survives any failure)
     #[arg(long, value_name = "FILE", default_value = "model.safetensors")]
     pub out: PathBuf,
@@ -112,15 +129,15 @@ pub struct SampleArgs {
 pub struct EvalArgs {
     #[command(flatten)]
     pub model: ModelIn,
-    /// Words file (split 80/10/10 with --seed, as train does); its characters must be in the
-    /// model's alphabet
+    /// Words file (split 80/10/10 as train does); its characters must be in the model's
+    /// alphabet [default: the built-in names, if the model was trained on them]
     #[arg(long, value_name = "FILE")]
-    pub data: PathBuf,
+    pub data: Option<PathBuf>,
     #[command(flatten)]
     pub words: EvalWords,
-    /// Seed of the shuffle: the training run's --seed gives its split
-    #[arg(long, default_value_t = DEFAULT_SEED)]
-    pub seed: u64,
+    /// Seed of the split [default: the model's --split-seed, recorded in it; else 42]
+    #[arg(long, alias = "seed")]
+    pub split_seed: Option<u64>,
     /// Decimal places of the losses (0 to 9)
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u8).range(0..=9))]
     pub digits: u8,
@@ -129,11 +146,12 @@ pub struct EvalArgs {
 /// How `eval` reads its words file.
 #[derive(Debug, Args)]
 pub struct EvalWords {
-    /// Lowercase every word first (Unicode-aware), as the training run did if it was given
+    /// Lowercase every word first (Unicode-aware); on by itself for a model trained with
     /// --lowercase
     #[arg(long)]
     pub lowercase: bool,
-    /// Leave out, and count, the words with characters outside the model's alphabet
+    /// Leave out, and count, the words with characters outside the model's alphabet (on by
+    /// itself for a model trained with --skip-bad-words)
     #[arg(long)]
     pub skip_bad_words: bool,
 }

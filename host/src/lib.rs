@@ -3,19 +3,23 @@
 
 pub mod bench;
 pub mod check;
+pub mod checkpoint;
 pub mod cli;
 pub mod data;
 pub mod diverge;
 pub mod export;
+pub mod interrupt;
 pub mod modelfile;
 pub mod outputs;
 pub mod plot;
 pub mod progress;
+pub mod provenance;
 pub mod recipe;
 pub mod shapes;
 pub mod stdout;
 pub mod train;
 pub mod words;
+pub mod workdir;
 
 use anyhow::{Result, anyhow, bail};
 use charmlp_core::Temperature;
@@ -35,6 +39,14 @@ pub enum Stream {
     Init = 1,
     Batches = 2,
     Samples = 3,
+    /// The validation examples `--eval-examples` keeps (from the split seed: a property of
+    /// the split, the same for every initialisation).
+    EvalExamples = 4,
+}
+
+/// A number below `n` (> 0) from `rng`, by Lemire's multiply-shift: the bias is below n/2⁶⁴.
+pub fn below(rng: &mut impl rand_core::Rng, n: u64) -> u64 {
+    ((u128::from(rng.next_u64()) * u128::from(n)) >> 64) as u64
 }
 
 /// Stream `k` of a seed: the seed's generator advanced by k jumps of 2¹²⁸ draws, so no stream
@@ -186,24 +198,69 @@ fn sample(args: &SampleArgs) -> Result<()> {
 }
 
 fn eval(args: &EvalArgs) -> Result<()> {
-    let model = load(
+    let (model, provenance) = modelfile::load_with_provenance(
         &args.model.model,
         args.model.alphabet.as_ref().map(|a| &a.0[..]),
     )?;
     // The model's alphabet, fixed: a character it does not know is an error (or, with
-    // --skip-bad-words, its word is left out and counted).
+    // --skip-bad-words, its word is left out and counted). The model's own reading rules
+    // apply by themselves, so that its data reads as the words it was trained on.
     let rules = words::Rules {
-        lowercase: args.words.lowercase,
+        lowercase: args.words.lowercase || provenance.lowercase,
         alphabet: Some(words::Alphabet {
             chars: model.chars().to_vec(),
             source: words::MODELS,
         }),
-        skip_bad_words: args.words.skip_bad_words,
+        skip_bad_words: args.words.skip_bad_words || provenance.skip_bad_words,
     };
-    let words = read_words(Some(&args.data), &rules)?;
+    // Without --data: the built-in names, if they are what the model was trained on.
+    let not_builtin = |why: &str| {
+        anyhow!(
+            "{}: {why}; give its words file with --data FILE",
+            shown(&args.model.model)
+        )
+    };
+    let words = match &args.data {
+        Some(path) => read_words(Some(path), &rules)?,
+        None if provenance.data_sha256.is_none() => {
+            return Err(not_builtin("the model records no training data"));
+        }
+        None => read_words(None, &rules)
+            .map_err(|_| not_builtin("trained on other words than the built-in names"))?,
+    };
+    let source = args
+        .data
+        .as_deref()
+        .map_or(data::BUILTIN_NAME.to_string(), data::input_name);
+    let hash = train::data_hash(&words.words, model.chars());
+    let own_data = provenance.data_sha256.as_deref() == Some(hash.as_str());
+    if args.data.is_none() && !own_data {
+        return Err(not_builtin(
+            "trained on other words than the built-in names",
+        ));
+    }
+    let model_split = provenance.split_seed();
+    let split_seed = args.split_seed.or(model_split).unwrap_or(cli::DEFAULT_SEED);
+    let mut notes = Vec::new();
+    if provenance.data_sha256.is_some() && !own_data {
+        notes.push(format!(
+            "{source} is not the data this model was trained on (its words' SHA-256 is not the \
+             model's data_sha256): this split is not the model's, and its val and test words \
+             may be training words"
+        ));
+    } else if let (Some(given), Some(own)) = (args.split_seed, model_split)
+        && given != own
+    {
+        notes.push(format!(
+            "--split-seed {given} is not the model's ({own}): this split's val and test words \
+             include words the model was trained on; leave --split-seed out to use its own"
+        ));
+    }
     let skipped = words.skipped;
-    let splits = split_words(words.words, args.seed)
-        .map_err(|e| anyhow!("{}: {e}", data::input_name(&args.data)))?;
+    let splits = split_words(words.words, split_seed).map_err(|e| anyhow!("{source}: {e}"))?;
+    for note in &notes {
+        eprintln!("note: {note}");
+    }
     let mut out = Out::new(true);
     if skipped > 0 {
         out.line(format_args!(

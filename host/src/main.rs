@@ -58,6 +58,18 @@ fn main() -> ExitCode {
             ExitCode::from(charmlp::stdout::CLOSED_EXIT)
         }
         Ok(()) => ExitCode::SUCCESS,
+        // Stopped by Ctrl-C or SIGTERM: what was kept and how to go on, and the status a
+        // shell gives a process the signal ended.
+        Err(e)
+            if e.downcast_ref::<charmlp::interrupt::Interrupted>()
+                .is_some() =>
+        {
+            let code = e
+                .downcast_ref::<charmlp::interrupt::Interrupted>()
+                .map_or(1, |i| i.signal.exit_code());
+            let _ = writeln!(std::io::stderr(), "{}", printable(&format!("{e:#}")));
+            ExitCode::from(code)
+        }
         Err(e) => {
             // `{:#}` prints the whole chain of causes on one line, and never a backtrace. A
             // stderr that cannot be written to leaves nothing else to tell: no panic either.

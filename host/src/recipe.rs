@@ -36,7 +36,7 @@ pub const ADAMW_LR: f32 = 5e-4;
 pub const SGD_LR: f32 = 0.1;
 
 /// Everything that decides what a run computes.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Recipe {
     pub shape: ModelShape,
     pub batch: usize,
@@ -147,5 +147,79 @@ pub fn default_lr(optimizer: &Optimizer) -> f32 {
     match optimizer {
         Optimizer::AdamW { .. } => ADAMW_LR,
         _ => SGD_LR,
+    }
+}
+
+impl Recipe {
+    /// The recipe as the flags that give it, every one written out: what a checkpoint's recipe
+    /// is compared by, and what reproduces a sweep's run.
+    pub fn flags(&self) -> Vec<(&'static str, String)> {
+        let s = &self.schedule;
+        let mut flags = vec![
+            ("--embed", self.shape.embed.to_string()),
+            ("--context", self.shape.context.to_string()),
+            ("--hidden", self.shape.hidden.to_string()),
+            ("--batch", self.batch.to_string()),
+            ("--steps", self.steps.to_string()),
+        ];
+        match self.optimizer {
+            Optimizer::Sgd => flags.push(("--optimizer", "sgd".into())),
+            Optimizer::Momentum { momentum, nesterov } => {
+                let rule = if nesterov { "nesterov" } else { "momentum" };
+                flags.push(("--optimizer", rule.into()));
+                flags.push(("--momentum", momentum.to_string()));
+            }
+            Optimizer::AdamW {
+                beta1,
+                beta2,
+                eps,
+                weight_decay,
+            } => {
+                flags.push(("--optimizer", "adamw".into()));
+                flags.push(("--beta1", beta1.to_string()));
+                flags.push(("--beta2", beta2.to_string()));
+                flags.push(("--eps", format!("{eps:e}")));
+                flags.push(("--weight-decay", weight_decay.to_string()));
+            }
+        }
+        flags.push(("--lr", s.lr.to_string()));
+        flags.push(("--lr-final", s.lr_final.to_string()));
+        match s.decay {
+            Decay::Step { at } => {
+                flags.push(("--schedule", "step".into()));
+                flags.push(("--lr-decay-step", at.to_string()));
+            }
+            Decay::Cosine { .. } => flags.push(("--schedule", "cosine".into())),
+        }
+        flags.push(("--warmup", s.warmup.to_string()));
+        flags.push(("--seed", self.seed.to_string()));
+        flags.push(("--split-seed", self.split_seed.to_string()));
+        flags
+    }
+
+    /// How `given` differs from this recipe, flag by flag (`--lr 0.1, not 0.2`), or `None` if
+    /// they are the same.
+    pub fn differences(&self, given: &Recipe) -> Option<String> {
+        if self == given {
+            return None;
+        }
+        let (ours, theirs) = (self.flags(), given.flags());
+        let mut diffs: Vec<String> = Vec::new();
+        for (flag, value) in &ours {
+            match theirs.iter().find(|(f, _)| f == flag) {
+                Some((_, v)) if v == value => {}
+                Some((_, v)) => diffs.push(format!("{flag} {value}, not {v}")),
+                None => diffs.push(format!("{flag} {value}, not absent")),
+            }
+        }
+        for (flag, v) in &theirs {
+            if !ours.iter().any(|(f, _)| f == flag) {
+                diffs.push(format!("no {flag}, not {v}"));
+            }
+        }
+        if diffs.is_empty() {
+            diffs.push("a value that prints alike but differs in its last bits".into());
+        }
+        Some(diffs.join("; "))
     }
 }

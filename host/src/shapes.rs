@@ -134,7 +134,7 @@ pub fn most_symbols() -> usize {
 }
 
 /// A model's shape as the flags give it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ModelShape {
     pub embed: usize,
     pub context: usize,
@@ -221,8 +221,14 @@ pub trait Training {
     /// The first parameter tensor holding a NaN or an infinity among the present symbols' rows.
     fn non_finite_tensor(&self) -> Option<&'static str>;
 
-    /// Mean loss over the validation split with the running batch-norm statistics.
+    /// Mean loss over the validation split (or the examples [`Training::keep_val_examples`]
+    /// kept) with the running batch-norm statistics.
     fn val_loss(&mut self) -> Option<f64>;
+
+    /// Keeps `n` of the validation split's examples, drawn without replacement with `rng`, for
+    /// [`Training::val_loss`] (a fixed subset: every evaluation sees the same examples).
+    /// Returns how many the split has.
+    fn keep_val_examples(&mut self, n: usize, rng: &mut Xoshiro256PlusPlus) -> usize;
 
     /// Replaces the batch-norm statistics with those of the whole training split.
     fn calibrate(&mut self) -> Result<()>;
@@ -232,6 +238,16 @@ pub trait Training {
 
     /// The model file's bytes (safetensors), alphabet included, with `extra` metadata.
     fn model_bytes(&self, extra: &[(&str, &str)]) -> Vec<u8>;
+
+    /// The optimizer's state for a checkpoint: updates taken, and its buffers flattened
+    /// (`m`, then `v` for AdamW; none for plain SGD), every symbol of the capacity.
+    fn optim_state(&self) -> (u64, Vec<(&'static str, Vec<f32>)>);
+
+    /// Puts back a checkpoint's model (a model file's bytes, read with every check) and
+    /// optimizer state, as [`Training::model_bytes`] and [`Training::optim_state`] gave them:
+    /// the run then continues exactly as it would have.
+    fn restore(&mut self, model: &[u8], updates: u64, buffers: &[(String, Vec<f32>)])
+    -> Result<()>;
 }
 
 /// What a batch size adds to a training run: its activations and batch, and the step loop.
@@ -385,6 +401,17 @@ impl<const V: usize, const E: usize, const T: usize, const H: usize> Training fo
         self.model.loss(&self.val, &mut self.infer)
     }
 
+    fn keep_val_examples(&mut self, n: usize, rng: &mut Xoshiro256PlusPlus) -> usize {
+        let total = self.val.len();
+        // A partial Fisher–Yates shuffle: the first n places hold n distinct examples.
+        for i in 0..n.min(total) {
+            let j = i + crate::below(rng, (total - i) as u64) as usize;
+            self.val.swap(i, j);
+        }
+        self.val.truncate(n);
+        total
+    }
+
     fn calibrate(&mut self) -> Result<()> {
         let mut acc = Box::new(BnCalibration::new());
         self.model
@@ -401,6 +428,73 @@ impl<const V: usize, const E: usize, const T: usize, const H: usize> Training fo
 
     fn model_bytes(&self, extra: &[(&str, &str)]) -> Vec<u8> {
         write_safetensors(&self.model, &self.alphabet, extra)
+    }
+
+    fn optim_state(&self) -> (u64, Vec<(&'static str, Vec<f32>)>) {
+        let Some(optim) = &self.optim else {
+            return (0, Vec::new());
+        };
+        let flat = |p: &Params<V, E, T, H>| p.tensors().concat();
+        let mut buffers = vec![("m", flat(&optim.m))];
+        if optim.rule.buffers() == 2 {
+            buffers.push(("v", flat(&optim.v)));
+        }
+        (optim.updates, buffers)
+    }
+
+    fn restore(
+        &mut self,
+        model: &[u8],
+        updates: u64,
+        buffers: &[(String, Vec<f32>)],
+    ) -> Result<()> {
+        let mut alphabet = self.alphabet;
+        let mut restored = Box::new(Aligned(Model::zeroed()));
+        restored
+            .read_safetensors(&mut alphabet, model, None)
+            .map_err(|e| anyhow!("its model: {e}"))?;
+        if alphabet.chars() != self.alphabet.chars() {
+            bail!("its model's alphabet is not this data's");
+        }
+        let wanted: &[&str] = match &self.optim {
+            None => &[],
+            Some(o) if o.rule.buffers() == 2 => &["m", "v"],
+            Some(_) => &["m"],
+        };
+        let names: Vec<&str> = buffers.iter().map(|(n, _)| n.as_str()).collect();
+        if names != wanted {
+            bail!("it holds optimizer buffers {names:?}; this run's optimizer keeps {wanted:?}");
+        }
+        for (name, values) in buffers {
+            if values.len() != Params::<V, E, T, H>::COUNT {
+                bail!(
+                    "its optimizer buffer {name} holds {} numbers; this run's holds {}",
+                    values.len(),
+                    Params::<V, E, T, H>::COUNT
+                );
+            }
+            if values.iter().any(|x| !x.is_finite())
+                || (name == "v" && values.iter().any(|&x| x < 0.0))
+            {
+                bail!(
+                    "its optimizer buffer {name} holds NaN, infinity or a negative second moment"
+                );
+            }
+        }
+        self.model = restored;
+        if let Some(optim) = &mut self.optim {
+            optim.updates = updates;
+            let Optim { m, v, .. } = &mut optim.0;
+            for ((_, values), buffer) in buffers.iter().zip([m, v]) {
+                let mut rest = &values[..];
+                for t in buffer.tensors_mut() {
+                    let (head, tail) = rest.split_at(t.len());
+                    t.copy_from_slice(head);
+                    rest = tail;
+                }
+            }
+        }
+        Ok(())
     }
 }
 

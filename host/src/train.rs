@@ -6,44 +6,57 @@
 //! the curve and the plot are committed next, and the model last, so a failing secondary output
 //! leaves the previous model intact.
 //!
+//! With `--work-dir` the run keeps checkpoints there at every evaluation ([`crate::workdir`]);
+//! Ctrl-C or SIGTERM stops it at the next stretch of steps with a checkpoint
+//! ([`crate::interrupt`]), and `--resume` continues it exactly.
+//!
 //! Nothing here is generic over the model's shape: the run is a `dyn Training` from
 //! [`crate::shapes`], and the finished model is reported through the `dyn Loaded` read back.
 
+use crate::checkpoint::Checkpoint;
 use crate::cli::TrainArgs;
 use crate::data::{BUILTIN_NAME, example_count, input_name, read_words, split_words};
 use crate::diverge::{self, Watch};
+use crate::interrupt::{Interrupted, Signal, Stop};
 use crate::modelfile::from_bytes;
 use crate::outputs::{self, Output};
 use crate::plot::LossSummary;
 use crate::progress::Progress;
 use crate::recipe::{self, Recipe};
-use crate::shapes::training;
+use crate::shapes::{Training, training};
 use crate::stdout::Out;
 use crate::words::{self, Rules};
+use crate::workdir::{self, CURVE_HEADER, Curve, WorkDir};
 use crate::{Stream, count, fmt_num, print_names, shown, stream};
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
 use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-
-/// A loss line every this many steps (and at the first and last step).
-const REPORT_EVERY: u64 = 10_000;
 
 /// Steps between checks of every parameter for NaN and infinity.
 const PARAM_CHECK_EVERY: u64 = 1024;
 
-/// The checked output paths of a run: the model, and the curve and plot if asked for.
+/// The checked output paths of a run: the model, the curve and plot if asked for, and the
+/// work directory's files.
 struct Targets {
     model: Output,
     curve: Option<Output>,
     plot: Option<Output>,
+    work: Option<WorkDir>,
 }
 
 fn targets(args: &TrainArgs) -> Result<Targets> {
-    let inputs: Vec<(&str, &std::path::Path)> =
-        args.data.iter().map(|d| ("--data", d.as_path())).collect();
+    let inputs: Vec<(&str, &Path)> = args.data.iter().map(|d| ("--data", d.as_path())).collect();
     let mut outs = vec![("--out", args.out.as_path())];
     outs.extend(args.curve.iter().map(|p| ("--curve", p.as_path())));
     outs.extend(args.plot.iter().map(|p| ("--plot", p.as_path())));
+    let work_paths = args.work_dir.as_deref().map(workdir::paths);
+    if let Some(dir) = &args.work_dir {
+        workdir::prepare(dir, args.resume)?;
+    }
+    for path in work_paths.iter().flatten() {
+        outs.push(("--work-dir", path.as_path()));
+    }
     let mut checked = outputs::check(&inputs, &outs)?.into_iter();
     let mut next = || {
         checked
@@ -54,7 +67,81 @@ fn targets(args: &TrainArgs) -> Result<Targets> {
         model: next()?,
         curve: args.curve.as_ref().map(|_| next()).transpose()?,
         plot: args.plot.as_ref().map(|_| next()).transpose()?,
+        work: match &args.work_dir {
+            Some(dir) => Some(WorkDir {
+                dir: dir.clone(),
+                last: next()?,
+                best: next()?,
+                curve: next()?,
+            }),
+            None => None,
+        },
     })
+}
+
+/// Where a run's curve goes as it runs: the work directory's, or `--curve`'s temporary file.
+enum CurveSink<'a> {
+    None,
+    Pending(crate::outputs::Pending<'a>),
+    Work(Curve),
+}
+
+impl CurveSink<'_> {
+    fn write(&mut self, row: &str) -> Result<()> {
+        match self {
+            CurveSink::None => Ok(()),
+            CurveSink::Pending(p) => p.write_all(row.as_bytes()),
+            CurveSink::Work(c) => c.write(row),
+        }
+    }
+}
+
+/// What watches a run, rebuilt on resume by replaying its curve: the divergence watch, the
+/// plot's summary, and the last loss.
+fn replay(rows: &str, watch: &mut Watch, summary: &mut LossSummary, steps: u64) -> Result<()> {
+    let mut lines = rows.lines();
+    if lines.next() != Some(CURVE_HEADER.trim_end()) {
+        bail!(
+            "its curve does not start with the header {:?}",
+            CURVE_HEADER.trim_end()
+        );
+    }
+    let mut expected = 0;
+    for line in lines {
+        let Some((step, loss, val)) = workdir::parse_row(line) else {
+            bail!("its curve has a row that is not step,loss,val_loss: {line:?}");
+        };
+        if step != expected {
+            bail!(
+                "its curve skips from step {} to {step}",
+                expected.wrapping_sub(1)
+            );
+        }
+        watch
+            .step(step, loss)
+            .map_err(|why| anyhow!("its curve's loss at step {step}: {why}"))?;
+        summary.push(loss);
+        if let Some(v) = val {
+            summary.push_val(step, v);
+        }
+        expected += 1;
+    }
+    if expected != steps {
+        bail!("its curve holds {expected} steps; the checkpoint holds {steps}");
+    }
+    Ok(())
+}
+
+/// The command that resumes this run: the one given, with `--resume`.
+fn resume_command() -> String {
+    let mut args: Vec<String> = std::env::args().collect();
+    if let Some(first) = args.first_mut() {
+        *first = "charmlp".into();
+    }
+    if !args.iter().any(|a| a == "--resume") {
+        args.push("--resume".into());
+    }
+    shell_words::join(args)
 }
 
 /// How the words were split, for the model file's metadata.
@@ -91,6 +178,29 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     let recipe = Recipe::from_args(args)?;
     let (shape, batch) = (recipe.shape, recipe.batch);
     let targets = targets(args)?;
+    if let Some(work) = &targets.work
+        && !args.resume
+        && work.holds_a_run()
+    {
+        bail!(
+            "--work-dir {} already holds a run; give --resume to continue it, or another \
+             --work-dir to start a new one",
+            shown(&work.dir)
+        );
+    }
+    let resumed = match &targets.work {
+        Some(work) if args.resume => Some(work.read_last()?),
+        _ => None,
+    };
+    if let (Some(ckpt), Some(work)) = (&resumed, &targets.work)
+        && let Some(diff) = ckpt.recipe.differences(&recipe)
+    {
+        bail!(
+            "{}: the run was started with other flags ({diff}); resume it with the flags it \
+             was started with",
+            shown(work.last.path())
+        );
+    }
     let mut out = Out::new(true);
     let source = args
         .data
@@ -111,6 +221,15 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     let alphabet = words::shown_chars(&words.chars);
     let chars = words.chars;
     let data_sha256 = data_hash(&words.words, &chars);
+    if let (Some(ckpt), Some(work)) = (&resumed, &targets.work)
+        && ckpt.data_sha256 != data_sha256
+    {
+        bail!(
+            "{}: the run was trained on other words than {source} gives (their SHA-256 \
+             differs); resume it with its own --data and reading flags",
+            shown(work.last.path())
+        );
+    }
     let splits = split_words(words.words, recipe.split_seed).with_context(|| source.clone())?;
     let mut run = training(shape, &chars, batch, recipe.optimizer, &splits)?;
     let [w_train, w_val, w_test] = splits.each_ref().map(|s| s.len());
@@ -130,7 +249,15 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         "alphabet: {symbols} symbols, the boundary and {alphabet}"
     ))?;
 
-    run.init(&mut stream(args.seed, Stream::Init));
+    if let Some(n) = args.eval_examples {
+        let n = usize::try_from(n).unwrap_or(usize::MAX);
+        let total = run.keep_val_examples(n, &mut stream(recipe.split_seed, Stream::EvalExamples));
+        if n < total {
+            out.line(format_args!(
+                "evaluating during training on {n} of the {total} validation examples (--eval-examples)"
+            ))?;
+        }
+    }
     let schedule = recipe.schedule;
     out.line(format_args!(
         "model: {symbols} → {} → {} → {} → {symbols}, {} parameters; batch {batch}, {}, {}",
@@ -141,38 +268,97 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         count(args.steps, "step"),
         recipe.describe()
     ))?;
+    // The model file's provenance: how to find its data and split again.
+    let (seed, split_seed) = (args.seed.to_string(), recipe.split_seed.to_string());
+    let provenance = [
+        ("seed", seed.as_str()),
+        ("split_seed", split_seed.as_str()),
+        ("lowercase", if args.lowercase { "true" } else { "false" }),
+        (
+            "skip_bad_words",
+            if args.skip_bad_words { "true" } else { "false" },
+        ),
+        ("split", SPLIT_RULE),
+        ("data_sha256", data_sha256.as_str()),
+    ];
 
-    let mut batch_rng = stream(args.seed, Stream::Batches);
-    // The curve streams to its temporary file; the plot keeps a bounded summary.
-    let mut curve = targets.curve.as_ref().map(Output::begin).transpose()?;
-    if let Some(c) = &mut curve {
-        c.write_all(b"step,loss,val_loss\n")?;
-    }
     let mut summary = LossSummary::new();
-    let progress = Progress::new(args.steps);
     let mut watch = Watch::new(symbols);
+    let mut best: Option<(u64, f64)> = None;
+    let (mut batch_rng, mut first, mut curve) = match (&resumed, &targets.work) {
+        (Some(ckpt), Some(work)) => {
+            run.restore(&ckpt.model, ckpt.optim_updates, &ckpt.optim)
+                .with_context(|| shown(work.last.path()))?;
+            let (curve, rows) = Curve::resume(work.curve.path(), ckpt.curve_len)?;
+            replay(&rows, &mut watch, &mut summary, ckpt.step)
+                .with_context(|| shown(work.last.path()))?;
+            best = ckpt.best;
+            out.line(format_args!(
+                "resumed: {} at step {} of {}",
+                shown(work.last.path()),
+                ckpt.step,
+                args.steps
+            ))?;
+            (ckpt.rng.clone(), ckpt.step, CurveSink::Work(curve))
+        }
+        (_, work) => {
+            run.init(&mut stream(args.seed, Stream::Init));
+            let mut curve = match (work, &targets.curve) {
+                (Some(work), _) => CurveSink::Work(Curve::create(work.curve.path())?),
+                (None, Some(target)) => CurveSink::Pending(target.begin()?),
+                (None, None) => CurveSink::None,
+            };
+            curve.write(CURVE_HEADER)?;
+            (stream(args.seed, Stream::Batches), 0, curve)
+        }
+    };
+    let stop = Stop::install().context("cannot install the Ctrl-C handler")?;
+    let progress = Progress::new(args.steps);
     let mut report_time = Duration::ZERO;
     let mut row = String::new();
     let mut losses = vec![0.0f32; PARAM_CHECK_EVERY as usize];
     let loop_started = Instant::now();
+    let resumed_at = first;
     // Steps per second of training time: the validation passes are not steps.
     let steps_per_s = |done: u64, report_time: Duration| {
         let training = loop_started.elapsed().saturating_sub(report_time);
-        done as f64 / training.as_secs_f64().max(1e-9)
+        (done - resumed_at) as f64 / training.as_secs_f64().max(1e-9)
     };
+    let default_lr = recipe::default_lr(&recipe.optimizer);
     let diverged = |step: u64, blamed: u64, why: &str| {
         progress.finish();
-        anyhow!(diverge::message(
-            step,
-            blamed,
-            why,
-            &schedule,
-            recipe::default_lr(&recipe.optimizer)
-        ))
+        anyhow!(diverge::message(step, blamed, why, &schedule, default_lr))
     };
     let checked = |step: u64| step.is_multiple_of(PARAM_CHECK_EVERY) || step + 1 == args.steps;
-    let reported = |step: u64| step.is_multiple_of(REPORT_EVERY) || step + 1 == args.steps;
-    let mut first = 0;
+    let reported = |step: u64| step.is_multiple_of(args.eval_every) || step + 1 == args.steps;
+    // A checkpoint of the run after `done` steps, written as the last one (and the best one).
+    let checkpoint = |run: &dyn Training,
+                      rng: &rand_xoshiro::Xoshiro256PlusPlus,
+                      curve: &mut CurveSink,
+                      done: u64,
+                      best: Option<(u64, f64)>,
+                      is_best: bool|
+     -> Result<()> {
+        let (Some(work), CurveSink::Work(c)) = (&targets.work, curve) else {
+            return Ok(());
+        };
+        let (optim_updates, buffers) = run.optim_state();
+        let ckpt = Checkpoint {
+            step: done,
+            recipe,
+            data_sha256: data_sha256.clone(),
+            rng: rng.clone(),
+            curve_len: c.sync()?,
+            best,
+            model: run.model_bytes(&provenance),
+            optim_updates,
+            optim: buffers
+                .into_iter()
+                .map(|(n, v)| (n.to_string(), v))
+                .collect(),
+        };
+        work.write(&ckpt, is_best)
+    };
     while first < args.steps {
         // Steps up to and including the next one that is checked or reported run in one call
         // of the shape's own loop; their losses are then taken in order.
@@ -189,11 +375,11 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             summary.push(loss);
             let mut val = None;
             if step == last {
-                if checked(step) {
+                if checked(step) || reported(step) {
                     let smoothed = watch.smoothed();
                     progress.update(step + 1, steps_per_s(step + 1, report_time), loss, smoothed);
                     // A blown-up model can keep a finite loss (softmax and tanh saturate), so
-                    // the parameters themselves are checked too.
+                    // the parameters themselves are checked too, and before every checkpoint.
                     if let Some(name) = run.non_finite_tensor() {
                         let why = format!("{name} holds NaN or infinity");
                         return Err(diverged(step, watch.blamed_update(step), &why));
@@ -210,7 +396,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
                         watch.smoothed(),
                         fmt_num(schedule.at(step))
                     );
-                    if step > 0 {
+                    if step > resumed_at {
                         let rate = steps_per_s(step + 1, report_time);
                         let eta = (args.steps - step - 1) as f64 / rate;
                         write!(line, ", {rate:.0} steps/s, ETA {eta:.1} s")?;
@@ -219,17 +405,37 @@ pub fn run(args: &TrainArgs) -> Result<()> {
                     report_time += t.elapsed();
                 }
             }
-            if let Some(c) = &mut curve {
-                row.clear();
-                write!(row, "{step},{loss},")?;
-                if let Some(v) = val {
-                    write!(row, "{v}")?;
+            row.clear();
+            write!(row, "{step},{loss},")?;
+            if let Some(v) = val {
+                write!(row, "{v}")?;
+            }
+            row.push('\n');
+            curve.write(&row)?;
+            if let Some(v) = val {
+                let t = Instant::now();
+                let is_best = best.is_none_or(|(_, b)| v < b);
+                if is_best {
+                    best = Some((step + 1, v));
                 }
-                row.push('\n');
-                c.write_all(row.as_bytes())?;
+                checkpoint(
+                    run.as_ref(),
+                    &batch_rng,
+                    &mut curve,
+                    step + 1,
+                    best,
+                    is_best,
+                )?;
+                report_time += t.elapsed();
             }
         }
         first = last + 1;
+        if let Some(signal) = stop.requested() {
+            progress.finish();
+            return Err(interrupted(signal, &targets, first, args.steps, |done| {
+                checkpoint(run.as_ref(), &batch_rng, &mut curve, done, best, false)
+            }));
+        }
     }
     progress.finish();
     let train_time = loop_started.elapsed().saturating_sub(report_time);
@@ -248,13 +454,6 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     }
     // The model as it will be written, loaded back through the loader `sample` uses: what is
     // written is a model charmlp itself accepts, and what is reported below is that model.
-    let (seed, split_seed) = (args.seed.to_string(), recipe.split_seed.to_string());
-    let provenance = [
-        ("seed", seed.as_str()),
-        ("split_seed", split_seed.as_str()),
-        ("split", SPLIT_RULE),
-        ("data_sha256", data_sha256.as_str()),
-    ];
     let bytes = run.model_bytes(&provenance);
     let model = from_bytes(&bytes, None).map_err(|e| {
         let why = format!("the trained model is unusable: {e:#}");
@@ -282,9 +481,18 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         Some(plot) => Some(crate::plot::loss_svg(plot.path(), &summary)?),
         None => None,
     };
-    if let (Some(c), Some(target)) = (curve, &targets.curve) {
-        c.commit()?;
-        out.line(format_args!("curve: wrote {}", shown(target.path())))?;
+    match (curve, &targets.curve) {
+        (CurveSink::Pending(c), Some(target)) => {
+            c.commit()?;
+            out.line(format_args!("curve: wrote {}", shown(target.path())))?;
+        }
+        (CurveSink::Work(mut c), Some(target)) => {
+            c.sync()?;
+            let rows = std::fs::read(c_path(&targets))?;
+            target.write(&rows)?;
+            out.line(format_args!("curve: wrote {}", shown(target.path())))?;
+        }
+        _ => {}
     }
     if let (Some(plot), Some(svg)) = (&targets.plot, svg) {
         plot.write(svg.as_bytes())?;
@@ -296,6 +504,13 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         shown(&args.out),
         bytes.len()
     ))?;
+    if let (Some(work), Some((step, v))) = (&targets.work, best) {
+        out.line(format_args!(
+            "checkpoints: {} (best: val {v:.4} after {step} steps), {}",
+            shown(work.best.path()),
+            shown(work.last.path())
+        ))?;
+    }
 
     out.line("names:")?;
     print_names(
@@ -309,7 +524,49 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         "time: {:.2} s in all; training {:.2} s, {:.2} µs/step",
         started.elapsed().as_secs_f64(),
         train_time.as_secs_f64(),
-        train_time.as_secs_f64() * 1e6 / args.steps as f64
+        train_time.as_secs_f64() * 1e6 / (args.steps - resumed_at).max(1) as f64
     ))?;
     out.flush()
+}
+
+/// The work directory's curve path (there is one whenever the curve goes there).
+fn c_path(targets: &Targets) -> PathBuf {
+    targets
+        .work
+        .as_ref()
+        .map_or_else(PathBuf::new, |w| w.curve.path().to_path_buf())
+}
+
+/// The error of a run stopped by `signal` after `done` steps: with a work directory, a
+/// checkpoint is written first and the message says how to resume.
+fn interrupted(
+    signal: Signal,
+    targets: &Targets,
+    done: u64,
+    steps: u64,
+    checkpoint: impl FnOnce(u64) -> Result<()>,
+) -> anyhow::Error {
+    let message = match &targets.work {
+        Some(work) => match checkpoint(done) {
+            Ok(()) => format!(
+                "interrupted by {} after step {done} of {steps}: the run is in {}; resume it \
+                 with\n  {}",
+                signal.name(),
+                shown(work.last.path()),
+                resume_command()
+            ),
+            Err(e) => format!(
+                "interrupted by {} after step {done} of {steps}, and the checkpoint could not \
+                 be written ({e:#}): {} holds the run as of its last evaluation",
+                signal.name(),
+                shown(work.last.path())
+            ),
+        },
+        None => format!(
+            "interrupted by {} after step {done} of {steps}; nothing was written (with \
+             --work-dir DIR a run keeps checkpoints, and --resume continues it)",
+            signal.name()
+        ),
+    };
+    Interrupted { signal, message }.into()
 }

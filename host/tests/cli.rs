@@ -157,7 +157,7 @@ fn help_states_every_default() {
             "sample",
             &["[default: 20]", "[default: 42]", "[default: 1]"][..],
         ),
-        ("eval", &["[default: 42]"][..]),
+        ("eval", &["[default: the model's --split-seed"][..]),
         ("export", &["[possible values: rust, c]"][..]),
     ] {
         let out = charmlp()
@@ -283,7 +283,8 @@ fn bad_model_files_are_named() {
         .unwrap();
     shape.truncate(n);
     let mut flipped = bytes.clone();
-    flipped[1000] ^= 0x10;
+    // A byte of the tensors (the header before them grows with the metadata).
+    flipped[bytes.len() - 1000] ^= 0x10;
     let cases: Vec<(PathBuf, Vec<&str>)> = vec![
         (
             s.path("nothing.cmlp"),
@@ -834,6 +835,16 @@ fn the_model_file_names_the_data_and_the_seed_it_came_from() {
             .collect();
     assert_eq!(meta.data_sha256, Some(expected.as_str()));
     assert_eq!(meta.seed, Some("7"));
+    assert_eq!(
+        charmlp::provenance::read(&bytes),
+        charmlp::provenance::Provenance {
+            seed: Some(7),
+            split_seed: Some(42),
+            data_sha256: Some(expected.clone()),
+            lowercase: true,
+            skip_bad_words: false,
+        }
+    );
     let other = s.train(&s.words(61), "o.safetensors", &["--seed", "7"]);
     let other_bytes = std::fs::read(&other).unwrap();
     let other_meta = charmlp_core::safetensors::parse(&other_bytes)
@@ -947,4 +958,168 @@ fn optimizers_and_schedules_come_from_flags() {
         &["--optimizer", "adam"],
         "possible values: sgd, momentum, nesterov, adamw",
     );
+}
+
+/// `eval` finds the model's split by itself: the split seed and the reading rules (here
+/// `--lowercase`) recorded in the model give train's own losses with no flags; a model trained
+/// on the built-in names needs no `--data`; another split seed or another words file is named
+/// as such on stderr (its val and test may hold training words); `--split-seed` leaves
+/// `--seed` free to vary the initialisation on one split.
+#[test]
+fn eval_finds_the_models_split_by_itself() {
+    let s = Scratch::new();
+    let words = s.words(120);
+    let upper = s.write(
+        "upper.txt",
+        std::fs::read_to_string(&words).unwrap().to_uppercase(),
+    );
+    let model = s.path("m.safetensors");
+    let trained = stdout_of(
+        charmlp()
+            .args([
+                "train",
+                "--steps",
+                "300",
+                "--split-seed",
+                "7",
+                "--lowercase",
+                "--data",
+            ])
+            .arg(&upper)
+            .arg("--out")
+            .arg(&model),
+    );
+    let losses = trained
+        .lines()
+        .find_map(|l| l.strip_prefix("loss: "))
+        .unwrap()
+        .to_string();
+    let eval = |extra: &[&str]| {
+        let out = charmlp()
+            .args(["eval", "--model"])
+            .arg(&model)
+            .args(extra)
+            .assert()
+            .success()
+            .get_output()
+            .clone();
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        (
+            stdout.lines().collect::<Vec<_>>().join(" "),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    };
+    let upper_arg = upper.to_str().unwrap();
+    let (own, note) = eval(&["--data", upper_arg]);
+    assert_eq!(own, losses, "eval of the model's own data and split");
+    assert!(note.is_empty(), "{note}");
+    let (other, note) = eval(&["--data", upper_arg, "--split-seed", "42"]);
+    assert_ne!(other, losses);
+    assert!(
+        note.contains("--split-seed 42 is not the model's (7)"),
+        "{note}"
+    );
+    let (_, note) = eval(&["--data", words.to_str().unwrap()]);
+    assert!(note.is_empty(), "lowercased, the same words: {note}");
+    let first_30: String = std::fs::read_to_string(&upper)
+        .unwrap()
+        .lines()
+        .take(30)
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let fewer = s.write("fewer.txt", first_30);
+    let (_, note) = eval(&["--data", fewer.to_str().unwrap()]);
+    assert!(
+        note.contains("is not the data this model was trained on"),
+        "{note}"
+    );
+    charmlp()
+        .args(["eval", "--model"])
+        .arg(&model)
+        .assert()
+        .failure()
+        .stderr(contains(
+            "trained on other words than the built-in names; give its words file with --data FILE",
+        ));
+    // The built-in names need no --data; two seeds on one split share their validation words.
+    let seeded = |seed: &str, name: &str| {
+        let out = stdout_of(
+            charmlp()
+                .args(["train", "--steps", "300", "--seed", seed, "--out"])
+                .arg(s.path(name)),
+        );
+        out.lines()
+            .find_map(|l| l.strip_prefix("loss: "))
+            .unwrap()
+            .to_string()
+    };
+    let (a, b) = (seeded("1", "a.safetensors"), seeded("2", "b.safetensors"));
+    assert_ne!(a, b, "other seeds, other initialisations");
+    let (builtin, note) = {
+        let out = charmlp()
+            .args(["eval", "--model"])
+            .arg(s.path("b.safetensors"))
+            .assert()
+            .success()
+            .get_output()
+            .clone();
+        (
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    };
+    assert_eq!(builtin.lines().collect::<Vec<_>>().join(" "), b);
+    assert!(note.is_empty(), "{note}");
+}
+
+/// `--eval-every` spaces the validation lines; `--eval-examples` evaluates on a fixed subset
+/// during training and leaves the training itself, and the final losses over every example,
+/// unchanged.
+#[test]
+fn evaluation_is_spaced_and_subset_by_flags() {
+    let s = Scratch::new();
+    let run = |extra: &[&str]| {
+        stdout_of(
+            charmlp()
+                .args(["train", "--steps", "1000", "--out"])
+                .arg(s.path("m.safetensors"))
+                .args(extra),
+        )
+    };
+    let val_lines = |out: &str| out.lines().filter(|l| l.contains(", val ")).count();
+    let every = run(&["--eval-every", "100"]);
+    assert_eq!(val_lines(&every), 11, "{every}");
+    let sparse = run(&["--eval-every", "400"]);
+    assert_eq!(
+        val_lines(&sparse),
+        4,
+        "steps 0, 400, 800 and the last: {sparse}"
+    );
+    let subset = run(&["--eval-every", "400", "--eval-examples", "50"]);
+    assert!(
+        subset.contains("evaluating during training on 50 of the"),
+        "{subset}"
+    );
+    let final_losses = |out: &str| {
+        out.lines()
+            .find(|l| l.starts_with("loss: "))
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(final_losses(&subset), final_losses(&sparse));
+    let vals = |out: &str| -> Vec<String> {
+        out.lines()
+            .filter_map(|l| l.split_once(", val ").map(|(_, v)| v[..6].to_string()))
+            .collect()
+    };
+    assert_ne!(
+        vals(&subset),
+        vals(&sparse),
+        "the subset's losses are its own"
+    );
+    charmlp()
+        .args(["train", "--eval-every", "0"])
+        .assert()
+        .code(2)
+        .stderr(contains("0 is not positive"));
 }
