@@ -47,7 +47,7 @@ pub use infer::InferState;
 pub use model::{BnStats, Model};
 pub use optim::{Optim, Optimizer};
 pub use params::Params;
-pub use sample::Temperature;
+pub use sample::{Sampling, Temperature};
 pub use schedule::{Decay, Schedule};
 pub use shape::padded;
 pub use train::{TrainState, train_step, train_step_with};

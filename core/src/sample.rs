@@ -35,6 +35,30 @@ impl Default for Temperature {
     }
 }
 
+/// How names are drawn: makemore's `generate` options.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Sampling<'a> {
+    pub temperature: Temperature,
+    /// Keep only the k likeliest next characters (and any tied with the k-th), as makemore's
+    /// `torch.topk` mask does; `None` keeps all.
+    pub top_k: Option<usize>,
+    /// Characters every name starts with, fed to the model as if it had drawn them.
+    pub prefix: &'a [Token],
+    /// Most characters of a name (the prefix included); a name reaching it ends there.
+    pub max_len: usize,
+}
+
+impl Sampling<'_> {
+    /// The model as trained: temperature 1, every character, no prefix, no length bound but
+    /// the name's buffer.
+    pub const PLAIN: Sampling<'static> = Sampling {
+        temperature: Temperature::ONE,
+        top_k: None,
+        prefix: &[],
+        max_len: usize::MAX,
+    };
+}
+
 /// Draws a token from a distribution over the vocabulary by inverting its cumulative sum.
 /// If rounding leaves the sum short of the uniform draw, the last token with nonzero
 /// probability is taken.
@@ -69,8 +93,31 @@ impl<const V: usize, const E: usize, const T: usize, const H: usize> Model<V, E,
         temperature: Temperature,
         state: &'s mut InferState<V, H>,
     ) -> &'s [f32; V] {
+        self.probs_top_k(context, temperature, None, state)
+    }
+
+    /// [`Model::probs`] with only the `top_k` likeliest characters (and those tied with the
+    /// k-th) possible: the others' logits become −∞ before the softmax, as makemore's
+    /// `logits[logits < v[:, [-1]]] = -inf`.
+    pub fn probs_top_k<'s>(
+        &self,
+        context: &[Token; T],
+        temperature: Temperature,
+        top_k: Option<usize>,
+        state: &'s mut InferState<V, H>,
+    ) -> &'s [f32; V] {
         self.logits(context, state);
         let logits = &mut state.logits;
+        if let Some(k) = top_k.filter(|&k| k < V) {
+            let mut sorted = *logits;
+            sorted.sort_unstable_by(|a, b| b.total_cmp(a));
+            let kth = sorted[k.max(1) - 1];
+            for x in logits.iter_mut() {
+                if *x < kth {
+                    *x = f32::NEG_INFINITY;
+                }
+            }
+        }
         let t = temperature.get();
         let (best, max) =
             logits
@@ -101,10 +148,36 @@ impl<const V: usize, const E: usize, const T: usize, const H: usize> Model<V, E,
         state: &mut InferState<V, H>,
         alphabet: &Alphabet<V>,
     ) -> String<N> {
+        let how = Sampling {
+            temperature,
+            ..Sampling::PLAIN
+        };
+        self.sample_name_with(rng, &how, state, alphabet)
+    }
+
+    /// [`Model::sample_name`] with makemore's options: the name starts with `how.prefix`
+    /// (characters of the alphabet; one that is not ends the prefix there), then draws from
+    /// the `how.top_k` likeliest characters at `how.temperature`, and ends at the boundary,
+    /// at `how.max_len` characters, or when the next character does not fit in `N` bytes.
+    pub fn sample_name_with<R: Rng + ?Sized, const N: usize>(
+        &self,
+        rng: &mut R,
+        how: &Sampling<'_>,
+        state: &mut InferState<V, H>,
+        alphabet: &Alphabet<V>,
+    ) -> String<N> {
         let mut name = String::new();
         let mut context = [Token::BOUNDARY; T];
-        while name.len() < N {
-            let next = sample_token(rng, self.probs(&context, temperature, state));
+        let mut chars = 0;
+        let mut prefix = how.prefix.iter();
+        while name.len() < N && chars < how.max_len {
+            let next = match prefix.next() {
+                Some(&given) => given,
+                None => sample_token(
+                    rng,
+                    self.probs_top_k(&context, how.temperature, how.top_k, state),
+                ),
+            };
             // An absent symbol (past the alphabet) has probability 0 and is never drawn; were
             // it, the name would end as at the boundary.
             let Some(ch) = alphabet.char_of(next) else {
@@ -113,6 +186,7 @@ impl<const V: usize, const E: usize, const T: usize, const H: usize> Model<V, E,
             if name.push(ch).is_err() {
                 break;
             }
+            chars += 1;
             context.rotate_left(1);
             context[T - 1] = next;
         }
@@ -183,6 +257,63 @@ mod tests {
         };
         let (a, b) = (name(1), name(2));
         assert_eq!(a, b);
+    }
+
+    /// Top-k leaves exactly the k likeliest characters possible, in their softmax proportions;
+    /// k = 1 is greedy; k ≥ V changes nothing.
+    #[test]
+    fn top_k_keeps_the_k_likeliest() {
+        let m = model();
+        let mut state = InferState::new();
+        let context = [Token::BOUNDARY; 3];
+        let logits = *m.logits(&context, &mut state);
+        let mut order: [usize; VOCAB] = core::array::from_fn(|i| i);
+        order.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]));
+        let p3 = *m.probs_top_k(&context, Temperature::ONE, Some(3), &mut state);
+        let kept: usize = p3.iter().filter(|&&p| p > 0.0).count();
+        assert_eq!(kept, 3);
+        assert!(order[..3].iter().all(|&i| p3[i] > 0.0));
+        let ratio = p3[order[0]] / p3[order[1]];
+        let expected = libm::expf(logits[order[0]] - logits[order[1]]);
+        assert!((ratio / expected - 1.0).abs() < 1e-5, "{ratio} {expected}");
+        let greedy = *m.probs(&context, Temperature::GREEDY, &mut state);
+        assert_eq!(
+            *m.probs_top_k(&context, Temperature::ONE, Some(1), &mut state),
+            greedy
+        );
+        let all = *m.probs(&context, Temperature::ONE, &mut state);
+        assert_eq!(
+            *m.probs_top_k(&context, Temperature::ONE, Some(VOCAB), &mut state),
+            all
+        );
+    }
+
+    /// A prefix starts every name and conditions what follows; max_len ends names there.
+    #[test]
+    fn names_start_with_the_prefix_and_stop_at_max_len() {
+        let m = model();
+        let mut state = InferState::new();
+        let a = &Alphabet::MAKEMORE;
+        let prefix = [a.token('z').unwrap(), a.token('o').unwrap()];
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(3);
+        for _ in 0..50 {
+            let how = Sampling {
+                prefix: &prefix,
+                max_len: 4,
+                ..Sampling::PLAIN
+            };
+            let name: String<64> = m.sample_name_with(&mut rng, &how, &mut state, a);
+            assert!(name.starts_with("zo"), "{name}");
+            assert!(name.chars().count() <= 4, "{name}");
+        }
+        // The plain options draw what sample_name draws.
+        let (mut r1, mut r2) = (
+            Xoshiro256PlusPlus::seed_from_u64(4),
+            Xoshiro256PlusPlus::seed_from_u64(4),
+        );
+        let plain: String<64> = m.sample_name_with(&mut r1, &Sampling::PLAIN, &mut state, a);
+        let named: String<64> = m.sample_name(&mut r2, Temperature::ONE, &mut state, a);
+        assert_eq!(plain, named);
     }
 
     #[test]

@@ -38,8 +38,9 @@ pub struct Checkpoint {
     pub recipe: Recipe,
     pub data_sha256: String,
     pub rng: Xoshiro256PlusPlus,
-    /// Bytes of `curve.csv` that belong to the steps done.
+    /// Bytes of `curve.csv` that belong to the steps done, and their SHA-256.
     pub curve_len: u64,
+    pub curve_sha256: String,
     /// The lowest validation loss so far, and after how many steps.
     pub best: Option<(u64, f64)>,
     /// The model file's bytes.
@@ -81,6 +82,7 @@ impl Checkpoint {
             ("data_sha256".to_string(), self.data_sha256.clone()),
             ("rng".to_string(), serde_json::to_string(&self.rng)?),
             ("curve_len".to_string(), self.curve_len.to_string()),
+            ("curve_sha256".to_string(), self.curve_sha256.clone()),
             ("best_step".to_string(), best_step),
             ("best_val".to_string(), best_val),
             ("optim_updates".to_string(), self.optim_updates.to_string()),
@@ -152,21 +154,38 @@ impl Checkpoint {
         if digest(meta, model.data(), &floats) != get("sha256")? {
             bail!(
                 "its SHA-256 does not match its contents: the file was changed or damaged since \
-                 it was written"
+                 it was written; put back a copy, or start again with another --work-dir"
             );
         }
         Ok(Checkpoint {
             step: number("step")?,
             recipe: serde_json::from_str(get("recipe")?).context("its recipe")?,
             data_sha256: get("data_sha256")?.to_string(),
-            rng: serde_json::from_str(get("rng")?).context("its generator state")?,
+            rng: generator(get("rng")?)?,
             curve_len: number("curve_len")?,
+            curve_sha256: get("curve_sha256")?.to_string(),
             best,
             model: model.data().to_vec(),
             optim_updates: number("optim_updates")?,
             optim,
         })
     }
+}
+
+/// The batch generator's state: xoshiro256++ must not be all zeros (it would draw 0 forever,
+/// and a batch draw wait forever for another number).
+fn generator(json: &str) -> Result<Xoshiro256PlusPlus> {
+    let rng: Xoshiro256PlusPlus = serde_json::from_str(json).context("its generator state")?;
+    let state = serde_json::to_value(&rng)?;
+    let words = state["s"].as_array().map_or(0, |s| s.len());
+    if state["s"]
+        .as_array()
+        .is_some_and(|s| s.iter().all(|x| x == 0))
+        || words != 4
+    {
+        bail!("its generator state is all zeros, which xoshiro256++ never reaches");
+    }
+    Ok(rng)
 }
 
 /// The model file inside `bytes` if they are a checkpoint (`None` if they are not one: a model
@@ -194,4 +213,20 @@ fn digest(meta: &HashMap<String, String>, model: &[u8], floats: &[(String, Vec<u
         h.update(bytes);
     }
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An all-zero xoshiro state (which no seeding reaches, and which draws 0 forever) is
+    /// refused; a real one reads back as it was written.
+    #[test]
+    fn a_generator_of_zeros_is_refused() {
+        assert!(generator(r#"{"s":[0,0,0,0]}"#).is_err());
+        let rng = crate::stream(7, crate::Stream::Batches);
+        let json = serde_json::to_string(&rng).unwrap();
+        let back = generator(&json).unwrap();
+        assert_eq!(serde_json::to_string(&back).unwrap(), json);
+    }
 }

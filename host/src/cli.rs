@@ -9,6 +9,9 @@ use std::path::PathBuf;
 /// Default seed of every command: the same seed splits, trains and samples alike.
 pub const DEFAULT_SEED: u64 = 42;
 
+/// Default steps between evaluations of `train`.
+pub const DEFAULT_EVAL_EVERY: u64 = 10_000;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "charmlp",
@@ -38,6 +41,76 @@ pub enum Command {
     Bench(BenchArgs),
     /// Compare every intermediate and gradient with PyTorch's, as the notebook's cmp table does.
     Check(CheckArgs),
+    /// Train a grid of recipes on every core, ranked live by validation loss; keep the best
+    /// model and every result; or rank results with --merge.
+    Sweep(Box<SweepArgs>),
+}
+
+#[derive(Debug, Args)]
+pub struct SweepArgs {
+    /// Words file [default: the built-in names]
+    #[arg(long, value_name = "FILE")]
+    pub data: Option<PathBuf>,
+    /// Lowercase every word first
+    #[arg(long)]
+    pub lowercase: bool,
+    /// Directory for results.jsonl (a line per run) and best.safetensors, created if missing;
+    /// a sweep started again there skips the runs it holds
+    #[arg(long, value_name = "DIR")]
+    pub work_dir: Option<PathBuf>,
+    /// Steps of every run
+    #[arg(long, default_value_t = 200_000, value_parser = positive_u64, allow_negative_numbers = true)]
+    pub steps: u64,
+    /// Runs to do: a random draw of this many from the grid (with --sweep-seed) when it holds
+    /// more [default: the whole grid]
+    #[arg(long, value_name = "N", value_parser = positive_u64, allow_negative_numbers = true)]
+    pub runs: Option<u64>,
+    /// Runs at once [default: every core]
+    #[arg(long, value_name = "N", value_parser = positive_usize, allow_negative_numbers = true)]
+    pub workers: Option<usize>,
+    /// Do the K-th of N disjoint slices of the runs (K from 1), for a sweep spread over
+    /// machines; rank the slices' results.jsonl with --merge
+    #[arg(long, value_name = "K/N", value_parser = crate::sweep::shard)]
+    pub shard: Option<(usize, usize)>,
+    /// Seed of the random draw of --runs
+    #[arg(long, default_value_t = DEFAULT_SEED, value_parser = whole_u64, allow_negative_numbers = true)]
+    pub sweep_seed: u64,
+    /// Update rules to try
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "sgd")]
+    pub optimizer: Vec<Rule>,
+    /// Learning rates to try (each ends at a tenth of itself)
+    #[arg(long, value_delimiter = ',', default_value = "0.1", value_parser = positive_f32, allow_negative_numbers = true)]
+    pub lr: Vec<f32>,
+    /// Schedules to try
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "step")]
+    pub schedule: Vec<ScheduleKind>,
+    /// Warm-up lengths to try
+    #[arg(long, value_delimiter = ',', default_value = "0", value_parser = whole_u64, allow_negative_numbers = true)]
+    pub warmup: Vec<u64>,
+    /// Embedding widths to try
+    #[arg(long, value_delimiter = ',', default_value = "10", value_parser = one_of(EMBED_WIDTHS), allow_negative_numbers = true)]
+    pub embed: Vec<usize>,
+    /// Contexts to try
+    #[arg(long, value_delimiter = ',', default_value = "3", value_parser = one_of(CONTEXTS), allow_negative_numbers = true)]
+    pub context: Vec<usize>,
+    /// Hidden widths to try
+    #[arg(long, value_delimiter = ',', default_value = "64", value_parser = one_of(HIDDEN_WIDTHS), allow_negative_numbers = true)]
+    pub hidden: Vec<usize>,
+    /// Batch sizes to try
+    #[arg(long, value_delimiter = ',', default_value = "32", value_parser = one_of(BATCH_SIZES), allow_negative_numbers = true)]
+    pub batch: Vec<usize>,
+    /// Initialisation seeds to try
+    #[arg(long, value_delimiter = ',', default_value = "42", value_parser = whole_u64, allow_negative_numbers = true)]
+    pub seed: Vec<u64>,
+    /// Seed of the split, one for the whole sweep
+    #[arg(long, default_value_t = DEFAULT_SEED, value_parser = whole_u64, allow_negative_numbers = true)]
+    pub split_seed: u64,
+    /// Print each result as a JSON line instead of the leaderboard
+    #[arg(long)]
+    pub json: bool,
+    /// Rank the results of these results.jsonl files (of shards, say) and print them
+    #[arg(long, value_name = "FILES", num_args = 1.., conflicts_with_all = ["work_dir", "runs", "shard"])]
+    pub merge: Vec<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -75,15 +148,15 @@ pub struct TrainArgs {
     #[command(flatten)]
     pub optim: OptimArgs,
     /// Seed of the initialisation, the batches and the sampled names
-    #[arg(long, default_value_t = DEFAULT_SEED)]
+    #[arg(long, default_value_t = DEFAULT_SEED, value_parser = whole_u64, allow_negative_numbers = true)]
     pub seed: u64,
     /// Seed of the 80/10/10 split (makemore's random.seed(42); random.shuffle(words) by
     /// default): the same for runs whose --seed differs compares initialisations on one split
-    #[arg(long, default_value_t = DEFAULT_SEED)]
+    #[arg(long, default_value_t = DEFAULT_SEED, value_parser = whole_u64, allow_negative_numbers = true)]
     pub split_seed: u64,
     /// Steps between evaluations on the validation split (and checkpoints with --work-dir);
     /// the first and last step are always evaluated
-    #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = positive_u64, allow_negative_numbers = true)]
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_EVAL_EVERY, value_parser = positive_u64, allow_negative_numbers = true)]
     pub eval_every: u64,
     /// Evaluate during training on this many validation examples, a fixed random subset
     /// (drawn with --split-seed), not all of them; the final losses use every example
@@ -107,6 +180,10 @@ pub struct TrainArgs {
     /// Draw the loss curve (log scale) as an SVG
     #[arg(long, value_name = "FILE")]
     pub plot: Option<PathBuf>,
+    /// Print one JSON object a line instead of text: "start", an "eval" per evaluation,
+    /// "resumed", "done" (losses, model, time) and "names"
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -117,12 +194,29 @@ pub struct SampleArgs {
     #[arg(short = 'n', long = "count", default_value_t = 20, value_parser = count_u64)]
     pub count: u64,
     /// Seed of the sampling (train prints the names of its own --seed)
-    #[arg(long, default_value_t = DEFAULT_SEED)]
+    #[arg(long, default_value_t = DEFAULT_SEED, value_parser = whole_u64, allow_negative_numbers = true)]
     pub seed: u64,
     /// Softmax temperature: below 1 picks likelier names, above 1 stranger ones; 0 always
     /// picks the likeliest character (greedy)
     #[arg(long, default_value_t = 1.0, value_parser = non_negative_f32, allow_negative_numbers = true)]
     pub temperature: f32,
+    /// Draw each character from the K likeliest only (makemore's --top-k)
+    #[arg(long, value_name = "K", value_parser = positive_u64, allow_negative_numbers = true)]
+    pub top_k: Option<u64>,
+    /// Names that start with these characters (the model continues them)
+    #[arg(long, value_name = "STR", allow_hyphen_values = true)]
+    pub prefix: Option<String>,
+    /// Most characters of a name, the prefix included (a name reaching it ends there)
+    #[arg(long, value_name = "N", value_parser = positive_u64, allow_negative_numbers = true)]
+    pub max_len: Option<u64>,
+    /// The training data, to mark each name train, val, test or new (tab-separated) with a
+    /// summary on stderr [default: the built-in names, if the model was trained on them]
+    #[arg(long, value_name = "FILE")]
+    pub data: Option<PathBuf>,
+    /// Print only new names (in none of the training data's splits), drawing up to 1000 per
+    /// name asked for
+    #[arg(long)]
+    pub new_only: bool,
 }
 
 #[derive(Debug, Args)]
@@ -136,11 +230,14 @@ pub struct EvalArgs {
     #[command(flatten)]
     pub words: EvalWords,
     /// Seed of the split [default: the model's --split-seed, recorded in it; else 42]
-    #[arg(long, alias = "seed")]
+    #[arg(long, alias = "seed", value_parser = whole_u64, allow_negative_numbers = true)]
     pub split_seed: Option<u64>,
     /// Decimal places of the losses (0 to 9)
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u8).range(0..=9))]
     pub digits: u8,
+    /// Print the losses as one JSON object ({"train": …, "val": …, "test": …, …})
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// How `eval` reads its words file.
@@ -184,7 +281,7 @@ pub struct OptimArgs {
     #[arg(long, default_value_t = 0.99, value_parser = unit_interval, allow_negative_numbers = true)]
     pub beta2: f64,
     /// AdamW's ε
-    #[arg(long, default_value = "1e-8", value_parser = positive_f64, allow_negative_numbers = true)]
+    #[arg(long, default_value = "1e-8", value_parser = positive_f64_in_f32, allow_negative_numbers = true)]
     pub eps: f64,
     /// AdamW's decoupled weight decay
     #[arg(long, default_value_t = 0.01, value_parser = non_negative_f64, allow_negative_numbers = true)]
@@ -201,10 +298,10 @@ pub struct OptimArgs {
     pub schedule: ScheduleKind,
     /// Step from which --lr-final applies (--schedule step) [default: half of --steps, rounded
     /// up: makemore's 100000 of 200000]
-    #[arg(long, value_name = "STEP")]
+    #[arg(long, value_name = "STEP", value_parser = whole_u64, allow_negative_numbers = true)]
     pub lr_decay_step: Option<u64>,
     /// Steps of linear warm-up from --lr/N to --lr before the schedule
-    #[arg(long, value_name = "N", default_value_t = 0)]
+    #[arg(long, value_name = "N", default_value_t = 0, value_parser = whole_u64, allow_negative_numbers = true)]
     pub warmup: u64,
 }
 
@@ -369,6 +466,21 @@ fn sorted_alphabet(mut chars: Vec<char>) -> Result<AlphabetChars, String> {
     }
 }
 
+/// A whole number from 0, with what is allowed said for a negative one.
+fn whole_u64(s: &str) -> Result<u64, String> {
+    match s.parse::<i128>() {
+        Ok(n) if (0..=i128::from(u64::MAX)).contains(&n) => Ok(n as u64),
+        _ => Err(format!(
+            "{s:?} is not a whole number from 0 to {}",
+            u64::MAX
+        )),
+    }
+}
+
+fn positive_usize(s: &str) -> Result<usize, String> {
+    positive_u64(s).and_then(|n| usize::try_from(n).map_err(|_| format!("{n} is too large")))
+}
+
 fn positive_u64(s: &str) -> Result<u64, String> {
     match s.parse::<i128>() {
         Ok(n) if n >= 1 && n <= i128::from(u64::MAX) => Ok(n as u64),
@@ -426,6 +538,19 @@ fn positive_f64(s: &str) -> Result<f64, String> {
         Ok(x) if x.is_finite() && x > 0.0 => Ok(x),
         Ok(_) => Err(format!("{s} is not a positive finite number")),
         Err(_) => Err(format!("{s:?} is not a number")),
+    }
+}
+
+/// A positive number that stays one in f32, where the optimizer uses it (1e-300 would be 0).
+fn positive_f64_in_f32(s: &str) -> Result<f64, String> {
+    let x = positive_f64(s)?;
+    let f = x as f32;
+    if f.is_finite() && f >= f32::MIN_POSITIVE {
+        Ok(x)
+    } else {
+        Err(format!(
+            "{s} is not a positive number an f32 holds (about 1.2e-38 to 3.4e38); it reads as {f}"
+        ))
     }
 }
 

@@ -9,7 +9,9 @@ pub mod data;
 pub mod diverge;
 pub mod export;
 pub mod interrupt;
+pub mod modeldata;
 pub mod modelfile;
+pub mod names;
 pub mod outputs;
 pub mod plot;
 pub mod progress;
@@ -17,19 +19,18 @@ pub mod provenance;
 pub mod recipe;
 pub mod shapes;
 pub mod stdout;
+pub mod sweep;
 pub mod train;
 pub mod words;
 pub mod workdir;
 
 use anyhow::{Result, anyhow, bail};
-use charmlp_core::Temperature;
+use charmlp_core::{Sampling, Temperature};
 use cli::{Command, EvalArgs, ExportArgs, SampleArgs};
-use data::{read_words, split_words};
 use export::Lang;
 use modelfile::load;
 use rand_core::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
-use shapes::Loaded;
 use stdout::Out;
 
 /// The independent random streams one seed gives (the split uses Python's generator; see
@@ -106,25 +107,6 @@ pub fn count(n: impl Into<u64>, noun: &str) -> String {
     }
 }
 
-/// Prints `count` names sampled with the seed's sample stream, one a line; stops early once
-/// stdout's reader has gone.
-pub fn print_names(
-    out: &mut Out,
-    model: &dyn Loaded,
-    count: u64,
-    seed: u64,
-    temperature: Temperature,
-) -> Result<()> {
-    let mut rng = stream(seed, Stream::Samples);
-    for _ in 0..count {
-        if stdout::closed() {
-            break;
-        }
-        out.line(model.sample(&mut rng, temperature))?;
-    }
-    Ok(())
-}
-
 pub fn run(command: Command) -> Result<()> {
     match command {
         Command::Train(args) => train::run(&args),
@@ -133,6 +115,7 @@ pub fn run(command: Command) -> Result<()> {
         Command::Export(args) => export(&args),
         Command::Bench(args) => bench::run(&args),
         Command::Check(args) => check_command(&args),
+        Command::Sweep(args) => sweep::run(&args),
     }
 }
 
@@ -188,13 +171,103 @@ fn check_command(args: &cli::CheckArgs) -> Result<()> {
 fn sample(args: &SampleArgs) -> Result<()> {
     let temperature = Temperature::new(args.temperature)
         .ok_or_else(|| anyhow!("--temperature {}: must be 0 or more", args.temperature))?;
-    let model = load(
+    let (model, provenance) = modelfile::load_with_provenance(
         &args.model.model,
         args.model.alphabet.as_ref().map(|a| &a.0[..]),
     )?;
+    let prefix = prefix_tokens(args.prefix.as_deref().unwrap_or(""), model.chars())?;
+    let how = Sampling {
+        temperature,
+        top_k: args.top_k.map(|k| usize::try_from(k).unwrap_or(usize::MAX)),
+        prefix: &prefix,
+        max_len: args
+            .max_len
+            .map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX)),
+    };
+    if let Some(n) = args.max_len
+        && (n as usize) < prefix.len()
+    {
+        bail!(
+            "--max-len {n} is shorter than --prefix ({} characters); give at least {}",
+            prefix.len(),
+            prefix.len()
+        );
+    }
+    // The training data marks each name, when it is at hand: --data, or the built-in names
+    // the model was trained on.
+    let reading = modeldata::Reading {
+        data: args.data.as_deref(),
+        lowercase: false,
+        skip_bad_words: false,
+        split_seed: None,
+    };
+    let marks = match modeldata::find(model.as_ref(), &provenance, &reading)? {
+        modeldata::Found::Data(found) => {
+            for note in &found.notes {
+                eprintln!("note: {note}");
+            }
+            Some(names::Marks::new(&found.splits, model.chars()))
+        }
+        modeldata::Found::NotAtHand(why) if args.new_only => bail!(
+            "--new-only tells new names from the training data's: {}: {why}; give its words \
+             file with --data FILE",
+            shown(&args.model.model)
+        ),
+        modeldata::Found::NotAtHand(_) => None,
+    };
     let mut out = Out::new(false);
-    print_names(&mut out, model.as_ref(), args.count, args.seed, temperature)?;
-    out.flush()
+    let tally = names::print(
+        &mut out,
+        model.as_ref(),
+        args.count,
+        args.seed,
+        &how,
+        marks.as_ref(),
+        args.new_only,
+    )?;
+    out.flush()?;
+    // The summary goes to stderr: stdout stays one name a line, for pipes.
+    if marks.is_some() {
+        eprintln!("{}", tally.summary());
+    }
+    if args.new_only && tally.printed < args.count && !stdout::closed() {
+        eprintln!(
+            "note: {} of the {} asked for in {} drawn: the model mostly repeats its \
+             training words at these settings (a higher --temperature, or no --top-k, draws \
+             more new ones)",
+            count(tally.printed, "new name"),
+            args.count,
+            count(tally.drawn, "name")
+        );
+    }
+    Ok(())
+}
+
+/// The tokens of `--prefix`: every character must be in the model's alphabet.
+fn prefix_tokens(prefix: &str, chars: &[char]) -> Result<Vec<charmlp_core::Token>> {
+    let mut tokens = Vec::new();
+    for (i, ch) in prefix.chars().enumerate() {
+        let Some(at) = chars.iter().position(|&c| c == ch) else {
+            bail!(
+                "--prefix {prefix:?}: its character {} ({}) is not in the model's alphabet, {:?}",
+                i + 1,
+                words::describe(ch),
+                words::shown_chars(chars)
+            );
+        };
+        tokens.push(charmlp_core::Token::wrapping(
+            (at + 1) as u8,
+            charmlp_core::MAX_SYMBOLS,
+        ));
+    }
+    if tokens.len() >= MAX_NAME_LEN {
+        bail!(
+            "--prefix is {} characters; a name holds at most {}",
+            tokens.len(),
+            MAX_NAME_LEN - 1
+        );
+    }
+    Ok(tokens)
 }
 
 fn eval(args: &EvalArgs) -> Result<()> {
@@ -202,74 +275,44 @@ fn eval(args: &EvalArgs) -> Result<()> {
         &args.model.model,
         args.model.alphabet.as_ref().map(|a| &a.0[..]),
     )?;
-    // The model's alphabet, fixed: a character it does not know is an error (or, with
-    // --skip-bad-words, its word is left out and counted). The model's own reading rules
-    // apply by themselves, so that its data reads as the words it was trained on.
-    let rules = words::Rules {
-        lowercase: args.words.lowercase || provenance.lowercase,
-        alphabet: Some(words::Alphabet {
-            chars: model.chars().to_vec(),
-            source: words::MODELS,
-        }),
-        skip_bad_words: args.words.skip_bad_words || provenance.skip_bad_words,
+    let how = modeldata::Reading {
+        data: args.data.as_deref(),
+        lowercase: args.words.lowercase,
+        skip_bad_words: args.words.skip_bad_words,
+        split_seed: args.split_seed,
     };
-    // Without --data: the built-in names, if they are what the model was trained on.
-    let not_builtin = |why: &str| {
-        anyhow!(
+    let found = match modeldata::find(model.as_ref(), &provenance, &how)? {
+        modeldata::Found::Data(found) => found,
+        modeldata::Found::NotAtHand(why) => bail!(
             "{}: {why}; give its words file with --data FILE",
             shown(&args.model.model)
-        )
+        ),
     };
-    let words = match &args.data {
-        Some(path) => read_words(Some(path), &rules)?,
-        None if provenance.data_sha256.is_none() => {
-            return Err(not_builtin("the model records no training data"));
-        }
-        None => read_words(None, &rules)
-            .map_err(|_| not_builtin("trained on other words than the built-in names"))?,
-    };
-    let source = args
-        .data
-        .as_deref()
-        .map_or(data::BUILTIN_NAME.to_string(), data::input_name);
-    let hash = train::data_hash(&words.words, model.chars());
-    let own_data = provenance.data_sha256.as_deref() == Some(hash.as_str());
-    if args.data.is_none() && !own_data {
-        return Err(not_builtin(
-            "trained on other words than the built-in names",
-        ));
-    }
-    let model_split = provenance.split_seed();
-    let split_seed = args.split_seed.or(model_split).unwrap_or(cli::DEFAULT_SEED);
-    let mut notes = Vec::new();
-    if provenance.data_sha256.is_some() && !own_data {
-        notes.push(format!(
-            "{source} is not the data this model was trained on (its words' SHA-256 is not the \
-             model's data_sha256): this split is not the model's, and its val and test words \
-             may be training words"
-        ));
-    } else if let (Some(given), Some(own)) = (args.split_seed, model_split)
-        && given != own
-    {
-        notes.push(format!(
-            "--split-seed {given} is not the model's ({own}): this split's val and test words \
-             include words the model was trained on; leave --split-seed out to use its own"
-        ));
-    }
-    let skipped = words.skipped;
-    let splits = split_words(words.words, split_seed).map_err(|e| anyhow!("{source}: {e}"))?;
-    for note in &notes {
+    for note in &found.notes {
         eprintln!("note: {note}");
     }
-    let mut out = Out::new(true);
+    let (skipped, splits) = (found.skipped, found.splits);
+    let mut out = Out::new(true).json(args.json);
+    let losses: Vec<f64> = splits
+        .iter()
+        .map(|words| model.loss(words).unwrap_or(f64::NAN))
+        .collect();
+    out.event(serde_json::json!({
+        "event": "eval",
+        "model": args.model.model.to_string_lossy(),
+        "train": losses[0].is_finite().then_some(losses[0]),
+        "val": losses[1].is_finite().then_some(losses[1]),
+        "test": losses[2].is_finite().then_some(losses[2]),
+        "skipped": skipped,
+        "notes": found.notes,
+    }))?;
     if skipped > 0 {
         out.line(format_args!(
             "skipped: {} with characters outside the model's alphabet",
             count(skipped as u64, "word")
         ))?;
     }
-    for (name, words) in ["train", "val", "test"].into_iter().zip(&splits) {
-        let loss = model.loss(words).unwrap_or(f64::NAN);
+    for (name, loss) in ["train", "val", "test"].into_iter().zip(losses) {
         let digits = usize::from(args.digits);
         out.line(format_args!("{name} {loss:.digits$}"))?;
     }

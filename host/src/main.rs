@@ -49,7 +49,9 @@ fn main() -> ExitCode {
     // Commands whose product is a file: a reader of their commentary going away is no failure.
     let makes_a_file = matches!(
         cli.command,
-        charmlp::cli::Command::Train(_) | charmlp::cli::Command::Export(_)
+        charmlp::cli::Command::Train(_)
+            | charmlp::cli::Command::Export(_)
+            | charmlp::cli::Command::Sweep(_)
     );
     match charmlp::run(cli.command) {
         // A reader that went away ends `sample`, `eval` and the like as SIGPIPE would; `train`

@@ -90,52 +90,85 @@ impl LossSummary {
     }
 }
 
+/// The y range of the plot: from the lowest loss to the highest past the first 2% of the run
+/// (the first steps' losses, far above the rest, would flatten the curve: they run off the
+/// top), with a fifth more above for the legend, which so never covers a point.
+pub fn y_range(means: &[(f64, f64)], val: &[(f64, f64)], steps: u64) -> Option<(f64, f64)> {
+    let early = steps as f64 * 0.02;
+    let all = || means.iter().chain(val).map(|p| p.1);
+    let later: Vec<f64> = means
+        .iter()
+        .chain(val)
+        .filter(|p| p.0 > early)
+        .map(|p| p.1)
+        .collect();
+    let lo = all().fold(f64::INFINITY, f64::min);
+    let hi = if later.is_empty() {
+        all().fold(f64::NEG_INFINITY, f64::max)
+    } else {
+        later.iter().copied().fold(f64::NEG_INFINITY, f64::max)
+    };
+    if !(lo.is_finite() && hi.is_finite()) {
+        return None;
+    }
+    // At least 0.2 nats, so that the ticks are round hundredths at the finest.
+    let span = (hi - lo).max(0.2);
+    Some((lo - 0.05 * span, hi + 0.25 * span))
+}
+
+/// A step count for an axis label: 0, 500, 20k, 1.5M.
+pub fn step_label(x: f64) -> String {
+    let x = x.round();
+    if x.abs() >= 1e6 {
+        format!("{}M", x / 1e6)
+    } else if x.abs() >= 1e4 {
+        format!("{}k", x / 1e3)
+    } else {
+        format!("{x}")
+    }
+}
+
 /// The loss curve as SVG text: window means of the training batch loss (see [`LossSummary`])
 /// and the periodic validation losses as points. `path` names the file in messages.
 pub fn loss_svg(path: &Path, losses: &LossSummary) -> Result<String> {
-    let val = &losses.val;
     let fail = |e: &dyn std::fmt::Display| anyhow!("{}: cannot draw the plot: {e}", shown(path));
     let window = losses.window();
-    let means: Vec<(f64, f64)> = losses
-        .means()
-        .into_iter()
-        // A loss of exactly 0 (a model that memorised its batches) sits at the floor.
-        .map(|(x, mean)| (x, mean.max(1e-12).log10()))
-        .collect();
-    let val: Vec<(f64, f64)> = val
+    let finite = |p: &(f64, f64)| p.1.is_finite();
+    let means: Vec<(f64, f64)> = losses.means().into_iter().filter(finite).collect();
+    let val: Vec<(f64, f64)> = losses
+        .val
         .iter()
-        .map(|&(s, l)| (s as f64, l.max(1e-12).log10()))
+        .map(|&(s, l)| (s as f64, l))
+        .filter(finite)
         .collect();
-    let ys = means.iter().chain(&val).map(|p| p.1);
-    let (lo, hi) = ys.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), y| {
-        (lo.min(y), hi.max(y))
-    });
-    if !(lo.is_finite() && hi.is_finite()) {
-        return Err(fail(&"no positive finite losses to plot"));
-    }
-    let pad = ((hi - lo) * 0.05).max(1e-3);
+    let Some((lo, hi)) = y_range(&means, &val, losses.steps()) else {
+        return Err(fail(&"no finite losses to plot"));
+    };
     let mut svg = String::new();
     let root = SVGBackend::with_string(&mut svg, (960, 540)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| fail(&e))?;
     let mut chart = ChartBuilder::on(&root)
         .caption("charmlp training loss", ("sans-serif", 22))
-        .margin(16)
-        .x_label_area_size(40)
-        .y_label_area_size(60)
-        .build_cartesian_2d(0f64..losses.steps() as f64, lo - pad..hi + pad)
+        .margin(20)
+        .x_label_area_size(48)
+        .y_label_area_size(72)
+        // At least ten steps wide, so that step labels are whole numbers, each once.
+        .build_cartesian_2d(0f64..losses.steps().max(10) as f64, lo..hi)
         .map_err(|e| fail(&e))?;
     chart
         .configure_mesh()
         .x_desc("step")
-        .y_desc("loss (log scale)")
-        .x_label_formatter(&|x| format!("{x:.0}"))
-        .y_label_formatter(&|y| format!("{:.2}", 10f64.powf(*y)))
+        .y_desc("loss")
+        .x_label_formatter(&|x| step_label(*x))
         .draw()
         .map_err(|e| fail(&e))?;
     chart
         .draw_series(LineSeries::new(means, BLUE.stroke_width(2)))
         .map_err(|e| fail(&e))?
-        .label(format!("training batch loss, mean of {window} steps"))
+        .label(format!(
+            "training batch loss, mean of {}",
+            crate::count(window, "step")
+        ))
         .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLUE.stroke_width(2)));
     chart
         .draw_series(val.iter().map(|&p| Circle::new(p, 4, RED.filled())))
@@ -144,6 +177,7 @@ pub fn loss_svg(path: &Path, losses: &LossSummary) -> Result<String> {
         .legend(|(x, y)| Circle::new((x + 10, y), 4, RED.filled()));
     chart
         .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK)
         .draw()
@@ -181,5 +215,67 @@ mod tests {
         );
         let total: f64 = means.iter().map(|&(_, m)| m).sum();
         assert!(total.is_finite());
+    }
+
+    /// The first steps' high losses do not set the top of the plot; the legend's fifth above
+    /// the highest later point is kept free; the range is never empty.
+    #[test]
+    fn the_y_range_ignores_the_first_steps_and_leaves_room_for_the_legend() {
+        let means: Vec<(f64, f64)> = (0..100)
+            .map(|i| {
+                (
+                    i as f64 * 100.0,
+                    if i == 0 { 30.0 } else { 3.0 - i as f64 / 100.0 },
+                )
+            })
+            .collect();
+        let (lo, hi) = y_range(&means, &[(0.0, 3.3)], 10_000).unwrap();
+        assert!(lo < 2.01 && lo > 1.9, "{lo}");
+        assert!(hi > 2.99 + 0.2 * (2.99 - 2.01) && hi < 3.3, "{hi}");
+        let (lo, hi) = y_range(&[(0.5, 3.3)], &[(0.0, 3.3)], 1).unwrap();
+        assert!(lo < 3.3 && hi > 3.3);
+        assert_eq!(y_range(&[], &[], 5), None);
+        assert_eq!(step_label(0.0), "0");
+        assert_eq!(step_label(2500.0), "2500");
+        assert_eq!(step_label(20000.0), "20k");
+        assert_eq!(step_label(1.5e6), "1.5M");
+        assert_eq!(step_label(1e7), "10M");
+    }
+
+    /// Plots of 1 step and of ten million draw, with every tick label readable: y ticks round
+    /// (at most two decimals), step labels short.
+    #[test]
+    fn plots_from_one_step_to_ten_million_draw_with_round_labels() {
+        for steps in [1u64, 7, 1000, 10_000_000] {
+            let mut s = LossSummary::new();
+            for i in 0..steps {
+                s.push(3.3 - 1.2 * (i as f32 / steps as f32));
+                if i % (steps / 10).max(1) == 0 || i + 1 == steps {
+                    s.push_val(i, 3.4 - 1.2 * f64::from(i as f32 / steps as f32));
+                }
+            }
+            let svg = loss_svg(Path::new("x.svg"), &s).unwrap();
+            let labels: Vec<&str> = svg
+                .split("<text")
+                .skip(1)
+                .filter_map(|t| t.split_once('>').map(|(_, rest)| rest))
+                .filter_map(|t| t.split_once("</text>").map(|(label, _)| label.trim()))
+                .collect();
+            assert!(labels.contains(&"validation loss"), "{labels:?}");
+            let steps_shown: Vec<&&str> =
+                labels.iter().filter(|l| l.parse::<f64>().is_ok()).collect();
+            let mut unique = steps_shown.clone();
+            unique.sort();
+            unique.dedup();
+            assert_eq!(unique.len(), steps_shown.len(), "steps {steps}: {labels:?}");
+            for label in &labels {
+                if let Ok(y) = label.parse::<f64>() {
+                    let decimals = label.split_once('.').map_or(0, |(_, d)| d.len());
+                    assert!(decimals <= 2, "steps {steps}: tick {label}");
+                    assert!(y.is_finite());
+                }
+                assert!(label.len() <= 48, "steps {steps}: {label}");
+            }
+        }
     }
 }

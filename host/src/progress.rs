@@ -16,19 +16,19 @@ impl Progress {
             return Progress { bar: None };
         }
         let bar = ProgressBar::with_draw_target(Some(steps), ProgressDrawTarget::stderr());
-        let style = ProgressStyle::with_template("{bar:30} {pos:>7}/{len} {msg} ETA {eta}")
+        // 8 + 1 + 19 + 1 + the message (at most 50): within 80 columns up to 10⁹ − 1 steps.
+        let style = ProgressStyle::with_template("{bar:8} {pos}/{len} {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar());
         bar.set_style(style);
         Progress { bar: Some(bar) }
     }
 
-    /// Shows `steps` done at `steps_per_s`, with the current and the smoothed batch loss.
-    pub fn update(&self, steps: u64, steps_per_s: f64, loss: f32, smoothed: f32) {
+    /// Shows `steps` done of `total` at `steps_per_s`, with the smoothed batch loss and the
+    /// time left, as the log lines give them.
+    pub fn update(&self, steps: u64, total: u64, steps_per_s: f64, smoothed: f32) {
         if let Some(bar) = &self.bar {
             bar.set_position(steps);
-            bar.set_message(format!(
-                "{steps_per_s:>6.0} steps/s  loss {loss:.4} (smoothed {smoothed:.4})"
-            ));
+            bar.set_message(message(steps, total, steps_per_s, smoothed));
         }
     }
 
@@ -44,5 +44,52 @@ impl Progress {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
+    }
+}
+
+/// The bar's message: `smoothed 2.1034, 65860 steps/s, ETA 5.3 s`.
+pub fn message(steps: u64, total: u64, steps_per_s: f64, smoothed: f32) -> String {
+    let eta = total.saturating_sub(steps) as f64 / steps_per_s.max(1e-9);
+    format!(
+        "smoothed {smoothed:.4}, {steps_per_s:.0} steps/s, ETA {}",
+        eta_text(eta)
+    )
+}
+
+/// Time left as the bar and the log lines both write it: `5.3 s`, `4 min 05 s`, `2 h 03 min`.
+pub fn eta_text(seconds: f64) -> String {
+    if !seconds.is_finite() || seconds < 0.0 {
+        return "?".into();
+    }
+    if seconds < 60.0 {
+        return format!("{seconds:.1} s");
+    }
+    let whole = seconds.round() as u64;
+    if whole < 3600 {
+        format!("{} min {:02} s", whole / 60, whole % 60)
+    } else if whole < 100 * 3600 {
+        format!("{} h {:02} min", whole / 3600, whole % 3600 / 60)
+    } else {
+        "over 99 h".into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The bar's line fits 80 columns for any run up to 10⁸ steps, and its ETA is written
+    /// one way, as the log lines write it.
+    #[test]
+    fn the_bar_fits_80_columns_and_writes_the_eta_one_way() {
+        // The widest figures: a loss of two digits, ten million steps/s, the longest ETA.
+        let widest = message(0, 0, 9_999_999.0, 12.345_6).replace("0.0 s", "99 h 59 min");
+        let line = 8 + 1 + "999999999/999999999".len() + 1 + widest.chars().count();
+        assert!(line <= 80, "{line}: {widest}");
+        assert_eq!(eta_text(5.26), "5.3 s");
+        assert_eq!(eta_text(245.0), "4 min 05 s");
+        assert_eq!(eta_text(7380.0), "2 h 03 min");
+        assert_eq!(eta_text(360_000.0), "over 99 h");
+        assert_eq!(eta_text(f64::INFINITY), "?");
     }
 }

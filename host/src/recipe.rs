@@ -47,6 +47,10 @@ pub struct Recipe {
     pub seed: u64,
     /// Seed of the split (Python's `random.seed(split_seed); random.shuffle(words)`).
     pub split_seed: u64,
+    /// Steps between evaluations (and checkpoints): they choose `best.ckpt` and fill the curve.
+    pub eval_every: u64,
+    /// Validation examples evaluated during training (`None`: all).
+    pub eval_examples: Option<u64>,
 }
 
 impl Recipe {
@@ -77,6 +81,16 @@ impl Recipe {
                 args.steps
             );
         }
+        if let Some(at) = o.lr_decay_step
+            && o.schedule == ScheduleKind::Step
+            && at >= args.steps
+        {
+            bail!(
+                "--lr-decay-step {at} is not below --steps {}: --lr-final would never apply; \
+                 give a step below it (for one rate throughout, give --lr-final equal to --lr)",
+                args.steps
+            );
+        }
         let decay = match (o.schedule, o.lr_decay_step) {
             // Half the run, wherever it ends: a fixed 100,000 would never come in a shorter run.
             (ScheduleKind::Step, at) => Decay::Step {
@@ -102,6 +116,8 @@ impl Recipe {
             },
             seed: args.seed,
             split_seed: args.split_seed,
+            eval_every: args.eval_every,
+            eval_examples: args.eval_examples,
         })
     }
 
@@ -194,7 +210,21 @@ impl Recipe {
         flags.push(("--warmup", s.warmup.to_string()));
         flags.push(("--seed", self.seed.to_string()));
         flags.push(("--split-seed", self.split_seed.to_string()));
+        flags.push(("--eval-every", self.eval_every.to_string()));
+        if let Some(n) = self.eval_examples {
+            flags.push(("--eval-examples", n.to_string()));
+        }
         flags
+    }
+
+    /// [`Recipe::flags`] as a JSON object, flag names without their dashes: `{"lr": "0.1", …}`.
+    pub fn flags_json(&self) -> serde_json::Value {
+        let map: serde_json::Map<String, serde_json::Value> = self
+            .flags()
+            .into_iter()
+            .map(|(flag, value)| (flag.trim_start_matches('-').to_string(), value.into()))
+            .collect();
+        map.into()
     }
 
     /// How `given` differs from this recipe, flag by flag (`--lr 0.1, not 0.2`), or `None` if
@@ -221,5 +251,41 @@ impl Recipe {
             diffs.push("a value that prints alike but differs in its last bits".into());
         }
         Some(diffs.join("; "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A recipe reads back from its JSON exactly, every f64 to the last bit (17 significant
+    /// digits, as Python prints them), so that resuming with the very flags typed is accepted.
+    #[test]
+    fn a_recipe_round_trips_through_json_exactly() {
+        let recipe = Recipe {
+            shape: ModelShape::DEFAULT,
+            batch: 32,
+            steps: 1000,
+            optimizer: Optimizer::AdamW {
+                beta1: 0.460_549_333_791_937_24,
+                beta2: 0.987_654_321_012_345_6,
+                eps: 1.234_567_890_123_456_7e-9,
+                weight_decay: 0.012_345_678_901_234_567,
+            },
+            schedule: Schedule::step(0.1, 500, 0.01),
+            seed: u64::MAX,
+            split_seed: 1,
+            eval_every: 7,
+            eval_examples: Some(3),
+        };
+        let json = serde_json::to_string(&recipe).unwrap();
+        let back: Recipe = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, recipe, "{json}");
+        assert_eq!(recipe.differences(&back), None);
+        let other = Recipe { seed: 5, ..recipe };
+        assert_eq!(
+            recipe.differences(&other).unwrap(),
+            format!("--seed {}, not 5", u64::MAX)
+        );
     }
 }

@@ -29,7 +29,7 @@ use charmlp_core::bytes::{Shape, peek_shape};
 use charmlp_core::safetensors;
 use charmlp_core::{
     Alphabet, Batch, BnCalibration, EmptySplit, Example, InferState, Model, Optim, Optimizer,
-    Params, Schedule, Temperature, Token, TrainState, train_step, train_step_with,
+    Params, Sampling, Schedule, Token, TrainState, train_step, train_step_with,
 };
 use rand_xoshiro::Xoshiro256PlusPlus;
 
@@ -561,7 +561,7 @@ pub trait Loaded {
     fn sample(
         &self,
         rng: &mut Xoshiro256PlusPlus,
-        temperature: Temperature,
+        how: &Sampling<'_>,
     ) -> heapless::String<MAX_NAME_LEN>;
 
     /// The nine tensors in file order, with the present symbols' rows: name and values.
@@ -592,10 +592,10 @@ impl<const V: usize, const E: usize, const T: usize, const H: usize> Loaded
     fn sample(
         &self,
         rng: &mut Xoshiro256PlusPlus,
-        temperature: Temperature,
+        how: &Sampling<'_>,
     ) -> heapless::String<MAX_NAME_LEN> {
         self.model
-            .sample_name(rng, temperature, &mut InferState::new(), &self.alphabet)
+            .sample_name_with(rng, how, &mut InferState::new(), &self.alphabet)
     }
 
     fn tensors(&self) -> [(&'static str, &[f32]); 9] {

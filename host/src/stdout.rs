@@ -27,9 +27,13 @@ pub fn closed() -> bool {
 /// Buffered stdout. `line` writes one line; with `live` set each line is flushed at once (for
 /// training reports, which a reader wants as they come), otherwise at [`Out::flush`] or when
 /// the buffer fills.
+///
+/// With `--json` ([`Out::json`]), stdout carries JSON lines alone: [`Out::line`]'s text is
+/// dropped and [`Out::event`]'s objects are written.
 pub struct Out {
     w: BufWriter<Stdout>,
     live: bool,
+    json: bool,
 }
 
 impl Out {
@@ -37,11 +41,38 @@ impl Out {
         Out {
             w: BufWriter::with_capacity(64 * 1024, std::io::stdout()),
             live,
+            json: false,
         }
     }
 
-    /// Writes `text` and a newline, unless stdout is closed.
+    /// This output in JSON-lines mode if `json`.
+    pub fn json(mut self, json: bool) -> Self {
+        self.json = json;
+        self
+    }
+
+    /// Whether stdout carries JSON lines.
+    pub fn is_json(&self) -> bool {
+        self.json
+    }
+
+    /// Writes one JSON object on a line, in JSON-lines mode (nothing otherwise).
+    pub fn event(&mut self, value: serde_json::Value) -> Result<()> {
+        if !self.json {
+            return Ok(());
+        }
+        self.write_line(value)
+    }
+
+    /// Writes `text` and a newline, unless stdout is closed or carries JSON lines.
     pub fn line(&mut self, text: impl Display) -> Result<()> {
+        if self.json {
+            return Ok(());
+        }
+        self.write_line(text)
+    }
+
+    fn write_line(&mut self, text: impl Display) -> Result<()> {
         if closed() {
             return Ok(());
         }

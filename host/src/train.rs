@@ -21,14 +21,15 @@ use crate::interrupt::{Interrupted, Signal, Stop};
 use crate::modelfile::from_bytes;
 use crate::outputs::{self, Output};
 use crate::plot::LossSummary;
-use crate::progress::Progress;
+use crate::progress::{Progress, eta_text};
 use crate::recipe::{self, Recipe};
 use crate::shapes::{Training, training};
 use crate::stdout::Out;
 use crate::words::{self, Rules};
 use crate::workdir::{self, CURVE_HEADER, Curve, WorkDir};
-use crate::{Stream, count, fmt_num, print_names, shown, stream};
+use crate::{Stream, count, fmt_num, shown, stream};
 use anyhow::{Context, Result, anyhow, bail};
+use serde_json::json;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -73,6 +74,7 @@ fn targets(args: &TrainArgs) -> Result<Targets> {
                 last: next()?,
                 best: next()?,
                 curve: next()?,
+                _lock: workdir::lock(dir)?,
             }),
             None => None,
         },
@@ -109,7 +111,8 @@ fn replay(rows: &str, watch: &mut Watch, summary: &mut LossSummary, steps: u64) 
     let mut expected = 0;
     for line in lines {
         let Some((step, loss, val)) = workdir::parse_row(line) else {
-            bail!("its curve has a row that is not step,loss,val_loss: {line:?}");
+            let start: String = line.chars().take(40).collect();
+            bail!("its curve has a row that is not step,loss,val_loss: {start:?}…");
         };
         if step != expected {
             bail!(
@@ -134,7 +137,10 @@ fn replay(rows: &str, watch: &mut Watch, summary: &mut LossSummary, steps: u64) 
 
 /// The command that resumes this run: the one given, with `--resume`.
 fn resume_command() -> String {
-    let mut args: Vec<String> = std::env::args().collect();
+    // Arguments that are not UTF-8 (a path, say) are shown with U+FFFD: a hint, not a panic.
+    let mut args: Vec<String> = std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
     if let Some(first) = args.first_mut() {
         *first = "charmlp".into();
     }
@@ -147,6 +153,24 @@ fn resume_command() -> String {
 /// How the words were split, for the model file's metadata.
 pub const SPLIT_RULE: &str =
     "random.seed(split_seed); random.shuffle(words); 80/10/10 by words (makemore's)";
+
+/// The model file's metadata that says where the model came from: its seeds, how its words were
+/// read and split, and their hash (see [`crate::provenance`], which reads it back).
+pub fn provenance(
+    recipe: &Recipe,
+    lowercase: bool,
+    skip_bad_words: bool,
+    data_sha256: &str,
+) -> Vec<(&'static str, String)> {
+    vec![
+        ("seed", recipe.seed.to_string()),
+        ("split_seed", recipe.split_seed.to_string()),
+        ("lowercase", lowercase.to_string()),
+        ("skip_bad_words", skip_bad_words.to_string()),
+        ("split", SPLIT_RULE.to_string()),
+        ("data_sha256", data_sha256.to_string()),
+    ]
+}
 
 /// SHA-256 (hex) of the words as trained on (after trimming and --lowercase, without skipped
 /// words), one a line with `\n` after each: names the data a model came from.
@@ -192,6 +216,25 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         Some(work) if args.resume => Some(work.read_last()?),
         _ => None,
     };
+    if let (Some(ckpt), Some(work)) = (&resumed, &targets.work) {
+        // The counts must agree with the recipe: a checkpoint past its run, or an optimizer
+        // that took another number of updates, would not continue this run.
+        let updates = if recipe.optimizer == charmlp_core::Optimizer::Sgd {
+            0
+        } else {
+            ckpt.step
+        };
+        if ckpt.step > recipe.steps || ckpt.optim_updates != updates {
+            bail!(
+                "{}: its step ({}) or optimizer updates ({}) do not fit a run of {} steps; put \
+                 back a copy, or start again with another --work-dir",
+                shown(work.last.path()),
+                ckpt.step,
+                ckpt.optim_updates,
+                recipe.steps
+            );
+        }
+    }
     if let (Some(ckpt), Some(work)) = (&resumed, &targets.work)
         && let Some(diff) = ckpt.recipe.differences(&recipe)
     {
@@ -201,7 +244,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             shown(work.last.path())
         );
     }
-    let mut out = Out::new(true);
+    let mut out = Out::new(true).json(args.json);
     let source = args
         .data
         .as_ref()
@@ -268,19 +311,23 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         count(args.steps, "step"),
         recipe.describe()
     ))?;
+    out.event(json!({
+        "event": "start",
+        "data": source,
+        "words": n_words,
+        "skipped": skipped,
+        "split_words": [w_train, w_val, w_test],
+        "split_examples": [e_train, e_val, e_test],
+        "symbols": symbols,
+        "parameters": run.param_count(),
+        "recipe": recipe.flags_json(),
+    }))?;
     // The model file's provenance: how to find its data and split again.
-    let (seed, split_seed) = (args.seed.to_string(), recipe.split_seed.to_string());
-    let provenance = [
-        ("seed", seed.as_str()),
-        ("split_seed", split_seed.as_str()),
-        ("lowercase", if args.lowercase { "true" } else { "false" }),
-        (
-            "skip_bad_words",
-            if args.skip_bad_words { "true" } else { "false" },
-        ),
-        ("split", SPLIT_RULE),
-        ("data_sha256", data_sha256.as_str()),
-    ];
+    let provenance_values = provenance(&recipe, args.lowercase, args.skip_bad_words, &data_sha256);
+    let provenance: Vec<(&str, &str)> = provenance_values
+        .iter()
+        .map(|(k, v)| (*k, v.as_str()))
+        .collect();
 
     let mut summary = LossSummary::new();
     let mut watch = Watch::new(symbols);
@@ -289,10 +336,12 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         (Some(ckpt), Some(work)) => {
             run.restore(&ckpt.model, ckpt.optim_updates, &ckpt.optim)
                 .with_context(|| shown(work.last.path()))?;
-            let (curve, rows) = Curve::resume(work.curve.path(), ckpt.curve_len)?;
+            let (curve, rows) =
+                Curve::resume(work.curve.path(), ckpt.curve_len, &ckpt.curve_sha256)?;
             replay(&rows, &mut watch, &mut summary, ckpt.step)
                 .with_context(|| shown(work.last.path()))?;
             best = ckpt.best;
+            out.event(json!({"event": "resumed", "step": ckpt.step}))?;
             out.line(format_args!(
                 "resumed: {} at step {} of {}",
                 shown(work.last.path()),
@@ -327,7 +376,17 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     let default_lr = recipe::default_lr(&recipe.optimizer);
     let diverged = |step: u64, blamed: u64, why: &str| {
         progress.finish();
-        anyhow!(diverge::message(step, blamed, why, &schedule, default_lr))
+        let mut message = diverge::message(step, blamed, why, &schedule, default_lr);
+        if let Some(work) = &targets.work {
+            // The work directory keeps the run as it was before it blew up: a run with another
+            // learning rate is another run, in another directory.
+            message.push_str(&format!(
+                " {} keeps the run up to its last checkpoint; start the new one with another \
+                 --work-dir.",
+                shown(&work.dir)
+            ));
+        }
+        anyhow!(message)
     };
     let checked = |step: u64| step.is_multiple_of(PARAM_CHECK_EVERY) || step + 1 == args.steps;
     let reported = |step: u64| step.is_multiple_of(args.eval_every) || step + 1 == args.steps;
@@ -343,12 +402,14 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             return Ok(());
         };
         let (optim_updates, buffers) = run.optim_state();
+        let (curve_len, curve_sha256) = c.sync()?;
         let ckpt = Checkpoint {
             step: done,
             recipe,
             data_sha256: data_sha256.clone(),
             rng: rng.clone(),
-            curve_len: c.sync()?,
+            curve_len,
+            curve_sha256,
             best,
             model: run.model_bytes(&provenance),
             optim_updates,
@@ -377,7 +438,12 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             if step == last {
                 if checked(step) || reported(step) {
                     let smoothed = watch.smoothed();
-                    progress.update(step + 1, steps_per_s(step + 1, report_time), loss, smoothed);
+                    progress.update(
+                        step + 1,
+                        args.steps,
+                        steps_per_s(step + 1, report_time),
+                        smoothed,
+                    );
                     // A blown-up model can keep a finite loss (softmax and tanh saturate), so
                     // the parameters themselves are checked too, and before every checkpoint.
                     if let Some(name) = run.non_finite_tensor() {
@@ -390,18 +456,36 @@ pub fn run(args: &TrainArgs) -> Result<()> {
                     let v = run.val_loss().unwrap_or(f64::NAN);
                     summary.push_val(step, v);
                     val = Some(v);
+                    // makemore's i/steps, but the last line reads steps/steps: the run is
+                    // done, and its validation loss is that of the finished model.
+                    let shown_step = if step + 1 == args.steps {
+                        args.steps
+                    } else {
+                        step
+                    };
                     let mut line = format!(
-                        "{step:>7}/{}: loss {loss:.4} (smoothed {:.4}), val {v:.4}, lr {}",
+                        "{shown_step:>7}/{}: loss {loss:.4} (smoothed {:.4}), val {v:.4}, lr {}",
                         args.steps,
                         watch.smoothed(),
                         fmt_num(schedule.at(step))
                     );
+                    let mut rate = None;
                     if step > resumed_at {
-                        let rate = steps_per_s(step + 1, report_time);
-                        let eta = (args.steps - step - 1) as f64 / rate;
-                        write!(line, ", {rate:.0} steps/s, ETA {eta:.1} s")?;
+                        let r = steps_per_s(step + 1, report_time);
+                        let eta = (args.steps - step - 1) as f64 / r;
+                        write!(line, ", {r:.0} steps/s, ETA {}", eta_text(eta))?;
+                        rate = Some(r);
                     }
                     progress.println(&mut out, &line)?;
+                    out.event(json!({
+                        "event": "eval",
+                        "step": step,
+                        "loss": finite32(loss),
+                        "smoothed": finite32(watch.smoothed()),
+                        "val": finite(v),
+                        "lr": finite32(schedule.at(step)),
+                        "steps_per_s": rate,
+                    }))?;
                     report_time += t.elapsed();
                 }
             }
@@ -475,6 +559,17 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     out.line(format_args!(
         "loss: train {train_loss:.4} val {val_loss:.4} test {test_loss:.4}"
     ))?;
+    let done = json!({
+        "event": "done",
+        "train": finite(train_loss),
+        "val": finite(val_loss),
+        "test": finite(test_loss),
+        "model": args.out.to_string_lossy(),
+        "bytes": bytes.len(),
+        "best": best.map(|(step, val)| json!({"step": step, "val": finite(val)})),
+        "train_seconds": train_time.as_secs_f64(),
+        "us_per_step": train_time.as_secs_f64() * 1e6 / (args.steps - resumed_at).max(1) as f64,
+    });
 
     // Everything that can fail without touching a file comes first: drawing the plot.
     let svg = match &targets.plot {
@@ -512,21 +607,41 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         ))?;
     }
 
+    // makemore's report: which sampled names are words of the data, and of which split.
     out.line("names:")?;
-    print_names(
+    let marks = crate::names::Marks::new(&splits, &chars);
+    let tally = crate::names::print(
         &mut out,
         model.as_ref(),
         20,
         args.seed,
-        charmlp_core::Temperature::ONE,
+        &charmlp_core::Sampling::PLAIN,
+        Some(&marks),
+        false,
     )?;
+    out.line(tally.summary())?;
+    out.event(done)?;
+    out.event(json!({
+        "event": "names",
+        "names": tally.names.iter().map(|(name, mark)| json!({"name": name, "mark": mark})).collect::<Vec<_>>(),
+        "new": tally.new,
+        "drawn": tally.drawn,
+    }))?;
     out.line(format_args!(
         "time: {:.2} s in all; training {:.2} s, {:.2} µs/step",
         started.elapsed().as_secs_f64(),
         train_time.as_secs_f64(),
         train_time.as_secs_f64() * 1e6 / (args.steps - resumed_at).max(1) as f64
     ))?;
-    out.flush()
+    out.flush()?;
+    if let Some(signal) = stop.requested() {
+        // Past the last step a stop has nothing left to save: the run finished its outputs.
+        eprintln!(
+            "note: {} came after the last step; the run finished and wrote its outputs",
+            signal.name()
+        );
+    }
+    Ok(())
 }
 
 /// The work directory's curve path (there is one whenever the curve goes there).
@@ -549,24 +664,35 @@ fn interrupted(
     let message = match &targets.work {
         Some(work) => match checkpoint(done) {
             Ok(()) => format!(
-                "interrupted by {} after step {done} of {steps}: the run is in {}; resume it \
-                 with\n  {}",
+                "interrupted by {} with {done} of {steps} steps done: the run is in {}; resume \
+                 it with\n  {}",
                 signal.name(),
                 shown(work.last.path()),
                 resume_command()
             ),
             Err(e) => format!(
-                "interrupted by {} after step {done} of {steps}, and the checkpoint could not \
-                 be written ({e:#}): {} holds the run as of its last evaluation",
+                "interrupted by {} with {done} of {steps} steps done, and the checkpoint could \
+                 not be written ({e:#}): {} holds the run as of its last evaluation",
                 signal.name(),
                 shown(work.last.path())
             ),
         },
         None => format!(
-            "interrupted by {} after step {done} of {steps}; nothing was written (with \
+            "interrupted by {} with {done} of {steps} steps done; nothing was written (with \
              --work-dir DIR a run keeps checkpoints, and --resume continues it)",
             signal.name()
         ),
     };
     Interrupted { signal, message }.into()
+}
+
+/// A loss as JSON has it: a number, or null for NaN and infinities (JSON has neither).
+fn finite(x: f64) -> Option<f64> {
+    x.is_finite().then_some(x)
+}
+
+/// An f32 as JSON has it: the shortest decimal that reads back as the f32 (0.1, not
+/// 0.10000000149011612), or null for NaN and infinities.
+fn finite32(x: f32) -> Option<f64> {
+    format!("{x}").parse().ok().filter(|x: &f64| x.is_finite())
 }

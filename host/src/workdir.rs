@@ -33,6 +33,16 @@ pub fn prepare(dir: &Path, resumes: bool) -> Result<()> {
              start one there",
             shown(dir)
         ),
+        Err(e)
+            if e.kind() == std::io::ErrorKind::NotFound
+                && dir.symlink_metadata().is_ok_and(|m| m.is_symlink()) =>
+        {
+            bail!(
+                "--work-dir {}: a symbolic link to a directory that does not exist; create it, \
+                 or give another path",
+                shown(dir)
+            )
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::create_dir(dir)
             .with_context(|| format!("--work-dir {}: cannot create it", shown(dir))),
         Err(e) => Err(e).with_context(|| format!("--work-dir {}", shown(dir))),
@@ -44,20 +54,55 @@ pub fn paths(dir: &Path) -> [PathBuf; 3] {
     [checkpoint::LAST, checkpoint::BEST, checkpoint::CURVE].map(|name| dir.join(name))
 }
 
-/// A work directory whose paths passed the output checks.
+/// The lock file of a work directory: held (`flock`) while a process uses the directory.
+pub const LOCK: &str = "lock";
+
+/// Locks `dir` for this process, or says which is using it. The lock goes with the returned
+/// file (and with the process: a killed run leaves no stale lock).
+pub fn lock(dir: &Path) -> Result<File> {
+    let path = dir.join(LOCK);
+    if let Ok(m) = path.symlink_metadata()
+        && !m.is_file()
+    {
+        bail!(
+            "{}: not a regular file; a work directory's lock file must be one: remove it",
+            shown(&path)
+        );
+    }
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("{}: cannot open the work directory's lock", shown(&path)))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => bail!(
+            "--work-dir {}: in use by another charmlp (it holds {}); wait for it to end, or \
+             give another --work-dir",
+            shown(dir),
+            shown(&path)
+        ),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("{}: cannot lock it", shown(&path)))
+        }
+    }
+}
+
+/// A work directory whose paths passed the output checks, locked for this run.
 pub struct WorkDir {
     pub dir: PathBuf,
     pub last: Output,
     pub best: Output,
     pub curve: Output,
+    pub _lock: File,
 }
 
 impl WorkDir {
-    /// Whether the directory already holds a run (a checkpoint or a curve).
+    /// Whether the directory already holds a run: a checkpoint. A curve without one is what a
+    /// run killed before its first checkpoint leaves; a fresh run starts it again.
     pub fn holds_a_run(&self) -> bool {
-        [self.last.path(), self.best.path(), self.curve.path()]
-            .iter()
-            .any(|p| p.symlink_metadata().is_ok())
+        self.last.path().symlink_metadata().is_ok()
     }
 
     /// The checkpoint to resume from.
@@ -93,26 +138,42 @@ pub struct Curve {
     file: BufWriter<File>,
     path: PathBuf,
     len: u64,
+    /// SHA-256 of the rows so far, kept as they are written.
+    hash: sha2::Sha256,
+}
+
+/// SHA-256 (hex) of a hasher's bytes so far.
+fn hex(hash: &sha2::Sha256) -> String {
+    use sha2::Digest;
+    hash.clone()
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 impl Curve {
-    /// A new, empty curve (replacing none: a fresh run's directory holds no run).
+    /// A new, empty curve (replacing any left by a run killed before its first checkpoint: a
+    /// fresh run's directory holds no checkpoint).
     pub fn create(path: &Path) -> Result<Curve> {
         let file = OpenOptions::new()
             .write(true)
-            .create_new(true)
+            .create(true)
+            .truncate(true)
             .open(path)
             .with_context(|| format!("{}: cannot create the curve", shown(path)))?;
         Ok(Curve {
             file: BufWriter::new(file),
             path: path.to_path_buf(),
             len: 0,
+            hash: sha2::Sha256::default(),
         })
     }
 
     /// The curve of a resumed run: its first `len` bytes (the rows of the steps the checkpoint
-    /// holds) are returned and kept, and anything after them is cut off.
-    pub fn resume(path: &Path, len: u64) -> Result<(Curve, String)> {
+    /// holds, whose SHA-256 must be `sha256`) are returned and kept, and anything after them is
+    /// cut off.
+    pub fn resume(path: &Path, len: u64, sha256: &str) -> Result<(Curve, String)> {
         let name = shown(path);
         let mut file = OpenOptions::new()
             .read(true)
@@ -120,17 +181,27 @@ impl Curve {
             .open(path)
             .with_context(|| format!("{name}: cannot open the run's curve"))?;
         let found = file.metadata()?.len();
+        let changed = || {
+            anyhow!(
+                "{name}: the curve was changed since the checkpoint (which counts {len} bytes \
+                 of it, with their SHA-256); the run cannot be resumed exactly: put back a copy, \
+                 or start again with another --work-dir"
+            )
+        };
         if !file.metadata()?.is_file() || found < len {
-            bail!(
-                "{name}: {found} bytes, but the checkpoint counts {len}: the curve was changed \
-                 since; the run cannot be resumed exactly"
-            );
+            return Err(changed());
         }
-        let mut rows = String::new();
+        let mut bytes = Vec::new();
         (&mut file)
             .take(len)
-            .read_to_string(&mut rows)
+            .read_to_end(&mut bytes)
             .with_context(|| format!("{name}: cannot read the curve"))?;
+        let mut hash = sha2::Sha256::default();
+        sha2::Digest::update(&mut hash, &bytes);
+        if hex(&hash) != sha256 {
+            return Err(changed());
+        }
+        let rows = String::from_utf8(bytes).map_err(|_| changed())?;
         file.set_len(len)?;
         file.seek(SeekFrom::Start(len))?;
         Ok((
@@ -138,6 +209,7 @@ impl Curve {
                 file: BufWriter::new(file),
                 path: path.to_path_buf(),
                 len,
+                hash,
             },
             rows,
         ))
@@ -148,16 +220,18 @@ impl Curve {
             .write_all(row.as_bytes())
             .with_context(|| format!("{}: cannot write the curve", shown(&self.path)))?;
         self.len += row.len() as u64;
+        sha2::Digest::update(&mut self.hash, row.as_bytes());
         Ok(())
     }
 
-    /// Flushes the rows to disk and returns the curve's length, for a checkpoint to count.
-    pub fn sync(&mut self) -> Result<u64> {
+    /// Flushes the rows to disk and returns the curve's length and SHA-256, for a checkpoint
+    /// to hold.
+    pub fn sync(&mut self) -> Result<(u64, String)> {
         self.file
             .flush()
             .and_then(|()| self.file.get_ref().sync_data())
             .with_context(|| format!("{}: cannot write the curve", shown(&self.path)))?;
-        Ok(self.len)
+        Ok((self.len, hex(&self.hash)))
     }
 }
 

@@ -80,15 +80,27 @@ fn stdout_of(cmd: &mut Command) -> String {
     String::from_utf8(cmd.assert().success().get_output().stdout.clone()).unwrap()
 }
 
+/// Stdout and stderr of a command that must succeed.
+fn outputs_of(cmd: &mut Command) -> (String, String) {
+    let out = cmd.assert().success().get_output().clone();
+    (
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
 /// What `train` printed is what the model file gives: `sample` with the same seed prints the 20
 /// names train printed, and `eval` on the same data the losses it printed (same split, same
 /// calibrated model). Returns the sampled names.
 fn sample_and_eval_reproduce_train(stdout: &str, model: &Path, data: &Path) -> String {
+    // Train marks each name with its split (or new), tab-separated; sample, without the
+    // data, prints the names alone.
     let names_from_train: Vec<&str> = stdout
         .lines()
         .skip_while(|l| *l != "names:")
         .skip(1)
         .take(20)
+        .map(|l| l.split_once('\t').map_or(l, |(name, _)| name))
         .collect();
     let sampled = stdout_of(charmlp().args(["sample", "--model"]).arg(model));
     assert_eq!(sampled.lines().collect::<Vec<_>>(), names_from_train);
@@ -434,7 +446,8 @@ fn train_sample_eval_export_round_trip() {
         "loss: train",
         "µs/step",
         "      0/2000",
-        "   1999/2000",
+        // The last line reads steps/steps: the run is done.
+        "   2000/2000",
     ] {
         assert!(stdout.contains(needle), "{needle:?} not in:\n{stdout}");
     }
@@ -953,6 +966,16 @@ fn optimizers_and_schedules_come_from_flags() {
         "leave --lr-decay-step out, or give --schedule step",
     );
     refused(&["--momentum", "1"], "1 is not in [0, 1)");
+    refused(
+        &["--optimizer", "adamw", "--eps", "1e-300"],
+        "not a positive number an f32 holds",
+    );
+    refused(&["--warmup", "-1"], "\"-1\" is not a whole number from 0");
+    refused(&["--seed", "-3"], "\"-3\" is not a whole number from 0");
+    refused(
+        &["--lr-decay-step", "200"],
+        "--lr-decay-step 200 is not below --steps 200",
+    );
     refused(&["--beta2", "-0.1"], "-0.1 is not in [0, 1)");
     refused(
         &["--optimizer", "adam"],
@@ -995,19 +1018,9 @@ fn eval_finds_the_models_split_by_itself() {
         .unwrap()
         .to_string();
     let eval = |extra: &[&str]| {
-        let out = charmlp()
-            .args(["eval", "--model"])
-            .arg(&model)
-            .args(extra)
-            .assert()
-            .success()
-            .get_output()
-            .clone();
-        let stdout = String::from_utf8(out.stdout).unwrap();
-        (
-            stdout.lines().collect::<Vec<_>>().join(" "),
-            String::from_utf8(out.stderr).unwrap(),
-        )
+        let (stdout, stderr) =
+            outputs_of(charmlp().args(["eval", "--model"]).arg(&model).args(extra));
+        (stdout.lines().collect::<Vec<_>>().join(" "), stderr)
     };
     let upper_arg = upper.to_str().unwrap();
     let (own, note) = eval(&["--data", upper_arg]);
@@ -1122,4 +1135,136 @@ fn evaluation_is_spaced_and_subset_by_flags() {
         .assert()
         .code(2)
         .stderr(contains("0 is not positive"));
+}
+
+/// Sampling as makemore reports it: with the training data at hand (here the built-in names
+/// the model was trained on), each name is marked train, val, test or new, tab-separated, and
+/// a summary counts them on stderr; `--new-only` prints only new names; `--prefix`, `--max-len`
+/// and `--top-k` shape the names (top-k 1 is greedy); a model that only repeats training words
+/// under `--new-only` ends with a note instead of looping.
+#[test]
+fn sampled_names_are_marked_as_makemore_reports_them() {
+    let s = Scratch::new();
+    let model = s.path("m.safetensors");
+    stdout_of(
+        charmlp()
+            .args(["train", "--steps", "3000", "--out"])
+            .arg(&model),
+    );
+    let builtin: std::collections::HashSet<String> =
+        include_str!("../../data/census-1990-first-names.txt")
+            .lines()
+            .map(|l| l.trim().to_lowercase())
+            .collect();
+    let sample = |extra: &[&str]| {
+        outputs_of(
+            charmlp()
+                .args(["sample", "--model"])
+                .arg(&model)
+                .args(extra),
+        )
+    };
+    let (names, summary) = sample(&["-n", "300"]);
+    let mut counts = std::collections::HashMap::new();
+    for line in names.lines() {
+        let (name, mark) = line.split_once('\t').expect("name<TAB>mark");
+        assert_eq!(mark == "new", !builtin.contains(name), "{line}");
+        assert!(["train", "val", "test", "new"].contains(&mark), "{line}");
+        *counts.entry(mark).or_insert(0) += 1;
+    }
+    assert_eq!(names.lines().count(), 300);
+    assert!(counts.get("train").copied().unwrap_or(0) > 0, "{counts:?}");
+    let expected = format!(
+        "new: {} of 300 names",
+        counts.get("new").copied().unwrap_or(0)
+    );
+    assert!(summary.starts_with(&expected), "{summary} vs {expected}");
+    let (new, _) = sample(&["-n", "50", "--new-only"]);
+    assert_eq!(new.lines().count(), 50);
+    assert!(new.lines().all(|l| l.ends_with("\tnew")), "{new}");
+    let (prefixed, _) = sample(&["-n", "40", "--prefix", "ma", "--max-len", "4"]);
+    for line in prefixed.lines() {
+        let name = line.split('\t').next().unwrap();
+        assert!(
+            name.starts_with("ma") && name.chars().count() <= 4,
+            "{line}"
+        );
+    }
+    assert_eq!(
+        sample(&["-n", "5", "--top-k", "1"]).0,
+        sample(&["-n", "5", "--temperature", "0"]).0
+    );
+    let (greedy, note) = sample(&["-n", "3", "--temperature", "0", "--new-only"]);
+    let first_greedy = sample(&["-n", "1", "--temperature", "0"]).0;
+    if first_greedy.ends_with("\tnew\n") {
+        assert_eq!(greedy.lines().count(), 3);
+    } else {
+        assert!(greedy.is_empty(), "{greedy}");
+        assert!(
+            note.contains("0 new names of the 3 asked for in 3000 names drawn"),
+            "{note}"
+        );
+    }
+    charmlp()
+        .args(["sample", "--prefix", "Ma", "--model"])
+        .arg(&model)
+        .assert()
+        .code(1)
+        .stderr(contains(
+            "--prefix \"Ma\": its character 1 ('M') is not in the model's alphabet",
+        ));
+    let notebook =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/data/notebook.safetensors");
+    charmlp()
+        .args(["sample", "--new-only", "--model"])
+        .arg(&notebook)
+        .assert()
+        .code(1)
+        .stderr(contains(
+            "the model records no training data; give its words file with --data FILE",
+        ));
+}
+
+/// `--json`: stdout is JSON lines alone, for scripts and notebooks — train's "start", an
+/// "eval" per evaluation, "done" and "names"; eval's one object, whose losses are train's.
+#[test]
+fn json_lines_report_train_and_eval() {
+    let s = Scratch::new();
+    let model = s.path("m.safetensors");
+    let stdout = stdout_of(
+        charmlp()
+            .args([
+                "train",
+                "--json",
+                "--steps",
+                "500",
+                "--eval-every",
+                "200",
+                "--out",
+            ])
+            .arg(&model),
+    );
+    let events: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
+        .collect();
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["start", "eval", "eval", "eval", "eval", "done", "names"]
+    );
+    assert_eq!(events[0]["recipe"]["steps"], "500");
+    assert_eq!(events[2]["step"], 200);
+    assert_eq!(events[2]["lr"], 0.1);
+    let done = &events[5];
+    assert_eq!(done["model"], model.to_str().unwrap());
+    assert_eq!(events[6]["names"].as_array().unwrap().len(), 20);
+    let eval = stdout_of(charmlp().args(["eval", "--json", "--model"]).arg(&model));
+    let eval: serde_json::Value = serde_json::from_str(eval.trim()).unwrap();
+    for split in ["train", "val", "test"] {
+        assert_eq!(eval[split], done[split], "{split}");
+    }
 }

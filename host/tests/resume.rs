@@ -101,10 +101,7 @@ fn an_interrupted_run_resumed_ends_bit_for_bit_as_the_run_left_alone() {
 
     let (code, stderr) = interrupt(dir, "parts", false, &[Signal::INT]);
     assert_eq!(code, Some(130), "{stderr}");
-    assert!(
-        stderr.contains("interrupted by SIGINT after step"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("interrupted by SIGINT with"), "{stderr}");
     assert!(stderr.contains("--resume"), "{stderr}");
     assert!(
         !dir.join("part.safetensors").exists(),
@@ -112,10 +109,7 @@ fn an_interrupted_run_resumed_ends_bit_for_bit_as_the_run_left_alone() {
     );
     let (code, stderr) = interrupt(dir, "parts", true, &[Signal::TERM]);
     assert_eq!(code, Some(143), "{stderr}");
-    assert!(
-        stderr.contains("interrupted by SIGTERM after step"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("interrupted by SIGTERM with"), "{stderr}");
     let (code, stderr) = interrupt(dir, "parts", true, &[Signal::INT, Signal::INT]);
     assert_eq!(code, Some(130), "{stderr}");
 
@@ -245,4 +239,69 @@ fn a_work_dir_keeps_its_run_and_resumes_only_the_same_run() {
     // A work directory that is a file.
     std::fs::write(dir.join("file"), "x").unwrap();
     fails(short("file", &[]), "not a directory");
+    // A curve edited without changing its length (a loss digit), and other evaluation flags.
+    std::fs::write(dir.join("w/last.ckpt"), &ckpt).unwrap();
+    let text = String::from_utf8(rows.clone()).unwrap();
+    let row = text.lines().nth(5).unwrap();
+    let digit = row.len() - 2;
+    let edited_row = format!(
+        "{}{}{}",
+        &row[..digit],
+        if &row[digit..=digit] == "1" { "2" } else { "1" },
+        &row[digit + 1..]
+    );
+    std::fs::write(&curve, text.replacen(row, &edited_row, 1)).unwrap();
+    fails(
+        short("w", &momentum),
+        "the curve was changed since the checkpoint",
+    );
+    std::fs::write(&curve, &rows).unwrap();
+    let mut other_eval = momentum.to_vec();
+    other_eval.extend(["--eval-examples", "5"]);
+    fails(short("w", &other_eval), "(no --eval-examples, not 5)");
+    // A run killed before its first checkpoint leaves a curve alone: a fresh run starts over.
+    std::fs::create_dir(dir.join("early")).unwrap();
+    std::fs::write(dir.join("early/curve.csv"), "step,loss,val_loss\n0,3.3,\n").unwrap();
+    fails(
+        short("early", &["--resume"]),
+        "no checkpoint to resume from",
+    );
+    let fresh = short("early", &[]);
+    assert!(fresh.status.success(), "{fresh:?}");
+}
+
+/// One work directory, one run: a second process is refused while the first holds its lock,
+/// with one line naming the lock; a run stopped with a work directory whose name is not UTF-8
+/// still exits 130 and prints a resume command.
+#[test]
+fn a_work_dir_serves_one_process_at_a_time() {
+    use std::os::unix::ffi::OsStrExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let odd = std::ffi::OsStr::from_bytes(b"w\xff");
+    let run = |out: &str, extra: &[&str]| {
+        let mut cmd = Command::new(cargo_bin("charmlp"));
+        cmd.args(["train", "--steps", "2000000", "--eval-every", "1000"])
+            .args(extra)
+            .arg("--work-dir")
+            .arg(dir.join(odd))
+            .arg("--out")
+            .arg(dir.join(out))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        cmd
+    };
+    let mut child = run("a.safetensors", &[]).spawn().unwrap();
+    let last = dir.join(odd).join("last.ckpt");
+    wait_for_write(&last, None, &mut child);
+    let second = run("b.safetensors", &["--resume"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("in use by another charmlp"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    signal(&child, Signal::INT);
+    let (code, _, stderr) = finish(child);
+    assert_eq!(code, Some(130), "{stderr}");
+    assert!(stderr.contains("--resume"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
 }

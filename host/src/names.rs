@@ -1,0 +1,123 @@
+//! Sampled names as makemore reports them: each marked `train`, `val`, `test` (a word of that
+//! split of the training data) or `new`, with a summary of how many are new; `--new-only`
+//! keeps drawing until it has the names asked for, all new.
+
+use crate::shapes::Loaded;
+use crate::stdout::{self, Out};
+use crate::{MAX_NAME_LEN, Stream, count, stream};
+use anyhow::Result;
+use charmlp_core::{Sampling, Token};
+use std::collections::HashMap;
+
+/// The split each word of the training data is in.
+pub struct Marks {
+    split: HashMap<String, usize>,
+}
+
+/// The splits' names, in `WordSplits` order.
+pub const SPLITS: [&str; 3] = ["train", "val", "test"];
+
+impl Marks {
+    /// The words of `splits` (tokens of the model's alphabet `chars`).
+    pub fn new(splits: &[Vec<Vec<Token>>; 3], chars: &[char]) -> Marks {
+        let mut split = HashMap::new();
+        for (i, words) in splits.iter().enumerate() {
+            for word in words {
+                let text: String = word
+                    .iter()
+                    .filter_map(|t| chars.get(t.index().wrapping_sub(1)))
+                    .collect();
+                // A word in two splits (a repeated line) is marked by the first: train.
+                split.entry(text).or_insert(i);
+            }
+        }
+        Marks { split }
+    }
+
+    /// `train`, `val`, `test` or `new`.
+    pub fn of(&self, name: &str) -> &'static str {
+        self.split.get(name).map_or("new", |&i| SPLITS[i])
+    }
+}
+
+/// How many draws `--new-only` makes per name asked for before it gives up: a model that only
+/// ever repeats its training words (greedy decoding, say) must not loop forever.
+pub const DRAWS_PER_NEW_NAME: u64 = 1000;
+
+/// What a run of [`print`] drew.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Tally {
+    pub printed: u64,
+    pub drawn: u64,
+    /// Names drawn in each split (train, val, test) and new ones.
+    pub in_split: [u64; 3],
+    pub new: u64,
+    /// The names printed and their marks, kept for a JSON report (`--json`) only.
+    pub names: Vec<(String, &'static str)>,
+}
+
+impl Tally {
+    /// The summary line: `new: 15 of 20 names (75%); 3 in train, 1 in val, 1 in test`.
+    pub fn summary(&self) -> String {
+        let pct = |n: u64| 100.0 * n as f64 / self.drawn.max(1) as f64;
+        format!(
+            "new: {} of {} ({:.0}%); {} in train, {} in val, {} in test",
+            self.new,
+            count(self.drawn, "name"),
+            pct(self.new),
+            self.in_split[0],
+            self.in_split[1],
+            self.in_split[2]
+        )
+    }
+}
+
+/// Prints `n` names drawn with the seed's sample stream, one a line, each followed by a tab
+/// and its mark when `marks` is given; with `new_only`, only new names, drawing at most
+/// [`DRAWS_PER_NEW_NAME`] per name asked for. Stops early once stdout's reader has gone.
+pub fn print(
+    out: &mut Out,
+    model: &dyn Loaded,
+    n: u64,
+    seed: u64,
+    how: &Sampling<'_>,
+    marks: Option<&Marks>,
+    new_only: bool,
+) -> Result<Tally> {
+    let mut rng = stream(seed, Stream::Samples);
+    let mut tally = Tally::default();
+    let most_draws = if new_only {
+        n.saturating_mul(DRAWS_PER_NEW_NAME)
+    } else {
+        n
+    };
+    while tally.printed < n && tally.drawn < most_draws {
+        if stdout::closed() {
+            break;
+        }
+        let name: heapless::String<MAX_NAME_LEN> = model.sample(&mut rng, how);
+        tally.drawn += 1;
+        let mark = marks.map(|m| m.of(&name));
+        match mark {
+            Some("new") => tally.new += 1,
+            Some(split) => {
+                if let Some(i) = SPLITS.iter().position(|s| *s == split) {
+                    tally.in_split[i] += 1;
+                }
+                if new_only {
+                    continue;
+                }
+            }
+            None => {}
+        }
+        tally.printed += 1;
+        if out.is_json() {
+            tally.names.push((name.to_string(), mark.unwrap_or("")));
+        }
+        match mark {
+            Some(mark) => out.line(format_args!("{name}\t{mark}"))?,
+            None => out.line(name)?,
+        }
+    }
+    Ok(tally)
+}

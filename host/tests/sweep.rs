@@ -1,0 +1,153 @@
+//! `charmlp sweep`: a grid on every core, its results and best model, shards and --merge.
+
+use assert_cmd::Command;
+use assert_cmd::cargo::cargo_bin_cmd;
+use predicates::str::contains;
+use std::collections::BTreeSet;
+use std::path::Path;
+
+fn charmlp() -> Command {
+    cargo_bin_cmd!("charmlp")
+}
+
+/// A grid of four short runs on the built-in names.
+const GRID: [&str; 6] = [
+    "--steps",
+    "400",
+    "--lr",
+    "0.05,0.2",
+    "--optimizer",
+    "sgd,adamw",
+];
+
+fn sweep(dir: &Path, extra: &[&str]) -> String {
+    let out = charmlp()
+        .args(["sweep", "--work-dir"])
+        .arg(dir)
+        .args(GRID)
+        .args(extra)
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn results(dir: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(dir.join("results.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn commands(dir: &Path) -> BTreeSet<String> {
+    results(dir)
+        .iter()
+        .map(|r| r["command"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Every run of the grid ends in results.jsonl with its losses and the `charmlp train`
+/// command that makes its model; best.safetensors is, bit for bit, the model that command
+/// makes for the lowest validation loss; the leaderboard ranks by it; a sweep started again
+/// skips the runs done.
+#[test]
+fn a_sweeps_best_model_is_the_one_train_makes_from_its_command() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("sweep");
+    let stdout = sweep(&dir, &["--workers", "2"]);
+    assert!(stdout.contains("leaderboard, 4 of 4 runs:"), "{stdout}");
+    let rs = results(&dir);
+    assert_eq!(rs.len(), 4);
+    let best = rs
+        .iter()
+        .min_by(|a, b| {
+            a["val"]
+                .as_f64()
+                .unwrap()
+                .total_cmp(&b["val"].as_f64().unwrap())
+        })
+        .unwrap();
+    assert!(stdout.contains(&format!("best: val {:.4}", best["val"].as_f64().unwrap())));
+    let command = shell_words::split(best["command"].as_str().unwrap()).unwrap();
+    assert_eq!(command[..2], ["charmlp", "train"]);
+    let model = tmp.path().join("retrained.safetensors");
+    charmlp()
+        .args(&command[1..])
+        .arg("--out")
+        .arg(&model)
+        .assert()
+        .success();
+    assert!(std::fs::read(&model).unwrap() == std::fs::read(dir.join("best.safetensors")).unwrap());
+    let again = sweep(&dir, &[]);
+    assert!(again.contains("4 already done; 0 runs"), "{again}");
+    assert_eq!(results(&dir).len(), 4);
+}
+
+/// `--shard K/N` splits the grid into disjoint slices that cover it; `--merge` ranks the
+/// slices' results by validation loss; `--runs N` draws N runs of a larger grid.
+#[test]
+fn shards_cover_the_grid_once_and_merge_ranks_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b, whole) = (
+        tmp.path().join("a"),
+        tmp.path().join("b"),
+        tmp.path().join("whole"),
+    );
+    sweep(&a, &["--shard", "1/2", "--workers", "1"]);
+    sweep(&b, &["--shard", "2/2", "--workers", "1"]);
+    sweep(&whole, &[]);
+    let (ca, cb) = (commands(&a), commands(&b));
+    assert_eq!(ca.len() + cb.len(), 4);
+    assert!(ca.is_disjoint(&cb));
+    assert_eq!(&ca | &cb, commands(&whole));
+    let merged = charmlp()
+        .args(["sweep", "--json", "--merge"])
+        .arg(a.join("results.jsonl"))
+        .arg(b.join("results.jsonl"))
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let vals: Vec<f64> = String::from_utf8(merged)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["val"]
+                .as_f64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(vals.len(), 4);
+    assert!(vals.windows(2).all(|w| w[0] <= w[1]), "{vals:?}");
+    let mut whole_vals: Vec<f64> = results(&whole)
+        .iter()
+        .map(|r| r["val"].as_f64().unwrap())
+        .collect();
+    whole_vals.sort_by(f64::total_cmp);
+    assert_eq!(
+        vals, whole_vals,
+        "the same runs give the same losses, on any worker"
+    );
+    let drawn = tmp.path().join("drawn");
+    sweep(&drawn, &["--runs", "3", "--seed", "1,2"]);
+    assert_eq!(commands(&drawn).len(), 3);
+    for bad in ["0/2", "3/2", "1-2"] {
+        charmlp()
+            .args(["sweep", "--shard", bad, "--work-dir"])
+            .arg(&whole)
+            .assert()
+            .code(2)
+            .stderr(contains("give K/N with 1 ≤ K ≤ N"));
+    }
+    let junk = tmp.path().join("junk.jsonl");
+    std::fs::write(&junk, "{\"val\": 1}\nnot json\n").unwrap();
+    charmlp()
+        .args(["sweep", "--merge"])
+        .arg(&junk)
+        .assert()
+        .code(1)
+        .stderr(contains("junk.jsonl:1: not a result line of charmlp sweep"));
+}
