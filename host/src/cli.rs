@@ -70,7 +70,7 @@ pub struct SweepArgs {
     pub workers: Option<usize>,
     /// Do the K-th of N disjoint slices of the runs (K from 1), for a sweep spread over
     /// machines; rank the slices' results.jsonl with --merge
-    #[arg(long, value_name = "K/N", value_parser = crate::sweep::shard)]
+    #[arg(long, value_name = "K/N", value_parser = crate::sweep::shard, allow_hyphen_values = true)]
     pub shard: Option<(usize, usize)>,
     /// Seed of the random draw of --runs
     #[arg(long, default_value_t = DEFAULT_SEED, value_parser = whole_u64, allow_negative_numbers = true)]
@@ -177,7 +177,7 @@ pub struct TrainArgs {
     /// Write the loss of every step and the periodic validation losses as CSV
     #[arg(long, value_name = "FILE")]
     pub curve: Option<PathBuf>,
-    /// Draw the loss curve (log scale) as an SVG
+    /// Draw the loss curve as an SVG
     #[arg(long, value_name = "FILE")]
     pub plot: Option<PathBuf>,
     /// Print one JSON object a line instead of text: "start", an "eval" per evaluation,
@@ -213,10 +213,12 @@ pub struct SampleArgs {
     /// summary on stderr [default: the built-in names, if the model was trained on them]
     #[arg(long, value_name = "FILE")]
     pub data: Option<PathBuf>,
-    /// Print only new names (in none of the training data's splits), drawing up to 1000 per
-    /// name asked for
+    /// Print only new names (in none of the training data's splits, and not empty), giving up
+    /// after 1000 draws in a row without one
     #[arg(long)]
     pub new_only: bool,
+    #[command(flatten)]
+    pub words: EvalWords,
 }
 
 #[derive(Debug, Args)]

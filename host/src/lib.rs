@@ -197,8 +197,8 @@ fn sample(args: &SampleArgs) -> Result<()> {
     // the model was trained on.
     let reading = modeldata::Reading {
         data: args.data.as_deref(),
-        lowercase: false,
-        skip_bad_words: false,
+        lowercase: args.words.lowercase,
+        skip_bad_words: args.words.skip_bad_words,
         split_seed: None,
     };
     let marks = match modeldata::find(model.as_ref(), &provenance, &reading)? {
@@ -232,19 +232,27 @@ fn sample(args: &SampleArgs) -> Result<()> {
     }
     if args.new_only && tally.printed < args.count && !stdout::closed() {
         eprintln!(
-            "note: {} of the {} asked for in {} drawn: the model mostly repeats its \
-             training words at these settings (a higher --temperature, or no --top-k, draws \
-             more new ones)",
+            "note: {} of the {} asked for in {} drawn, the last {} none new: the model \
+             repeats its training words at these settings (a higher --temperature, or no \
+             --top-k, draws more new ones)",
             count(tally.printed, "new name"),
             args.count,
-            count(tally.drawn, "name")
+            count(tally.drawn, "name"),
+            names::MISSES_IN_A_ROW
         );
     }
     Ok(())
 }
 
-/// The tokens of `--prefix`: every character must be in the model's alphabet.
+/// The tokens of `--prefix`: every character must be in the model's alphabet, and the whole
+/// must fit a name.
 fn prefix_tokens(prefix: &str, chars: &[char]) -> Result<Vec<charmlp_core::Token>> {
+    if prefix.len() > MAX_NAME_LEN {
+        bail!(
+            "--prefix is {} bytes of UTF-8; a name holds at most {MAX_NAME_LEN}",
+            prefix.len()
+        );
+    }
     let mut tokens = Vec::new();
     for (i, ch) in prefix.chars().enumerate() {
         let Some(at) = chars.iter().position(|&c| c == ch) else {
@@ -259,13 +267,6 @@ fn prefix_tokens(prefix: &str, chars: &[char]) -> Result<Vec<charmlp_core::Token
             (at + 1) as u8,
             charmlp_core::MAX_SYMBOLS,
         ));
-    }
-    if tokens.len() >= MAX_NAME_LEN {
-        bail!(
-            "--prefix is {} characters; a name holds at most {}",
-            tokens.len(),
-            MAX_NAME_LEN - 1
-        );
     }
     Ok(tokens)
 }

@@ -40,9 +40,10 @@ impl Marks {
     }
 }
 
-/// How many draws `--new-only` makes per name asked for before it gives up: a model that only
-/// ever repeats its training words (greedy decoding, say) must not loop forever.
-pub const DRAWS_PER_NEW_NAME: u64 = 1000;
+/// Draws in a row without a new name after which `--new-only` gives up: a model that only ever
+/// repeats its training words (greedy decoding, say) must not loop forever, and one that finds
+/// new names now and then goes on as long as it does.
+pub const MISSES_IN_A_ROW: u64 = 1000;
 
 /// What a run of [`print`] drew.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -73,8 +74,9 @@ impl Tally {
 }
 
 /// Prints `n` names drawn with the seed's sample stream, one a line, each followed by a tab
-/// and its mark when `marks` is given; with `new_only`, only new names, drawing at most
-/// [`DRAWS_PER_NEW_NAME`] per name asked for. Stops early once stdout's reader has gone.
+/// and its mark when `marks` is given; with `new_only`, only new names (not empty ones),
+/// giving up after [`MISSES_IN_A_ROW`] draws without one. Stops early once stdout's reader has
+/// gone.
 pub fn print(
     out: &mut Out,
     model: &dyn Loaded,
@@ -86,12 +88,8 @@ pub fn print(
 ) -> Result<Tally> {
     let mut rng = stream(seed, Stream::Samples);
     let mut tally = Tally::default();
-    let most_draws = if new_only {
-        n.saturating_mul(DRAWS_PER_NEW_NAME)
-    } else {
-        n
-    };
-    while tally.printed < n && tally.drawn < most_draws {
+    let mut misses = 0;
+    while tally.printed < n && !(new_only && misses >= MISSES_IN_A_ROW) {
         if stdout::closed() {
             break;
         }
@@ -104,12 +102,14 @@ pub fn print(
                 if let Some(i) = SPLITS.iter().position(|s| *s == split) {
                     tally.in_split[i] += 1;
                 }
-                if new_only {
-                    continue;
-                }
             }
             None => {}
         }
+        if new_only && (mark != Some("new") || name.is_empty()) {
+            misses += 1;
+            continue;
+        }
+        misses = 0;
         tally.printed += 1;
         if out.is_json() {
             tally.names.push((name.to_string(), mark.unwrap_or("")));

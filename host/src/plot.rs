@@ -144,6 +144,12 @@ pub fn loss_svg(path: &Path, losses: &LossSummary) -> Result<String> {
     let Some((lo, hi)) = y_range(&means, &val, losses.steps()) else {
         return Err(fail(&"no finite losses to plot"));
     };
+    // Points above the range run off the top: left out, not pinned to its edge.
+    let inside = |p: &(f64, f64)| p.1 <= hi;
+    let means: Vec<(f64, f64)> = means.into_iter().filter(inside).collect();
+    let val: Vec<(f64, f64)> = val.into_iter().filter(inside).collect();
+    // A line of one point draws nothing: a lone mean is a dot.
+    let lone = (means.len() == 1).then(|| means[0]);
     let mut svg = String::new();
     let root = SVGBackend::with_string(&mut svg, (960, 540)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| fail(&e))?;
@@ -161,6 +167,9 @@ pub fn loss_svg(path: &Path, losses: &LossSummary) -> Result<String> {
         .y_desc("loss")
         .x_label_formatter(&|x| step_label(*x))
         .draw()
+        .map_err(|e| fail(&e))?;
+    chart
+        .draw_series(lone.map(|p| Circle::new(p, 3, BLUE.filled())))
         .map_err(|e| fail(&e))?;
     chart
         .draw_series(LineSeries::new(means, BLUE.stroke_width(2)))

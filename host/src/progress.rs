@@ -16,8 +16,8 @@ impl Progress {
             return Progress { bar: None };
         }
         let bar = ProgressBar::with_draw_target(Some(steps), ProgressDrawTarget::stderr());
-        // 8 + 1 + 19 + 1 + the message (at most 50): within 80 columns up to 10⁹ − 1 steps.
-        let style = ProgressStyle::with_template("{bar:8} {pos}/{len} {msg}")
+        // 8 + 1 + the message (at most 70, counts included): within 80 columns for any run.
+        let style = ProgressStyle::with_template("{bar:8} {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar());
         bar.set_style(style);
         Progress { bar: Some(bar) }
@@ -27,8 +27,9 @@ impl Progress {
     /// time left, as the log lines give them.
     pub fn update(&self, steps: u64, total: u64, steps_per_s: f64, smoothed: f32) {
         if let Some(bar) = &self.bar {
-            bar.set_position(steps);
+            // The message first: the position redraws the bar, which should show the new one.
             bar.set_message(message(steps, total, steps_per_s, smoothed));
+            bar.set_position(steps);
         }
     }
 
@@ -47,13 +48,25 @@ impl Progress {
     }
 }
 
-/// The bar's message: `smoothed 2.1034, 65860 steps/s, ETA 5.3 s`.
+/// The bar's message: `120000/200000 smoothed 2.1034, 65860 steps/s, ETA 5.3 s`.
 pub fn message(steps: u64, total: u64, steps_per_s: f64, smoothed: f32) -> String {
     let eta = total.saturating_sub(steps) as f64 / steps_per_s.max(1e-9);
     format!(
-        "smoothed {smoothed:.4}, {steps_per_s:.0} steps/s, ETA {}",
+        "{}/{} smoothed {smoothed:.4}, {steps_per_s:.0} steps/s, ETA {}",
+        count_text(steps),
+        count_text(total),
         eta_text(eta)
     )
+}
+
+/// A step count in at most 9 characters: exact below 10⁹, else 3 significant digits
+/// (`1.84e19`).
+pub fn count_text(n: u64) -> String {
+    if n < 1_000_000_000 {
+        n.to_string()
+    } else {
+        format!("{:.2e}", n as f64)
+    }
 }
 
 /// Time left as the bar and the log lines both write it: `5.3 s`, `4 min 05 s`, `2 h 03 min`.
@@ -83,9 +96,16 @@ mod tests {
     #[test]
     fn the_bar_fits_80_columns_and_writes_the_eta_one_way() {
         // The widest figures: a loss of two digits, ten million steps/s, the longest ETA.
-        let widest = message(0, 0, 9_999_999.0, 12.345_6).replace("0.0 s", "99 h 59 min");
-        let line = 8 + 1 + "999999999/999999999".len() + 1 + widest.chars().count();
+        let widest = message(999_999_999, 999_999_999, 9_999_999.0, 12.345_6)
+            .replace("0.0 s", "99 h 59 min");
+        let line = 8 + 1 + widest.chars().count();
         assert!(line <= 80, "{line}: {widest}");
+        for steps in [1u64 << 40, u64::MAX] {
+            let m = message(steps - 1, steps, 1.0, 12.345_6);
+            assert!(8 + 1 + m.chars().count() <= 80, "{m}");
+        }
+        assert_eq!(count_text(200_000), "200000");
+        assert_eq!(count_text(u64::MAX), "1.84e19");
         assert_eq!(eta_text(5.26), "5.3 s");
         assert_eq!(eta_text(245.0), "4 min 05 s");
         assert_eq!(eta_text(7380.0), "2 h 03 min");

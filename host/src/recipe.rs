@@ -158,6 +158,16 @@ impl Recipe {
     }
 }
 
+/// An f32 as a flag value that reads back as the same f32: the shortest such decimal, with an
+/// exponent when it is very large or small (`3e38`, not 39 digits).
+fn exact(x: f32) -> String {
+    if x == 0.0 || (1e-4..1e6).contains(&x.abs()) {
+        x.to_string()
+    } else {
+        format!("{x:e}")
+    }
+}
+
 /// `--lr`'s default for an optimizer: makemore.py's 5e-4 for AdamW, makemore part 4's 0.1 else.
 pub fn default_lr(optimizer: &Optimizer) -> f32 {
     match optimizer {
@@ -198,8 +208,8 @@ impl Recipe {
                 flags.push(("--weight-decay", weight_decay.to_string()));
             }
         }
-        flags.push(("--lr", s.lr.to_string()));
-        flags.push(("--lr-final", s.lr_final.to_string()));
+        flags.push(("--lr", exact(s.lr)));
+        flags.push(("--lr-final", exact(s.lr_final)));
         match s.decay {
             Decay::Step { at } => {
                 flags.push(("--schedule", "step".into()));

@@ -28,7 +28,7 @@ use crate::{Stream, count, shown, stream};
 use anyhow::{Context, Result, anyhow, bail};
 use charmlp_core::{Decay, Optimizer, Schedule};
 use serde_json::{Value, json};
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -44,8 +44,33 @@ const LEADERS: usize = 5;
 /// The runs of a sweep: the product of the lists, in order (the last list varies fastest).
 /// Each run's learning rate ends at a tenth of its start, halfway (step) or at the end
 /// (cosine), as `charmlp train`'s defaults have it.
-pub fn grid(args: &SweepArgs) -> Vec<Recipe> {
+pub fn grid(args: &SweepArgs) -> Result<Vec<Recipe>> {
     let steps = args.steps;
+    let size = [
+        args.optimizer.len(),
+        args.lr.len(),
+        args.schedule.len(),
+        args.warmup.len(),
+        args.embed.len(),
+        args.context.len(),
+        args.hidden.len(),
+        args.batch.len(),
+        args.seed.len(),
+    ]
+    .iter()
+    .fold(1usize, |n, &k| n.saturating_mul(k));
+    if size > MAX_GRID {
+        bail!(
+            "the lists give a grid of {size} runs; at most {MAX_GRID}: give fewer values (a \
+             random search draws --runs N of a grid)"
+        );
+    }
+    if let Some(&w) = args.warmup.iter().find(|&&w| w >= steps) {
+        bail!(
+            "--warmup {w} is not below --steps {steps}: that run would never reach its --lr; \
+             give warm-ups below --steps"
+        );
+    }
     let base = Recipe {
         shape: ModelShape::DEFAULT,
         batch: charmlp_core::BATCH,
@@ -86,8 +111,14 @@ pub fn grid(args: &SweepArgs) -> Vec<Recipe> {
     expand(&mut recipes, &args.hidden, |r, h| r.shape.hidden = h);
     expand(&mut recipes, &args.batch, |r, b| r.batch = b);
     expand(&mut recipes, &args.seed, |r, seed| r.seed = seed);
-    recipes
+    // A value given twice is one run, not two.
+    let mut seen = std::collections::HashSet::new();
+    recipes.retain(|r| seen.insert(r.flags_json().to_string()));
+    Ok(recipes)
 }
+
+/// Most runs a grid may hold: a million recipes are a few hundred megabytes.
+pub const MAX_GRID: usize = 1_000_000;
 
 /// Every recipe of `recipes` once for each of `values`, set by `set`.
 fn expand<T: Copy>(recipes: &mut Vec<Recipe>, values: &[T], set: impl Fn(&mut Recipe, T)) {
@@ -128,16 +159,25 @@ pub fn chosen(args: &SweepArgs, recipes: Vec<Recipe>) -> Vec<(usize, Recipe)> {
 }
 
 /// The `charmlp train` command of a recipe (with the sweep's data flags).
+///
+/// The data's path is made absolute, so that the command works from any directory; the decay
+/// step is left to `train`'s default (half the steps) where it is that, which `train` accepts
+/// for every step count.
 fn command(recipe: &Recipe, args: &SweepArgs) -> String {
     let mut words = vec!["charmlp".to_string(), "train".to_string()];
     if let Some(data) = &args.data {
+        let absolute = std::path::absolute(data).unwrap_or_else(|_| data.clone());
         words.push("--data".into());
-        words.push(data.to_string_lossy().into_owned());
+        words.push(absolute.to_string_lossy().into_owned());
     }
     if args.lowercase {
         words.push("--lowercase".into());
     }
+    let default_decay = recipe.steps.div_ceil(2).to_string();
     for (flag, value) in recipe.flags() {
+        if flag == "--lr-decay-step" && value == default_decay {
+            continue;
+        }
         words.push(flag.to_string());
         words.push(value);
     }
@@ -151,6 +191,8 @@ struct Outcome {
     failed: Option<String>,
     bytes: Vec<u8>,
     seconds: f64,
+    /// Steps taken (fewer than the recipe's if it diverged).
+    steps: u64,
 }
 
 /// Trains `recipe` as `charmlp train` would, stopping early if `stop` asks.
@@ -168,11 +210,12 @@ fn train_one(
     let mut watch = Watch::new(chars.len() + 1);
     let mut losses = vec![0.0f32; 1024];
     let mut first = 0;
-    let failed = |why: String| Outcome {
+    let failed = |why: String, steps: u64| Outcome {
         losses: None,
         failed: Some(why),
         bytes: Vec::new(),
         seconds: started.elapsed().as_secs_f64(),
+        steps,
     };
     while first < recipe.steps {
         if stop.requested().is_some() {
@@ -182,29 +225,29 @@ fn train_one(
         run.steps(&mut rng, &recipe.schedule, first, &mut losses[..n])?;
         for (step, &loss) in (first..).zip(&losses[..n]) {
             if let Err(why) = watch.step(step, loss) {
-                return Ok(Some(failed(format!("diverged at step {step}: {why}"))));
+                return Ok(Some(failed(
+                    format!("diverged at step {step}: {why}"),
+                    step + 1,
+                )));
             }
         }
         if let Some(name) = run.non_finite_tensor() {
-            return Ok(Some(failed(format!(
-                "diverged: {name} holds NaN or infinity"
-            ))));
+            let why = format!("diverged: {name} holds NaN or infinity");
+            return Ok(Some(failed(why, first + n as u64)));
         }
         first += n as u64;
     }
     run.calibrate()?;
     if run.non_finite_statistic().is_some() {
-        return Ok(Some(failed(
-            "calibration gives statistics beyond f32".into(),
-        )));
+        let why = "calibration gives statistics beyond f32".to_string();
+        return Ok(Some(failed(why, recipe.steps)));
     }
     let bytes = run.model_bytes(provenance);
     let model = match from_bytes(&bytes, None) {
         Ok(model) => model,
         Err(e) => {
-            return Ok(Some(failed(format!(
-                "the trained model is unusable: {e:#}"
-            ))));
+            let why = format!("the trained model is unusable: {e:#}");
+            return Ok(Some(failed(why, recipe.steps)));
         }
     };
     let losses = splits
@@ -215,6 +258,7 @@ fn train_one(
         failed: None,
         bytes,
         seconds: started.elapsed().as_secs_f64(),
+        steps: recipe.steps,
     }))
 }
 
@@ -224,18 +268,21 @@ fn val_of(result: &Value) -> f64 {
 }
 
 /// The leaderboard: the best `LEADERS` results by validation loss.
-fn leaderboard(results: &[Value], total: usize) -> String {
+fn leaderboard(results: &[Value], done: usize, total: usize) -> String {
     let mut ranked: Vec<&Value> = results.iter().collect();
     ranked.sort_by(|a, b| val_of(a).total_cmp(&val_of(b)));
-    let mut text = format!("leaderboard, {} of {total} runs:", results.len());
+    let mut text = format!("leaderboard, {done} of {total} runs:");
     for (place, r) in ranked.iter().take(LEADERS).enumerate() {
         let val = r["val"]
             .as_f64()
             .map_or_else(|| "  —   ".to_string(), |v| format!("{v:.4}"));
+        let failed = r["failed"].as_str().map_or(String::new(), |why| {
+            format!(" (failed: {})", printable(why))
+        });
         text.push_str(&format!(
-            "\n  {}. val {val}  {}",
+            "\n  {}. val {val}  {}{failed}",
             place + 1,
-            r["summary"].as_str().unwrap_or("")
+            printable(r["summary"].as_str().unwrap_or(""))
         ));
     }
     text
@@ -279,43 +326,94 @@ fn summary(recipe: &Recipe, shown: &[&str]) -> String {
         .join(" ")
 }
 
-/// Reads the result lines of `path` (none if it does not exist).
-fn read_results(path: &Path) -> Result<Vec<Value>> {
-    let file = match std::fs::File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e).with_context(|| format!("{}: cannot read it", shown(path))),
-    };
-    let mut results = Vec::new();
-    for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
-        let line = line.with_context(|| format!("{}: cannot read it", shown(path)))?;
-        if line.trim().is_empty() {
+/// Most bytes of a results file read: a million results of a kilobyte.
+const MAX_RESULTS_BYTES: u64 = 1 << 30;
+/// Longest result line read.
+const MAX_LINE: usize = 1 << 16;
+
+/// The results of a file.
+struct Results {
+    lines: Vec<Value>,
+    /// Bytes of the file up to its last whole line: a line cut short (a sweep stopped while it
+    /// wrote it) is left out and, in a work directory, cut off before the next is appended.
+    whole: u64,
+}
+
+/// Reads the result lines of `path` (`-`: standard input); a missing file is no results if
+/// `missing_ok` (a work directory's first sweep).
+fn read_results(path: &Path, missing_ok: bool) -> Result<Results> {
+    if missing_ok && path.symlink_metadata().is_err() {
+        return Ok(Results {
+            lines: Vec::new(),
+            whole: 0,
+        });
+    }
+    let (name, bytes) = crate::data::read_at_most(path, MAX_RESULTS_BYTES, "results file")?;
+    if bytes.len() as u64 > MAX_RESULTS_BYTES {
+        bail!("{name}: longer than {MAX_RESULTS_BYTES} bytes; not a sweep's results.jsonl");
+    }
+    let text = String::from_utf8_lossy(&bytes);
+    let mut lines = Vec::new();
+    let mut whole = 0;
+    for (i, line) in text.split_inclusive('\n').enumerate() {
+        let complete = line.ends_with('\n');
+        let body = line.trim();
+        let at = || format!("{name}:{}", i + 1);
+        if body.len() > MAX_LINE {
+            bail!(
+                "{}: a line of more than {MAX_LINE} bytes; not a result line",
+                at()
+            );
+        }
+        let parsed = serde_json::from_str::<Value>(body);
+        if !complete && parsed.is_err() {
+            eprintln!(
+                "note: {}: the last line was cut short (a sweep stopped while writing it); it is \
+                 left out",
+                at()
+            );
+            break;
+        }
+        whole += line.len() as u64;
+        if body.is_empty() {
             continue;
         }
-        let value: Value = serde_json::from_str(&line).map_err(|e| {
+        let value = parsed.map_err(|e| {
             anyhow!(
-                "{}:{}: not a result line ({e}); a sweep's results.jsonl holds one JSON object a line",
-                shown(path),
-                i + 1
+                "{}: not a result line ({e}); a sweep's results.jsonl holds one JSON object a \
+                 line: remove this one",
+                at()
             )
         })?;
         if !value.is_object() || value["command"].as_str().is_none() {
             bail!(
-                "{}:{}: not a result line of charmlp sweep (no \"command\")",
-                shown(path),
-                i + 1
+                "{}: not a result line of charmlp sweep (no \"command\"); remove it",
+                at()
             );
         }
-        results.push(value);
+        lines.push(value);
     }
-    Ok(results)
+    Ok(Results { lines, whole })
 }
 
-/// `charmlp sweep --merge FILES…`: every result of the files, ranked by validation loss.
+/// Text from a results file as the terminal may show it: control characters escaped.
+fn printable(text: &str) -> String {
+    shown(Path::new(text))
+}
+
+/// `charmlp sweep --merge FILES…`: every result of the files, ranked by validation loss. A
+/// file named twice is read once.
 fn merge(args: &SweepArgs) -> Result<()> {
     let mut results = Vec::new();
+    let mut seen = Vec::new();
     for path in &args.merge {
-        for mut r in read_results(path)? {
+        let identity = std::fs::canonicalize(path).ok();
+        if identity.is_some() && seen.contains(&identity) {
+            eprintln!("note: {} is named twice; read once", shown(path));
+            continue;
+        }
+        seen.push(identity);
+        for mut r in read_results(path, false)?.lines {
             r["file"] = json!(path.to_string_lossy());
             results.push(r);
         }
@@ -327,15 +425,31 @@ fn merge(args: &SweepArgs) -> Result<()> {
         let val = r["val"]
             .as_f64()
             .map_or_else(|| "—".to_string(), |v| format!("{v:.4}"));
+        let text = |key: &str| printable(r[key].as_str().unwrap_or(""));
         out.line(format_args!(
             "{:>3}. val {val}  {}  ({})\n     {}",
             place + 1,
-            r["summary"].as_str().unwrap_or(""),
-            r["file"].as_str().unwrap_or(""),
-            r["command"].as_str().unwrap_or("")
+            text("summary"),
+            text("file"),
+            text("command")
         ))?;
     }
     out.flush()
+}
+
+/// The validation loss of the model file at `path` on `splits`, if it is a model of this data
+/// (its data hash); what a new run must beat to replace it.
+fn best_on_disk(path: &Path, data_sha256: &str, splits: &WordSplits) -> Option<f64> {
+    let (model, provenance) = crate::modelfile::load_with_provenance(path, None).ok()?;
+    (provenance.data_sha256.as_deref() == Some(data_sha256))
+        .then(|| model.loss(&splits[1]))
+        .flatten()
+}
+
+/// What identifies a run across sweeps: its data and its recipe (not the path the data was
+/// given by, which can name other words another day).
+fn key(data_sha256: &str, flags: &Value) -> String {
+    format!("{data_sha256} {flags}")
 }
 
 pub fn run(args: &SweepArgs) -> Result<()> {
@@ -347,6 +461,7 @@ pub fn run(args: &SweepArgs) -> Result<()> {
             "give --work-dir DIR for the results and the best model, or --merge FILES to rank results"
         );
     };
+    let recipes = grid(args)?;
     crate::workdir::prepare(dir, false)?;
     let _lock = crate::workdir::lock(dir)?;
     let (results_path, best_path) = (dir.join(RESULTS), dir.join(BEST));
@@ -369,40 +484,57 @@ pub fn run(args: &SweepArgs) -> Result<()> {
     let chars = words.chars.clone();
     let data_sha256 = data_hash(&words.words, &chars);
     let splits = split_words(words.words, args.split_seed).with_context(|| source.clone())?;
-    let recipes = grid(args);
     let grid_size = recipes.len();
     let shown_flags = varying(&recipes);
     let mut todo = chosen(args, recipes);
-    let previous = read_results(&results_path)?;
-    let done: Vec<String> = previous
+    let previous = read_results(&results_path, true)?;
+    // A line cut short by a stop is cut off, so that the next one starts on a line of its own.
+    if let Ok(m) = results_path.metadata()
+        && m.len() > previous.whole
+    {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&results_path)
+            .and_then(|f| f.set_len(previous.whole))
+            .with_context(|| format!("{}: cannot cut its last line", shown(&results_path)))?;
+    }
+    let previous = previous.lines;
+    let done: std::collections::HashSet<String> = previous
         .iter()
-        .filter_map(|r| r["command"].as_str().map(str::to_string))
+        .filter_map(|r| Some(key(r["data_sha256"].as_str()?, &r["flags"])))
         .collect();
     let planned = todo.len();
-    todo.retain(|(_, recipe)| !done.contains(&command(recipe, args)));
-    let workers = args.workers.unwrap_or_else(|| {
-        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
-    });
+    todo.retain(|(_, recipe)| !done.contains(&key(&data_sha256, &recipe.flags_json())));
+    let already = planned - todo.len();
+    let workers = args
+        .workers
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        })
+        .min(todo.len())
+        .max(1);
     let mut out = Out::new(true).json(args.json);
     out.line(format_args!(
-        "sweep: {source}; {} of a grid of {grid_size}{}, {} already done; {} on {}",
+        "sweep: {source}; {} of a grid of {grid_size}{}, {already} already done; {} on {}",
         count(planned as u64, "run"),
         args.shard
             .map_or(String::new(), |(k, n)| format!(" (shard {k}/{n})")),
-        planned - todo.len(),
         count(todo.len() as u64, "run"),
         count(workers as u64, "worker")
     ))?;
+    // The model to beat is the one on disk, measured: not a val a results line claims.
+    let best = best_on_disk(&best_path, &data_sha256, &splits).unwrap_or(f64::INFINITY);
     let stop = Stop::install().context("cannot install the Ctrl-C handler")?;
     let next = AtomicUsize::new(0);
-    let state = Mutex::new((previous, out, f64::INFINITY));
-    {
-        let mut s = state.lock().map_err(|_| anyhow!("a worker failed"))?;
-        s.2 = s.0.iter().map(val_of).fold(f64::INFINITY, f64::min);
-    }
+    let state = Mutex::new(State {
+        results: previous,
+        out,
+        best,
+        finished: already,
+    });
     let failure: Mutex<Option<anyhow::Error>> = Mutex::new(None);
     std::thread::scope(|scope| {
-        for _ in 0..workers.min(todo.len()).max(1) {
+        for _ in 0..workers {
             scope.spawn(|| {
                 let work = || -> Result<()> {
                     loop {
@@ -427,29 +559,24 @@ pub fn run(args: &SweepArgs) -> Result<()> {
                             "test": finite(test),
                             "failed": outcome.failed,
                             "seconds": outcome.seconds,
-                            "steps_per_s": recipe.steps as f64 / outcome.seconds.max(1e-9),
+                            "steps_per_s": outcome.steps as f64 / outcome.seconds.max(1e-9),
                             "summary": summary(recipe, &shown_flags),
                             "flags": recipe.flags_json(),
+                            "data_sha256": data_sha256,
                             "command": command(recipe, args),
                         });
                         let mut s = state.lock().map_err(|_| anyhow!("a worker failed"))?;
                         // The best model first, then the result that names it.
-                        if val < s.2 {
+                        if val < s.best {
                             best_out.write(&outcome.bytes)?;
-                            s.2 = val;
+                            s.best = val;
                         }
-                        let mut file = std::fs::OpenOptions::new()
-                            .create(true)
-                            .append(true)
-                            .open(&results_path)
-                            .with_context(|| format!("{}: cannot write", shown(&results_path)))?;
-                        writeln!(file, "{result}")
-                            .and_then(|()| file.sync_data())
-                            .with_context(|| format!("{}: cannot write", shown(&results_path)))?;
-                        s.0.push(result.clone());
-                        let board = leaderboard(&s.0, planned + done.len().min(s.0.len()));
-                        s.1.event(result)?;
-                        s.1.line(board)?;
+                        append_line(&results_path, &result)?;
+                        s.results.push(result.clone());
+                        s.finished += 1;
+                        let board = leaderboard(&s.results, s.finished, planned);
+                        s.out.event(result)?;
+                        s.out.line(board)?;
                     }
                 };
                 if let Err(e) = work() {
@@ -464,15 +591,19 @@ pub fn run(args: &SweepArgs) -> Result<()> {
     if let Some(e) = failure.lock().ok().and_then(|mut f| f.take()) {
         return Err(e);
     }
-    let (results, mut out, best) = state.into_inner().map_err(|_| anyhow!("a worker failed"))?;
+    let State {
+        results,
+        mut out,
+        best,
+        finished,
+    } = state.into_inner().map_err(|_| anyhow!("a worker failed"))?;
     if let Some(signal) = stop.requested() {
         return Err(Interrupted {
             signal,
             message: format!(
-                "interrupted by {}: {} of {planned} runs are in {}; run the same command again to \
-                 go on",
+                "interrupted by {}: {finished} of {planned} runs are in {}; run the same command \
+                 again to go on",
                 signal.name(),
-                results.len(),
                 shown(&results_path)
             ),
         }
@@ -483,8 +614,53 @@ pub fn run(args: &SweepArgs) -> Result<()> {
             "best: val {best:.4}, model {}",
             shown(&best_path)
         ))?;
+    } else if !results.is_empty() {
+        eprintln!(
+            "note: no run ended with a usable model (each result's \"failed\" says why): try \
+             lower learning rates"
+        );
+    }
+    // A result that claims better than the model on disk (a run whose model was lost, or a
+    // line written by hand) is named, with the command that makes its model.
+    if let Some(r) = results
+        .iter()
+        .filter(|r| r["data_sha256"].as_str() == Some(data_sha256.as_str()))
+        .min_by(|a, b| val_of(a).total_cmp(&val_of(b)))
+        && val_of(r) < best - 1e-9
+    {
+        eprintln!(
+            "note: {} records a val of {:.4}, below what {} holds; its model is made by\n  {}",
+            shown(&results_path),
+            val_of(r),
+            shown(&best_path),
+            printable(r["command"].as_str().unwrap_or(""))
+        );
     }
     out.flush()
+}
+
+/// What the workers share.
+struct State {
+    results: Vec<Value>,
+    out: Out,
+    /// Validation loss of the model in best.safetensors.
+    best: f64,
+    /// Runs of this sweep's plan with a result.
+    finished: usize,
+}
+
+/// Appends one result line in one write (a stop never leaves half of it written but at the
+/// end, where the next sweep cuts it off), synced.
+fn append_line(path: &Path, result: &Value) -> Result<()> {
+    let line = format!("{result}\n");
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("{}: cannot write", shown(path)))?;
+    file.write_all(line.as_bytes())
+        .and_then(|()| file.sync_data())
+        .with_context(|| format!("{}: cannot write", shown(path)))
 }
 
 /// Makes every worker's next fetch find no run.

@@ -566,7 +566,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         "test": finite(test_loss),
         "model": args.out.to_string_lossy(),
         "bytes": bytes.len(),
-        "best": best.map(|(step, val)| json!({"step": step, "val": finite(val)})),
+        "best": best.map(|(done, val)| json!({"steps_done": done, "val": finite(val)})),
         "train_seconds": train_time.as_secs_f64(),
         "us_per_step": train_time.as_secs_f64() * 1e6 / (args.steps - resumed_at).max(1) as f64,
     });

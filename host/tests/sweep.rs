@@ -151,3 +151,88 @@ fn shards_cover_the_grid_once_and_merge_ranks_them() {
         .code(1)
         .stderr(contains("junk.jsonl:1: not a result line of charmlp sweep"));
 }
+
+/// A sweep survives a damaged results file and refuses grids it cannot run: a value given
+/// twice is one run; a line cut short by a stop is cut off and the sweep goes on; a line that
+/// claims a better val than the model on disk is named with the command that makes its
+/// model; a warm-up past the steps and a grid over a million runs are refused before any
+/// work; `--merge` refuses a missing file and reads `-` as standard input.
+#[test]
+fn a_sweep_survives_damaged_results_and_refuses_impossible_grids() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("w");
+    let run = |extra: &[&str]| {
+        charmlp()
+            .args(["sweep", "--steps", "300", "--work-dir"])
+            .arg(&dir)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let once = run(&["--lr", "0.1,0.1"]);
+    assert!(once.status.success(), "{once:?}");
+    assert_eq!(results(&dir).len(), 1, "a value given twice is one run");
+    let path = dir.join("results.jsonl");
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    let good = text.clone();
+    text.push_str("{\"command\":\"charmlp train --lr 0.");
+    std::fs::write(&path, &text).unwrap();
+    let on = run(&["--lr", "0.1,0.2"]);
+    let stderr = String::from_utf8_lossy(&on.stderr);
+    assert!(on.status.success(), "{stderr}");
+    assert!(stderr.contains("the last line was cut short"), "{stderr}");
+    assert_eq!(results(&dir).len(), 2);
+    // A hand-written line claiming a val no model has.
+    let mut claimed: serde_json::Value =
+        serde_json::from_str(good.lines().next().unwrap()).unwrap();
+    claimed["val"] = serde_json::json!(-1.0);
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.push_str(&format!("{claimed}\n"));
+    std::fs::write(&path, text).unwrap();
+    let noted = run(&["--lr", "0.1,0.2"]);
+    let stderr = String::from_utf8_lossy(&noted.stderr);
+    assert!(
+        stderr.contains("records a val of -1.0000, below what"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("charmlp train"), "{stderr}");
+    let refused = |extra: &[&str], why: &str| {
+        let out = run(extra);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains(why), "{stderr}");
+    };
+    refused(
+        &["--warmup", "0,300"],
+        "--warmup 300 is not below --steps 300",
+    );
+    let many: Vec<String> = (0..1001).map(|i| i.to_string()).collect();
+    let warmups: Vec<String> = (0..299).map(|i| i.to_string()).collect();
+    let lrs: Vec<String> = (1..=4).map(|i| format!("0.0{i}")).collect();
+    refused(
+        &[
+            "--seed",
+            &many.join(","),
+            "--warmup",
+            &warmups.join(","),
+            "--lr",
+            &lrs.join(","),
+        ],
+        "a grid of 1197196 runs; at most 1000000",
+    );
+    charmlp()
+        .args(["sweep", "--merge"])
+        .arg(tmp.path().join("missing.jsonl"))
+        .assert()
+        .code(1)
+        .stderr(contains("missing.jsonl: cannot read the results file"));
+    let piped = charmlp()
+        .args(["sweep", "--merge", "-"])
+        .write_stdin(good)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    assert!(String::from_utf8_lossy(&piped).contains("  1. val "));
+}
