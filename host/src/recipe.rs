@@ -72,7 +72,7 @@ impl Recipe {
         };
         let lr = o.lr.unwrap_or(default_lr(&optimizer));
         // A tenth of --lr: makemore's 0.1 then 0.01.
-        let lr_final = o.lr_final.unwrap_or(lr / 10.0);
+        let lr_final = o.lr_final.unwrap_or(tenth(lr));
         if o.warmup >= args.steps {
             bail!(
                 "--warmup {} is not below --steps {}: the run would never reach --lr; give \
@@ -156,6 +156,13 @@ impl Recipe {
         };
         format!("{rule}, {decay}{warmup}")
     }
+}
+
+/// A tenth of a learning rate, of the decimal it was typed as: 0.001 gives 0.0001, not the f32
+/// 0.000100000005 that 0.001f32 / 10 is (0.1 gives 0.01 either way).
+pub fn tenth(lr: f32) -> f32 {
+    let typed: f64 = lr.to_string().parse().unwrap_or(f64::from(lr));
+    (typed / 10.0) as f32
 }
 
 /// An f32 as a flag value that reads back as the same f32: the shortest such decimal, with an
@@ -267,6 +274,14 @@ impl Recipe {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_tenth_is_of_the_decimal_typed() {
+        assert_eq!(tenth(0.1), 0.01);
+        assert_eq!(tenth(0.001).to_string(), "0.0001");
+        assert_eq!(tenth(5e-4).to_string(), "0.00005");
+        assert_eq!(tenth(0.1), 0.1f32 / 10.0, "makemore's default is unchanged");
+    }
 
     /// A recipe reads back from its JSON exactly, every f64 to the last bit (17 significant
     /// digits, as Python prints them), so that resuming with the very flags typed is accepted.

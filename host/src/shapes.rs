@@ -454,7 +454,12 @@ impl<const V: usize, const E: usize, const T: usize, const H: usize> Training fo
             .read_safetensors(&mut alphabet, model, None)
             .map_err(|e| anyhow!("its model: {e}"))?;
         if alphabet.chars() != self.alphabet.chars() {
-            bail!("its model's alphabet is not this data's");
+            bail!(
+                "its model's alphabet, {:?}, is not the one these flags read from the data, \
+                 {:?}: resume with the --data, --alphabet and --lowercase the run started with",
+                crate::words::shown_chars(alphabet.chars()),
+                crate::words::shown_chars(self.alphabet.chars())
+            );
         }
         let wanted: &[&str] = match &self.optim {
             None => &[],

@@ -95,7 +95,7 @@ pub fn grid(args: &SweepArgs) -> Result<Vec<Recipe>> {
     });
     expand(&mut recipes, &args.lr, |r, lr| {
         r.schedule.lr = lr;
-        r.schedule.lr_final = lr / 10.0;
+        r.schedule.lr_final = crate::recipe::tenth(lr);
     });
     expand(&mut recipes, &args.schedule, |r, kind| {
         r.schedule.decay = match kind {
