@@ -98,8 +98,8 @@ impl CurveSink<'_> {
     }
 }
 
-/// What watches a run, rebuilt on resume by replaying its curve: the divergence watch, the
-/// plot's summary, and the last loss.
+/// What watches a run, rebuilt on resume by replaying its curve: the divergence watch and the
+/// plot's summary.
 fn replay(rows: &str, watch: &mut Watch, summary: &mut LossSummary, steps: u64) -> Result<()> {
     let mut lines = rows.lines();
     if lines.next() != Some(CURVE_HEADER.trim_end()) {
