@@ -166,7 +166,12 @@ pub fn chosen(args: &SweepArgs, recipes: Vec<Recipe>) -> Vec<(usize, Recipe)> {
 fn command(recipe: &Recipe, args: &SweepArgs) -> String {
     let mut words = vec!["charmlp".to_string(), "train".to_string()];
     if let Some(data) = &args.data {
-        let absolute = std::path::absolute(data).unwrap_or_else(|_| data.clone());
+        // `-` (standard input) stays itself; anything else becomes absolute.
+        let absolute = if data.as_os_str() == "-" {
+            data.clone()
+        } else {
+            std::path::absolute(data).unwrap_or_else(|_| data.clone())
+        };
         words.push("--data".into());
         words.push(absolute.to_string_lossy().into_owned());
     }
