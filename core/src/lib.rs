@@ -50,7 +50,9 @@ pub use params::Params;
 pub use sample::{Sampling, Temperature};
 pub use schedule::{Decay, Schedule};
 pub use shape::padded;
-pub use train::{TrainState, train_step, train_step_with};
+pub use train::{
+    NoMarks, Stage, StageMarks, TrainState, train_step, train_step_staged, train_step_with,
+};
 pub use vocab::{Contexts, Example, Token, VOCAB};
 
 /// Embedding width of the default model.

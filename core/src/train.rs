@@ -54,7 +54,7 @@ impl<const VP: usize, const H: usize, const B: usize> TrainState<VP, H, B> {
         batch: &'a Batch<T, B>,
     ) -> Forward<'a, V, VP, E, T, H, B> {
         let () = PadCheck::<V, VP>::OK;
-        let loss = forward_rows(self.rows(), params, &batch.x, &batch.y);
+        let loss = forward_rows(self.rows(), params, &batch.x, &batch.y, &mut NoMarks);
         Forward {
             state: self,
             params,
@@ -99,17 +99,116 @@ impl<const VP: usize, const H: usize> Rows<'_, VP, H> {
     }
 }
 
+/// A stage of the training step, in the order the step runs them: what a profile times
+/// (`charmlp bench --stages`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// Embedding gather and x·W1 + b1.
+    EmbedLinear,
+    BatchNorm,
+    Tanh,
+    /// h·W2 + b2.
+    Linear2,
+    SoftmaxCrossEntropy,
+    /// The batch-norm running statistics.
+    RunningStats,
+    /// Setting every gradient to 0.
+    ZeroGrads,
+    /// dlogits = (probs − onehot)/B.
+    SoftmaxCrossEntropyBackward,
+    /// dW2 = hᵀ·dlogits, db2.
+    Linear2Backward,
+    /// dh = dlogits·W2ᵀ, then tanh's derivative.
+    Linear2TanhBackward,
+    BatchNormBackward,
+    /// db1, dW1 = xᵀ·dhprebn, demb = dhprebn·W1ᵀ and its scatter into dC.
+    EmbedLinearBackward,
+    /// The optimizer's update.
+    Update,
+}
+
+impl Stage {
+    /// Every stage, in the step's order.
+    pub const ALL: [Stage; 13] = [
+        Stage::EmbedLinear,
+        Stage::BatchNorm,
+        Stage::Tanh,
+        Stage::Linear2,
+        Stage::SoftmaxCrossEntropy,
+        Stage::RunningStats,
+        Stage::ZeroGrads,
+        Stage::SoftmaxCrossEntropyBackward,
+        Stage::Linear2Backward,
+        Stage::Linear2TanhBackward,
+        Stage::BatchNormBackward,
+        Stage::EmbedLinearBackward,
+        Stage::Update,
+    ];
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            Stage::EmbedLinear => "embed + linear1 fwd",
+            Stage::BatchNorm => "batch norm fwd",
+            Stage::Tanh => "tanh fwd",
+            Stage::Linear2 => "linear2 fwd",
+            Stage::SoftmaxCrossEntropy => "softmax-CE fwd",
+            Stage::RunningStats => "running statistics",
+            Stage::ZeroGrads => "zero gradients",
+            Stage::SoftmaxCrossEntropyBackward => "softmax-CE bwd",
+            Stage::Linear2Backward => "dW2, db2",
+            Stage::Linear2TanhBackward => "dh + tanh bwd",
+            Stage::BatchNormBackward => "batch norm bwd",
+            Stage::EmbedLinearBackward => "db1, dW1, demb, dC",
+            Stage::Update => "update",
+        }
+    }
+
+    /// Floating-point operations of the stage's matrix product for a batch of `b` (2 per
+    /// multiply-add), 0 for element-wise stages.
+    pub const fn flops(self, b: usize, v: usize, e: usize, t: usize, h: usize) -> usize {
+        match self {
+            Stage::EmbedLinear => 2 * b * t * e * h,
+            Stage::Linear2 | Stage::Linear2Backward | Stage::Linear2TanhBackward => 2 * b * h * v,
+            // dW1 and demb: two products of the first layer's size.
+            Stage::EmbedLinearBackward => 4 * b * t * e * h,
+            _ => 0,
+        }
+    }
+}
+
+/// Told when each [`Stage`] of a step is done. The fast path's is [`NoMarks`], which does
+/// nothing and compiles to nothing; a profile's reads a clock.
+pub trait StageMarks {
+    fn done(&mut self, stage: Stage);
+}
+
+/// The marks of the fast path: none.
+pub struct NoMarks;
+
+impl StageMarks for NoMarks {
+    #[inline(always)]
+    fn done(&mut self, _: Stage) {}
+}
+
+impl<F: FnMut(Stage)> StageMarks for F {
+    fn done(&mut self, stage: Stage) {
+        self(stage)
+    }
+}
+
 /// The forward of [`TrainState::forward`] on rows, whatever the batch size. Inlined where it is
 /// used: into each [`TrainState::forward`] (firmware's single shape, with the batch size known)
-/// and into [`step_rows`], which the batch sizes share.
+/// and into [`gradient_rows`], which the batch sizes share.
 #[inline(always)]
 fn forward_rows<const V: usize, const VP: usize, const E: usize, const T: usize, const H: usize>(
     s: Rows<'_, VP, H>,
     p: &Params<V, E, T, H>,
     x: &[[Token; T]],
     y: &[Token],
+    marks: &mut impl StageMarks,
 ) -> f32 {
     layers::embed_linear_forward(s.bnraw, x, &p.c, &p.w1, &p.b1);
+    marks.done(Stage::EmbedLinear);
     layers::batchnorm_forward(
         s.bnraw,
         s.h,
@@ -119,9 +218,14 @@ fn forward_rows<const V: usize, const VP: usize, const E: usize, const T: usize,
         &p.gain,
         &p.bias,
     );
+    marks.done(Stage::BatchNorm);
     layers::tanh_forward(s.h);
+    marks.done(Stage::Tanh);
     layers::linear_forward(s.probs, s.h, &p.w2t, &p.b2);
-    layers::softmax_cross_entropy_forward(s.probs, y)
+    marks.done(Stage::Linear2);
+    let loss = layers::softmax_cross_entropy_forward(s.probs, y);
+    marks.done(Stage::SoftmaxCrossEntropy);
+    loss
 }
 
 /// The fused backward of [`Forward::backward`] on rows, inlined as [`forward_rows`] is.
@@ -138,13 +242,18 @@ fn backward_rows<
     x: &[[Token; T]],
     y: &[Token],
     grads: &mut Params<V, E, T, H>,
+    marks: &mut impl StageMarks,
 ) {
     grads.fill_zero();
+    marks.done(Stage::ZeroGrads);
     let dlogits = s.probs;
     layers::softmax_cross_entropy_backward(dlogits, y);
+    marks.done(Stage::SoftmaxCrossEntropyBackward);
     layers::linear_backward(&mut grads.w2t, &mut grads.b2, dlogits, s.h);
+    marks.done(Stage::Linear2Backward);
     let dhpreact = s.h;
     layers::linear_tanh_backward(dhpreact, dlogits, &p.w2t);
+    marks.done(Stage::Linear2TanhBackward);
     layers::batchnorm_backward(
         dhpreact,
         &mut grads.gain,
@@ -153,6 +262,7 @@ fn backward_rows<
         s.bnvar_inv,
         &p.gain,
     );
+    marks.done(Stage::BatchNormBackward);
     let dhprebn = dhpreact;
     layers::embed_linear_backward(
         &mut grads.c,
@@ -163,6 +273,7 @@ fn backward_rows<
         &p.c,
         &p.w1,
     );
+    marks.done(Stage::EmbedLinearBackward);
 }
 
 impl<const VP: usize, const H: usize, const B: usize> Default for TrainState<VP, H, B> {
@@ -215,7 +326,14 @@ impl<
             batch,
             ..
         } = self;
-        backward_rows(state.rows(), params, &batch.x, &batch.y, grads);
+        backward_rows(
+            state.rows(),
+            params,
+            &batch.x,
+            &batch.y,
+            grads,
+            &mut NoMarks,
+        );
     }
 }
 
@@ -235,9 +353,30 @@ pub fn train_step<
     batch: &Batch<T, B>,
     lr: f32,
 ) -> f32 {
+    train_step_staged(model, grads, state, batch, lr, &mut NoMarks)
+}
+
+/// [`train_step`] with `marks` told as each [`Stage`] is done, for profiles: the same code, the
+/// same numbers (a second copy of the step, with the marks between its stages).
+pub fn train_step_staged<
+    const V: usize,
+    const VP: usize,
+    const E: usize,
+    const T: usize,
+    const H: usize,
+    const B: usize,
+>(
+    model: &mut Model<V, E, T, H>,
+    grads: &mut Params<V, E, T, H>,
+    state: &mut TrainState<VP, H, B>,
+    batch: &Batch<T, B>,
+    lr: f32,
+    marks: &mut impl StageMarks,
+) -> f32 {
     let () = PadCheck::<V, VP>::OK;
-    let loss = gradient_rows(model, grads, state.rows(), &batch.x, &batch.y);
+    let loss = gradient_rows(model, grads, state.rows(), &batch.x, &batch.y, marks);
     model.params.sgd(grads, lr);
+    marks.done(Stage::Update);
     loss
 }
 
@@ -259,7 +398,7 @@ pub fn train_step_with<
     lr: f32,
 ) -> f32 {
     let () = PadCheck::<V, VP>::OK;
-    let loss = gradient_rows(model, grads, state.rows(), &batch.x, &batch.y);
+    let loss = gradient_rows(model, grads, state.rows(), &batch.x, &batch.y, &mut NoMarks);
     optim.update(&mut model.params, grads, lr);
     loss
 }
@@ -281,10 +420,12 @@ fn gradient_rows<
     mut s: Rows<'_, VP, H>,
     x: &[[Token; T]],
     y: &[Token],
+    marks: &mut impl StageMarks,
 ) -> f32 {
-    let loss = forward_rows(s.reborrow(), &model.params, x, y);
+    let loss = forward_rows(s.reborrow(), &model.params, x, y, marks);
     model.bn.update_running(s.bnmeani, s.bnvar, BN_MOMENTUM);
-    backward_rows(s, &model.params, x, y, grads);
+    marks.done(Stage::RunningStats);
+    backward_rows(s, &model.params, x, y, grads, marks);
     loss
 }
 
@@ -292,6 +433,38 @@ fn gradient_rows<
 mod tests {
     use super::*;
     use core::mem::size_of;
+
+    /// The staged step is the step: the same loss and parameters, bit for bit, with every stage
+    /// marked once, in order.
+    #[test]
+    fn the_staged_step_is_the_step() {
+        use rand_core::SeedableRng;
+        let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(5);
+        let mut a = crate::DefaultModel::zeroed();
+        a.init(&mut rng);
+        let mut b = a.clone();
+        let mut batch = crate::DefaultBatch::new();
+        for (i, (x, y)) in batch.x.iter_mut().zip(batch.y.iter_mut()).enumerate() {
+            *x = [Token::wrapping((i % 27) as u8, 27); 3];
+            *y = Token::wrapping(((i * 7) % 27) as u8, 27);
+        }
+        let mut grads = crate::DefaultParams::zeroed();
+        let mut state = crate::DefaultTrainState::new();
+        let mut seen = [Stage::Update; 13];
+        let mut n = 0;
+        for _ in 0..3 {
+            n = 0;
+            let la = train_step(&mut a, &mut grads, &mut state, &batch, 0.1);
+            let lb = train_step_staged(&mut b, &mut grads, &mut state, &batch, 0.1, &mut |s| {
+                seen[n] = s;
+                n += 1;
+            });
+            assert_eq!(la.to_bits(), lb.to_bits());
+            assert_eq!(a, b);
+        }
+        assert_eq!(n, 13);
+        assert_eq!(seen, Stage::ALL);
+    }
 
     #[test]
     fn sizes_are_as_documented() {

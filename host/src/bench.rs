@@ -3,12 +3,12 @@
 use crate::cli::BenchArgs;
 use crate::data::{read_words, split_words};
 use crate::shapes::ModelShape;
-use crate::shapes::training;
+use crate::shapes::{StageTimes, training};
 use crate::stdout::Out;
 use crate::words::Rules;
 use crate::{Stream, stream};
 use anyhow::Result;
-use charmlp_core::{Optimizer, Schedule, VOCAB};
+use charmlp_core::{Optimizer, Schedule, Stage, VOCAB};
 use std::time::Instant;
 
 const B: usize = 32;
@@ -32,6 +32,18 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     run.init(&mut stream(0, Stream::Init));
     let mut rng = stream(0, Stream::Batches);
     let schedule = Schedule::constant(0.1);
+    if args.stages {
+        let mut loss = [0.0f32];
+        for step in 0..WARM_UP {
+            run.steps(&mut rng, &schedule, step, &mut loss)?;
+        }
+        let times = run.stage_times(&mut rng, 0.1, args.steps)?;
+        let mut out = Out::new(true);
+        for line in stage_table(&times, args.steps, shape, args.peak).lines() {
+            out.line(line)?;
+        }
+        return out.flush();
+    }
     let mut micros = Vec::with_capacity(args.steps as usize);
     let mut loss = [0.0f32];
     for step in 0..WARM_UP + args.steps {
@@ -67,6 +79,52 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         flops as f64 / median / 1e3
     ))?;
     out.flush()
+}
+
+/// The stage table: per stage the mean µs, the FLOP of its product, GFLOP/s, the share of the
+/// step and, given the peak, the share of it.
+pub fn stage_table(times: &StageTimes, steps: u64, shape: ModelShape, peak: Option<f64>) -> String {
+    let per_step = |d: std::time::Duration| d.as_secs_f64() * 1e6 / steps.max(1) as f64;
+    let total: f64 = per_step(times.draw) + times.stages.iter().map(|&d| per_step(d)).sum::<f64>();
+    let mut text = format!(
+        "bench --stages: embedding {}, context {}, hidden {}, batch {B}, {steps} steps, mean per step\n",
+        shape.embed, shape.context, shape.hidden
+    );
+    text.push_str("stage                    µs       FLOP   GFLOP/s      %");
+    if peak.is_some() {
+        text.push_str("  of peak");
+    }
+    text.push('\n');
+    let rows = std::iter::once(("batch draw", per_step(times.draw), 0)).chain(
+        Stage::ALL.iter().zip(&times.stages).map(|(s, &d)| {
+            let flops = s.flops(B, VOCAB, shape.embed, shape.context, shape.hidden);
+            (s.name(), per_step(d), flops)
+        }),
+    );
+    for (name, us, flops) in rows {
+        let rate = flops as f64 / us.max(1e-9) / 1e3;
+        let (flop_text, rate_text) = if flops == 0 {
+            ("—".to_string(), "—".to_string())
+        } else {
+            (flops.to_string(), format!("{rate:.1}"))
+        };
+        text.push_str(&format!(
+            "{name:<20} {us:>7.2} {flop_text:>10} {rate_text:>9} {:>6.1}",
+            100.0 * us / total.max(1e-9)
+        ));
+        if let (Some(peak), true) = (peak, flops > 0) {
+            text.push_str(&format!(" {:>7.0}%", 100.0 * rate / peak));
+        }
+        text.push('\n');
+    }
+    let all = step_flops(shape);
+    text.push_str(&format!(
+        "{:<20} {total:>7.2} {all:>10} {:>9.1} {:>6.1}\n",
+        "step",
+        all as f64 / total.max(1e-9) / 1e3,
+        100.0
+    ));
+    text
 }
 
 #[cfg(test)]

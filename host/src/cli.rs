@@ -339,6 +339,14 @@ pub struct BenchArgs {
     /// step's time is kept for the percentiles
     #[arg(long, default_value_t = 20_000, value_parser = bench_steps, allow_negative_numbers = true)]
     pub steps: u64,
+    /// Time each stage of the step (a clock read between stages, about 20 ns each) and print
+    /// where the time goes: µs, FLOP, GFLOP/s and share of the step per stage
+    #[arg(long)]
+    pub stages: bool,
+    /// The machine's single-core FMA peak in GFLOP/s (as ../shared/tools/peak prints it), to
+    /// show each product's share of it
+    #[arg(long, value_name = "GFLOPS", value_parser = positive_f64, allow_negative_numbers = true)]
+    pub peak: Option<f64>,
 }
 
 /// A model file to read.

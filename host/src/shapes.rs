@@ -29,7 +29,8 @@ use charmlp_core::bytes::{Shape, peek_shape};
 use charmlp_core::safetensors;
 use charmlp_core::{
     Alphabet, Batch, BnCalibration, EmptySplit, Example, InferState, Model, Optim, Optimizer,
-    Params, Sampling, Schedule, Token, TrainState, train_step, train_step_with,
+    Params, Sampling, Schedule, Stage, Token, TrainState, train_step, train_step_staged,
+    train_step_with,
 };
 use rand_xoshiro::Xoshiro256PlusPlus;
 
@@ -218,6 +219,15 @@ pub trait Training {
         losses: &mut [f32],
     ) -> Result<(), EmptySplit>;
 
+    /// Runs `steps` SGD steps at rate `lr` as [`Training::steps`] does, timing each stage
+    /// (`charmlp bench --stages`): the batch draw, then [`Stage::ALL`], summed over the steps.
+    fn stage_times(
+        &mut self,
+        rng: &mut Xoshiro256PlusPlus,
+        lr: f32,
+        steps: u64,
+    ) -> Result<StageTimes, EmptySplit>;
+
     /// The first parameter tensor holding a NaN or an infinity among the present symbols' rows.
     fn non_finite_tensor(&self) -> Option<&'static str>;
 
@@ -250,6 +260,13 @@ pub trait Training {
     -> Result<()>;
 }
 
+/// Time spent in the batch draw and in each [`Stage`] of a step, summed over steps.
+#[derive(Clone, Debug, Default)]
+pub struct StageTimes {
+    pub draw: std::time::Duration,
+    pub stages: [std::time::Duration; Stage::ALL.len()],
+}
+
 /// What a batch size adds to a training run: its activations and batch, and the step loop.
 /// The only code instantiated per batch size (the step it calls is one per model shape).
 trait Stepper<const V: usize, const E: usize, const T: usize, const H: usize> {
@@ -265,6 +282,17 @@ trait Stepper<const V: usize, const E: usize, const T: usize, const H: usize> {
         from: u64,
         losses: &mut [f32],
     ) -> Result<(), EmptySplit>;
+
+    /// [`Training::stage_times`] for this batch size.
+    fn stage_times(
+        &mut self,
+        model: &mut Model<V, E, T, H>,
+        grads: &mut Params<V, E, T, H>,
+        train: &[Example<T>],
+        rng: &mut Xoshiro256PlusPlus,
+        lr: f32,
+        steps: u64,
+    ) -> Result<StageTimes, EmptySplit>;
 }
 
 struct BatchRun<const VP: usize, const T: usize, const H: usize, const B: usize> {
@@ -319,6 +347,34 @@ impl<
             }
         }
         Ok(())
+    }
+
+    fn stage_times(
+        &mut self,
+        model: &mut Model<V, E, T, H>,
+        grads: &mut Params<V, E, T, H>,
+        train: &[Example<T>],
+        rng: &mut Xoshiro256PlusPlus,
+        lr: f32,
+        steps: u64,
+    ) -> Result<StageTimes, EmptySplit> {
+        use std::time::Instant;
+        let mut times = StageTimes::default();
+        for _ in 0..steps {
+            let start = Instant::now();
+            self.batch.sample(rng, train)?;
+            let mut last = Instant::now();
+            times.draw += last - start;
+            let mut marks = |stage: Stage| {
+                let now = Instant::now();
+                if let Some(i) = Stage::ALL.iter().position(|&s| s == stage) {
+                    times.stages[i] += now - last;
+                }
+                last = now;
+            };
+            train_step_staged(model, grads, &mut self.state, &self.batch, lr, &mut marks);
+        }
+        Ok(times)
     }
 }
 
@@ -385,6 +441,22 @@ impl<const V: usize, const E: usize, const T: usize, const H: usize> Training fo
             schedule,
             from,
             losses,
+        )
+    }
+
+    fn stage_times(
+        &mut self,
+        rng: &mut Xoshiro256PlusPlus,
+        lr: f32,
+        steps: u64,
+    ) -> Result<StageTimes, EmptySplit> {
+        self.stepper.stage_times(
+            &mut self.model,
+            &mut self.grads,
+            &self.train,
+            rng,
+            lr,
+            steps,
         )
     }
 

@@ -1270,3 +1270,39 @@ fn json_lines_report_train_and_eval() {
         assert_eq!(eval[split], done[split], "{split}");
     }
 }
+
+/// `bench --stages` times every stage of the step: one row per stage in the step's order, the
+/// products with their FLOP, GFLOP/s and share of a given peak, and a step row; the shares add
+/// up to the whole.
+#[test]
+fn bench_stages_shows_where_the_step_goes() {
+    let out = stdout_of(charmlp().args(["bench", "--stages", "--steps", "200", "--peak", "100"]));
+    let rows: Vec<&str> = out.lines().skip(2).collect();
+    let names: Vec<String> = rows
+        .iter()
+        .map(|r| r.get(..20).unwrap_or(r).trim().to_string())
+        .collect();
+    let mut expected = vec!["batch draw".to_string()];
+    expected.extend(
+        charmlp_core::Stage::ALL
+            .iter()
+            .map(|s| s.name().to_string()),
+    );
+    expected.push("step".into());
+    assert_eq!(names, expected, "{out}");
+    // The share of the step is each row's last plain number (the share of the peak ends in %).
+    let share: f64 = rows[..rows.len() - 1]
+        .iter()
+        .filter_map(|r| {
+            r.split_whitespace()
+                .rev()
+                .find_map(|w| w.parse::<f64>().ok())
+        })
+        .sum();
+    assert!(
+        (share - 100.0).abs() < 1.0,
+        "the stages' shares add to {share}: {out}"
+    );
+    let products = rows.iter().filter(|r| r.trim_end().ends_with('%')).count();
+    assert_eq!(products, 5, "five products have a share of the peak: {out}");
+}
