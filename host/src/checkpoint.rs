@@ -52,14 +52,7 @@ pub struct Checkpoint {
 
 impl Checkpoint {
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
-        let floats: Vec<(String, Vec<u8>)> = self
-            .optim
-            .iter()
-            .map(|(name, xs)| {
-                let bytes = xs.iter().flat_map(|x| x.to_le_bytes()).collect();
-                (format!("optim.{name}"), bytes)
-            })
-            .collect();
+        let floats = float_bytes(&self.optim);
         let mut tensors = vec![(
             "model".to_string(),
             TensorView::new(Dtype::U8, vec![self.model.len()], &self.model)?,
@@ -144,13 +137,7 @@ impl Checkpoint {
         if file.len() != 1 + optim.len() {
             bail!("it holds tensors other than model, optim.m and optim.v");
         }
-        let floats: Vec<(String, Vec<u8>)> = optim
-            .iter()
-            .map(|(name, xs): &(String, Vec<f32>)| {
-                let bytes = xs.iter().flat_map(|x| x.to_le_bytes()).collect();
-                (format!("optim.{name}"), bytes)
-            })
-            .collect();
+        let floats = float_bytes(&optim);
         if digest(meta, model.data(), &floats) != get("sha256")? {
             bail!(
                 "its SHA-256 does not match its contents: the file was changed or damaged since \
@@ -196,6 +183,18 @@ pub fn model_in(bytes: &[u8]) -> Option<Result<Vec<u8>>> {
     (format == FORMAT).then(|| Checkpoint::from_bytes(bytes).map(|c| c.model))
 }
 
+/// The optimizer's buffers as their tensors: `optim.<name>` and little-endian bytes, as
+/// written and as digested.
+fn float_bytes(optim: &[(String, Vec<f32>)]) -> Vec<(String, Vec<u8>)> {
+    optim
+        .iter()
+        .map(|(name, xs)| {
+            let bytes = xs.iter().flat_map(|x| x.to_le_bytes()).collect();
+            (format!("optim.{name}"), bytes)
+        })
+        .collect()
+}
+
 /// SHA-256 over a checkpoint's metadata (every key but `sha256`, in sorted order, each as
 /// `key=value\n`), its model's bytes and its optimizer buffers (name, then bytes): a flipped
 /// bit anywhere, the optimizer's state included (which no other check covers), is caught.
@@ -212,7 +211,7 @@ fn digest(meta: &HashMap<String, String>, model: &[u8], floats: &[(String, Vec<u
         h.update(name.as_bytes());
         h.update(bytes);
     }
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    crate::sha256_hex(h)
 }
 
 #[cfg(test)]

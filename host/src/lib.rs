@@ -45,6 +45,23 @@ pub enum Stream {
     EvalExamples = 4,
 }
 
+/// A SHA-256 digest in lowercase hex: the data hash, a checkpoint's digests.
+pub fn sha256_hex(hash: sha2::Sha256) -> String {
+    use sha2::Digest;
+    hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A number as JSON has it: itself, or null for NaN and infinities (JSON has neither).
+pub fn json_number(x: f64) -> Option<f64> {
+    x.is_finite().then_some(x)
+}
+
+/// An f32 as JSON has it: the shortest decimal that reads back as the f32 (0.1, not
+/// 0.10000000149011612), or null for NaN and infinities.
+pub fn json_f32(x: f32) -> Option<f64> {
+    format!("{x}").parse().ok().and_then(json_number)
+}
+
 /// A number below `n` (> 0) from `rng`, by Lemire's multiply-shift: the bias is below n/2⁶⁴.
 pub fn below(rng: &mut impl rand_core::Rng, n: u64) -> u64 {
     ((u128::from(rng.next_u64()) * u128::from(n)) >> 64) as u64
@@ -301,9 +318,9 @@ fn eval(args: &EvalArgs) -> Result<()> {
     out.event(serde_json::json!({
         "event": "eval",
         "model": args.model.model.to_string_lossy(),
-        "train": losses[0].is_finite().then_some(losses[0]),
-        "val": losses[1].is_finite().then_some(losses[1]),
-        "test": losses[2].is_finite().then_some(losses[2]),
+        "train": json_number(losses[0]),
+        "val": json_number(losses[1]),
+        "test": json_number(losses[2]),
         "skipped": skipped,
         "notes": found.notes,
     }))?;

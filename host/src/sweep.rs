@@ -17,12 +17,11 @@ use crate::cli::SweepArgs;
 use crate::data::{BUILTIN_NAME, WordSplits, input_name, read_words, split_words};
 use crate::diverge::Watch;
 use crate::interrupt::{Interrupted, Stop};
-use crate::modelfile::from_bytes;
 use crate::outputs::{self, Output};
 use crate::recipe::{Recipe, Rule, ScheduleKind};
 use crate::shapes::{ModelShape, training};
 use crate::stdout::Out;
-use crate::train::{data_hash, provenance};
+use crate::train::{Finished, data_hash, finish, provenance};
 use crate::words::Rules;
 use crate::{Stream, count, shown, stream};
 use anyhow::{Context, Result, anyhow, bail};
@@ -242,29 +241,18 @@ fn train_one(
         }
         first += n as u64;
     }
-    run.calibrate()?;
-    if run.non_finite_statistic().is_some() {
-        let why = "calibration gives statistics beyond f32".to_string();
-        return Ok(Some(failed(why, recipe.steps)));
+    // The end `charmlp train` gives it, divergence checks included: a model the sweep keeps
+    // is one its command makes.
+    match finish(run.as_mut(), splits, provenance, watch.limit())? {
+        Ok(Finished { bytes, losses, .. }) => Ok(Some(Outcome {
+            losses: Some(losses),
+            failed: None,
+            bytes,
+            seconds: started.elapsed().as_secs_f64(),
+            steps: recipe.steps,
+        })),
+        Err(why) => Ok(Some(failed(why, recipe.steps))),
     }
-    let bytes = run.model_bytes(provenance);
-    let model = match from_bytes(&bytes, None) {
-        Ok(model) => model,
-        Err(e) => {
-            let why = format!("the trained model is unusable: {e:#}");
-            return Ok(Some(failed(why, recipe.steps)));
-        }
-    };
-    let losses = splits
-        .each_ref()
-        .map(|split| model.loss(split).unwrap_or(f64::NAN));
-    Ok(Some(Outcome {
-        losses: Some(losses),
-        failed: None,
-        bytes,
-        seconds: started.elapsed().as_secs_f64(),
-        steps: recipe.steps,
-    }))
 }
 
 /// The validation loss of a result line, for ranking (a failed run ranks last).
@@ -555,13 +543,12 @@ pub fn run(args: &SweepArgs) -> Result<()> {
                             return Ok(());
                         };
                         let [train, val, test] = outcome.losses.unwrap_or([f64::NAN; 3]);
-                        let finite = |x: f64| x.is_finite().then_some(x);
                         let result = json!({
                             "run": index,
                             "shard": args.shard.map(|(k, n)| format!("{k}/{n}")),
-                            "train": finite(train),
-                            "val": finite(val),
-                            "test": finite(test),
+                            "train": crate::json_number(train),
+                            "val": crate::json_number(val),
+                            "test": crate::json_number(test),
                             "failed": outcome.failed,
                             "seconds": outcome.seconds,
                             "steps_per_s": outcome.steps as f64 / outcome.seconds.max(1e-9),

@@ -27,7 +27,7 @@ use crate::shapes::{Training, training};
 use crate::stdout::Out;
 use crate::words::{self, Rules};
 use crate::workdir::{self, CURVE_HEADER, Curve, WorkDir};
-use crate::{Stream, count, fmt_num, shown, stream};
+use crate::{Stream, count, fmt_num, json_f32, json_number, shown, stream};
 use anyhow::{Context, Result, anyhow, bail};
 use serde_json::json;
 use std::fmt::Write as _;
@@ -188,11 +188,7 @@ pub fn data_hash(words: &[Vec<charmlp_core::Token>], chars: &[char]) -> String {
         }
         hasher.update(b"\n");
     }
-    hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::sha256_hex(hasher)
 }
 
 /// Trains with the flags' recipe. Not generic: the shape is chosen once, in
@@ -480,10 +476,10 @@ pub fn run(args: &TrainArgs) -> Result<()> {
                     out.event(json!({
                         "event": "eval",
                         "step": step,
-                        "loss": finite32(loss),
-                        "smoothed": finite32(watch.smoothed()),
-                        "val": finite(v),
-                        "lr": finite32(schedule.at(step)),
+                        "loss": json_f32(loss),
+                        "smoothed": json_f32(watch.smoothed()),
+                        "val": json_number(v),
+                        "lr": json_f32(schedule.at(step)),
                         "steps_per_s": rate,
                     }))?;
                     report_time += t.elapsed();
@@ -525,48 +521,23 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     let train_time = loop_started.elapsed().saturating_sub(report_time);
     let last_step = args.steps - 1;
 
-    // makemore part 4: after training, batch-norm statistics over the whole training split.
-    run.calibrate()?;
-    if let Some((j, mean, var)) = run.non_finite_statistic() {
-        return Err(diverged(
-            last_step,
-            watch.blamed_step(last_step),
-            &format!(
-                "calibration gives batch-norm statistics beyond f32 (unit {j}: mean {mean:e}, variance {var:e})"
-            ),
-        ));
-    }
-    // The model as it will be written, loaded back through the loader `sample` uses: what is
-    // written is a model charmlp itself accepts, and what is reported below is that model.
-    let bytes = run.model_bytes(&provenance);
-    let model = from_bytes(&bytes, None).map_err(|e| {
-        let why = format!("the trained model is unusable: {e:#}");
-        diverged(last_step, watch.blamed_step(last_step), &why)
-    })?;
-    let [train_loss, val_loss, test_loss]: [f64; 3] = splits
-        .each_ref()
-        .map(|split| model.loss(split).unwrap_or(f64::NAN));
-    if train_loss.is_nan() || train_loss > f64::from(watch.limit()) {
-        return Err(diverged(
-            last_step,
-            watch.blamed_step(last_step),
-            &format!(
-                "the calibrated model's training loss is {train_loss:.4}, above {:.2}",
-                watch.limit()
-            ),
-        ));
-    }
+    let Finished {
+        bytes,
+        model,
+        losses: [train_loss, val_loss, test_loss],
+    } = finish(run.as_mut(), &splits, &provenance, watch.limit())?
+        .map_err(|why| diverged(last_step, watch.blamed_step(last_step), &why))?;
     out.line(format_args!(
         "loss: train {train_loss:.4} val {val_loss:.4} test {test_loss:.4}"
     ))?;
     let done = json!({
         "event": "done",
-        "train": finite(train_loss),
-        "val": finite(val_loss),
-        "test": finite(test_loss),
+        "train": json_number(train_loss),
+        "val": json_number(val_loss),
+        "test": json_number(test_loss),
         "model": args.out.to_string_lossy(),
         "bytes": bytes.len(),
-        "best": best.map(|(done, val)| json!({"steps_done": done, "val": finite(val)})),
+        "best": best.map(|(done, val)| json!({"steps_done": done, "val": json_number(val)})),
         "train_seconds": train_time.as_secs_f64(),
         "us_per_step": train_time.as_secs_f64() * 1e6 / (args.steps - resumed_at).max(1) as f64,
     });
@@ -652,6 +623,55 @@ fn c_path(targets: &Targets) -> PathBuf {
         .map_or_else(PathBuf::new, |w| w.curve.path().to_path_buf())
 }
 
+/// A finished run's model: written, read back, and scored on the splits.
+pub struct Finished {
+    /// The model file's bytes.
+    pub bytes: Vec<u8>,
+    /// The model as the loader `sample` uses reads them back.
+    pub model: Box<dyn crate::shapes::Loaded>,
+    /// Train, val and test loss.
+    pub losses: [f64; 3],
+}
+
+/// Ends a run as `train` and every sweep run end it: makemore part 4's batch-norm statistics
+/// over the whole training split, then the model written with `provenance` and read back
+/// through the loader `sample` uses (what is written is a model charmlp accepts, and what is
+/// reported is that model), scored on `splits`. `Ok(Err(why))`: the run diverged after all
+/// (statistics beyond f32, an unusable model, a training loss above `limit`).
+pub fn finish(
+    run: &mut dyn Training,
+    splits: &crate::data::WordSplits,
+    provenance: &[(&str, &str)],
+    limit: f32,
+) -> Result<std::result::Result<Finished, String>> {
+    run.calibrate()?;
+    if let Some((j, mean, var)) = run.non_finite_statistic() {
+        return Ok(Err(format!(
+            "calibration gives batch-norm statistics beyond f32 (unit {j}: mean {mean:e}, \
+             variance {var:e})"
+        )));
+    }
+    let bytes = run.model_bytes(provenance);
+    let model = match from_bytes(&bytes, None) {
+        Ok(model) => model,
+        Err(e) => return Ok(Err(format!("the trained model is unusable: {e:#}"))),
+    };
+    let losses = splits
+        .each_ref()
+        .map(|split| model.loss(split).unwrap_or(f64::NAN));
+    if losses[0].is_nan() || losses[0] > f64::from(limit) {
+        return Ok(Err(format!(
+            "the calibrated model's training loss is {:.4}, above {limit:.2}",
+            losses[0]
+        )));
+    }
+    Ok(Ok(Finished {
+        bytes,
+        model,
+        losses,
+    }))
+}
+
 /// The error of a run stopped by `signal` after `done` steps: with a work directory, a
 /// checkpoint is written first and the message says how to resume.
 fn interrupted(
@@ -684,15 +704,4 @@ fn interrupted(
         ),
     };
     Interrupted { signal, message }.into()
-}
-
-/// A loss as JSON has it: a number, or null for NaN and infinities (JSON has neither).
-fn finite(x: f64) -> Option<f64> {
-    x.is_finite().then_some(x)
-}
-
-/// An f32 as JSON has it: the shortest decimal that reads back as the f32 (0.1, not
-/// 0.10000000149011612), or null for NaN and infinities.
-fn finite32(x: f32) -> Option<f64> {
-    format!("{x}").parse().ok().filter(|x: &f64| x.is_finite())
 }

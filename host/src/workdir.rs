@@ -144,12 +144,7 @@ pub struct Curve {
 
 /// SHA-256 (hex) of a hasher's bytes so far.
 fn hex(hash: &sha2::Sha256) -> String {
-    use sha2::Digest;
-    hash.clone()
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::sha256_hex(hash.clone())
 }
 
 impl Curve {
