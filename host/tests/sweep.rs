@@ -236,3 +236,62 @@ fn a_sweep_survives_damaged_results_and_refuses_impossible_grids() {
         .clone();
     assert!(String::from_utf8_lossy(&piped).contains("  1. val "));
 }
+
+/// Ctrl-C stops a sweep with the runs finished kept: it exits 130, every result line is whole,
+/// and the same command started again does only the runs left.
+#[test]
+fn a_stopped_sweep_keeps_its_finished_runs_and_goes_on() {
+    use rustix::process::{Pid, Signal, kill_process};
+    use std::process::Stdio;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("w");
+    let flags = [
+        "--steps",
+        "20000",
+        "--workers",
+        "1",
+        "--seed",
+        "1,2,3,4,5,6",
+    ];
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("charmlp"))
+        .args(["sweep", "--work-dir"])
+        .arg(&dir)
+        .args(flags)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let results_path = dir.join("results.jsonl");
+    let start = std::time::Instant::now();
+    while std::fs::read_to_string(&results_path).map_or(0, |t| t.lines().count()) == 0 {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the sweep ended before a stop"
+        );
+        assert!(start.elapsed().as_secs() < 120, "no result");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    kill_process(Pid::from_raw(child.id() as i32).unwrap(), Signal::INT).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains("run the same command again to go on"),
+        "{stderr}"
+    );
+    let kept = results(&dir).len();
+    assert!((1..6).contains(&kept), "{kept} runs kept");
+    let again = charmlp()
+        .args(["sweep", "--work-dir"])
+        .arg(&dir)
+        .args(flags)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let again = String::from_utf8_lossy(&again);
+    assert!(again.contains(&format!("{kept} already done")), "{again}");
+    assert_eq!(results(&dir).len(), 6);
+    assert_eq!(commands(&dir).len(), 6, "no run done twice");
+}
