@@ -3,8 +3,8 @@
 
 use charmlp_core::reference::ReferenceState;
 use charmlp_core::{
-    Alphabet, Batch, BnCalibration, CONTEXT, EMBED, Example, InferState, Model, Params,
-    Temperature, TrainState, VOCAB, VOCAB_PADDED, train_step,
+    Alphabet, Batch, BnCalibration, CONTEXT, EMBED, Example, InferRows, InferState, Model, NoMarks,
+    Params, Temperature, TrainState, Transposed, VOCAB, VOCAB_PADDED, padded, train_step,
 };
 use charmlp_workspace::{examples_of, load_names, rng};
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
@@ -63,6 +63,24 @@ fn bench_hidden<const H: usize>(
                 &mut s.state,
                 &s.batches[i],
                 black_box(0.0),
+            )
+        })
+    });
+    // The host's step: products against transposed copies of W2ᵀ and W1 (`charmlp train` and
+    // `charmlp bench` run this one).
+    let mut copies = Box::new(Transposed::<VOCAB_PADDED, { padded(CONTEXT * EMBED) }, H>::new());
+    g.bench_function("train_step_transposed", |b| {
+        b.iter(|| {
+            i = (i + 1) % 64;
+            charmlp_core::step(
+                &mut s.model,
+                &mut s.grads,
+                None,
+                &mut s.state,
+                &mut *copies,
+                &s.batches[i],
+                black_box(0.0),
+                &mut NoMarks,
             )
         })
     });
@@ -126,6 +144,33 @@ fn bench_hidden<const H: usize>(
     g.bench_with_input(BenchmarkId::new("eval_split", val.len()), val, |b, val| {
         b.iter(|| s.model.loss(val, &mut st))
     });
+    // A host's evaluation, calibration and sampling: 32 contexts side by side.
+    let mut rows = Box::new(InferRows::<VOCAB, VOCAB_PADDED, H, 32>::new());
+    g.bench_with_input(
+        BenchmarkId::new("eval_split_rows", val.len()),
+        val,
+        |b, val| b.iter(|| s.model.loss_rows(val, &mut rows)),
+    );
+    let contexts: [[charmlp_core::Token; CONTEXT]; 32] = core::array::from_fn(|j| val[j].context);
+    g.bench_function("next_char_probs_32_rows", |b| {
+        b.iter(|| {
+            s.model
+                .probs_rows(black_box(&contexts), Temperature::ONE, None, &mut rows);
+            rows.logits[0][0]
+        })
+    });
+    let mut acc = Box::new(BnCalibration::new());
+    let mut model = s.model.clone();
+    g.bench_with_input(
+        BenchmarkId::new("calibrate", train.len()),
+        train,
+        |b, train| b.iter(|| model.calibrate(train, &mut acc, &mut st)),
+    );
+    g.bench_with_input(
+        BenchmarkId::new("calibrate_rows", train.len()),
+        train,
+        |b, train| b.iter(|| model.calibrate_rows(train, &mut acc, &mut rows)),
+    );
     g.finish();
 }
 

@@ -3,24 +3,53 @@
 
 use charmlp_core::Batch;
 use charmlp_core::reference::ReferenceState;
-use charmlp_core::{Alphabet, Params, Token, TrainState, VOCAB};
+use charmlp_core::{Alphabet, Model, NoMarks, Params, Token, TrainState, Transposed, VOCAB, step};
 use charmlp_workspace::{
     examples_of, load_names, max_abs, max_abs_diff, random_batch, rng, trained_default_model,
 };
 
-/// Fused and reference gradients of all seven tensors for one model and batch.
-fn both_gradients<const E: usize, const T: usize, const H: usize, const B: usize>(
+/// Fused gradients, fused gradients from transposed weight copies (a host's step) and reference
+/// gradients of all seven tensors for one model and batch.
+#[allow(clippy::type_complexity)]
+fn both_gradients<
+    const E: usize,
+    const T: usize,
+    const H: usize,
+    const B: usize,
+    const TEP: usize,
+>(
     params: &Params<27, E, T, H>,
     batch: &Batch<T, B>,
-) -> (Box<Params<27, E, T, H>>, Box<Params<27, E, T, H>>) {
+) -> (
+    Box<Params<27, E, T, H>>,
+    Box<Params<27, E, T, H>>,
+    Box<Params<27, E, T, H>>,
+) {
     let mut state = Box::new(TrainState::<32, H, B>::new());
     let mut fused = Box::new(Params::zeroed());
     state.forward(params, batch).backward(&mut fused);
+    // The step with lr 0 leaves the parameters as they were and its gradients in `transposed`.
+    let mut model = Box::new(Model::zeroed());
+    model.params = params.clone();
+    let mut copies = Box::new(Transposed::<32, TEP, H>::new());
+    let mut transposed = Box::new(Params::zeroed());
+    let loss = step(
+        &mut model,
+        &mut transposed,
+        None,
+        &mut state,
+        &mut *copies,
+        batch,
+        0.0,
+        &mut NoMarks,
+    );
+    assert_eq!(&model.params, params);
     let mut rs = Box::new(ReferenceState::<27, E, T, H, B>::new());
     let mut reference = Box::new(Params::zeroed());
-    rs.forward(params, batch);
+    let reference_loss = rs.forward(params, batch);
+    assert!((loss - reference_loss).abs() <= 1e-5 * reference_loss.abs());
     rs.backward(params, batch, &mut reference);
-    (fused, reference)
+    (fused, transposed, reference)
 }
 
 /// Every tensor: max|fused − reference| ≤ 1e-5 · G, G the largest reference gradient of any
@@ -68,12 +97,26 @@ fn fused_matches_reference_on_random_models() {
     for _ in 0..5 {
         let params = charmlp_workspace::random_params::<27, 10, 3, 64>(&mut rng);
         let batch = random_batch::<3, 32>(&mut rng, VOCAB);
-        let (f, r) = both_gradients(&params, &batch);
+        let (f, t, r) = both_gradients::<10, 3, 64, 32, 32>(&params, &batch);
         assert_agree("random H64", &f, &r);
+        assert_agree("random H64 transposed", &t, &r);
         let params = charmlp_workspace::random_params::<27, 10, 3, 200>(&mut rng);
         let batch = random_batch::<3, 32>(&mut rng, VOCAB);
-        let (f, r) = both_gradients(&params, &batch);
+        let (f, t, r) = both_gradients::<10, 3, 200, 32, 32>(&params, &batch);
         assert_agree("random H200", &f, &r);
+        assert_agree("random H200 transposed", &t, &r);
+        // A batch of 64: two chunks of the gathered embeddings and of demb.
+        let params = charmlp_workspace::random_params::<27, 10, 3, 64>(&mut rng);
+        let batch = random_batch::<3, 64>(&mut rng, VOCAB);
+        let (f, t, r) = both_gradients::<10, 3, 64, 64, 32>(&params, &batch);
+        assert_agree("random H64 B64", &f, &r);
+        assert_agree("random H64 B64 transposed", &t, &r);
+        // makemore part 5's widths: 192 inputs, 12 registers of 16 and one of 8 per row.
+        let params = charmlp_workspace::random_params::<27, 24, 8, 200>(&mut rng);
+        let batch = random_batch::<8, 32>(&mut rng, VOCAB);
+        let (f, t, r) = both_gradients::<24, 8, 200, 32, 192>(&params, &batch);
+        assert_agree("random E24 T8 H200", &f, &r);
+        assert_agree("random E24 T8 H200 transposed", &t, &r);
     }
 }
 
@@ -87,8 +130,9 @@ fn fused_matches_reference_after_training_on_names() {
     let mut batch = charmlp_core::DefaultBatch::new();
     for _ in 0..3 {
         batch.sample(&mut rng, &examples).unwrap();
-        let (f, r) = both_gradients(&model.params, &batch);
+        let (f, t, r) = both_gradients::<10, 3, 64, 32, 32>(&model.params, &batch);
         assert_agree("trained H64", &f, &r);
+        assert_agree("trained H64 transposed", &t, &r);
     }
 }
 
@@ -200,6 +244,7 @@ fn reference_intermediates_match_hand_derivation() {
     assert!(grads.c.as_flattened().iter().all(|x| x.abs() < 1e-7));
 
     // The fused path agrees on this batch too.
-    let (f, r) = both_gradients(&p, &batch);
+    let (f, t, r) = both_gradients::<1, 1, 8, 3, 8>(&p, &batch);
     assert_agree("hand-worked", &f, &r);
+    assert_agree("hand-worked transposed", &t, &r);
 }

@@ -7,7 +7,9 @@
 
 use crate::infer::InferState;
 use crate::model::{BnStats, Model};
+use crate::shape::MICROCONTROLLER;
 use crate::vocab::Example;
+use wide::f64x8;
 
 /// Running count, mean and sum of squared deviations per hidden unit.
 /// Size: 16·H + 8 bytes (1,032 for hidden 64).
@@ -49,11 +51,34 @@ impl<const H: usize> BnCalibration<H> {
         self.count
     }
 
-    /// Welford's update with one row of hprebn [H].
+    /// Welford's update with one row of hprebn [H]: delta = x − mean, mean += delta/count,
+    /// m2 += delta·(x − mean), eight units at a time in `f64x8` (one AVX-512 register; the
+    /// compiler's own vectors were half as wide), then any units past a multiple of 8. Each
+    /// lane's operations are the scalar formula's, unfused: the same values on every target.
     pub fn add(&mut self, hprebn: &[f32; H]) {
         self.count += 1;
         let inv_count = 1.0 / self.count as f64;
-        for ((mean, m2), &x) in self.mean.iter_mut().zip(self.m2.iter_mut()).zip(hprebn) {
+        // A microcontroller has no f64 vectors (nor an f64 FPU): its soft-float calls on
+        // f64x8's lanes took a kilobyte more stack than the plain loop, so it takes only that.
+        let vectors = if MICROCONTROLLER { 0 } else { H / 8 };
+        let (means, mean_tail) = self.mean.split_at_mut(8 * vectors);
+        let (m2s, m2_tail) = self.m2.split_at_mut(8 * vectors);
+        let (xs, x_tail) = hprebn.split_at(8 * vectors);
+        let (means, m2s, xs) = (
+            means.as_chunks_mut::<8>().0,
+            m2s.as_chunks_mut::<8>().0,
+            xs.as_chunks::<8>().0,
+        );
+        let inv = f64x8::splat(inv_count);
+        for ((mean, m2), x) in means.iter_mut().zip(m2s.iter_mut()).zip(xs) {
+            let x = f64x8::from(x.map(f64::from));
+            let old_mean = f64x8::from(*mean);
+            let delta = x - old_mean;
+            let new_mean = old_mean + delta * inv;
+            *m2 = (f64x8::from(*m2) + delta * (x - new_mean)).to_array();
+            *mean = new_mean.to_array();
+        }
+        for ((mean, m2), &x) in mean_tail.iter_mut().zip(m2_tail.iter_mut()).zip(x_tail) {
             let x = f64::from(x);
             let delta = x - *mean;
             *mean += delta * inv_count;

@@ -77,7 +77,8 @@ pub fn train_step_in_place<
         let mut h = [[0.0f32; H]; 2];
         for (h_row, raw_row) in h.iter_mut().zip(raw_pair) {
             for v in 0..H / W {
-                let pre = layers::bn_affine(&p.gain, &p.bias, v, f32x8::from(lanes(raw_row)[v]));
+                let raw = f32x8::from(lanes(raw_row)[v]);
+                let pre = layers::bn_affine(&p.gain, &p.bias, v * W, raw);
                 lanes_mut(h_row)[v] = simd::tanh(pre).to_array();
             }
         }

@@ -1,4 +1,5 @@
-//! The fast path's layers: one `*_forward` / `*_backward` pair each, on 8-lane vectors.
+//! The fast path's layers: one `*_forward` / `*_backward` pair each, on 8-lane vectors (16-lane
+//! where AVX-512 is built in and the loop is written over a [`Register`]).
 //!
 //! A batch is a slice of rows, [B][H] in the shape comments: the batch size is a property of
 //! the caller's buffers (a `TrainState`'s type), not of this code, so one copy of each layer
@@ -13,7 +14,10 @@
 //! `reference.rs` holds the step-by-step derivation these are tested against.
 
 use crate::model::{BN_EPS, BnStats};
-use crate::simd::{self, Start, W, dots, lanes, lanes_mut, rows_times_matrix, zip_map};
+use crate::shape::{GATHER_ROWS, MICROCONTROLLER};
+use crate::simd::{
+    self, Register, Start, W, by_registers, dots, lanes, lanes_mut, rows_times_matrix, zip_map,
+};
 use crate::vocab::Token;
 use wide::f32x8;
 
@@ -31,26 +35,46 @@ pub fn embed_linear_forward<const V: usize, const E: usize, const T: usize, cons
     let () = crate::shape::ShapeCheck::<V, E, T, H>::OK;
     // The T·E concatenated inputs index W1 as rows i = t·E + e.
     let w1 = w1.as_flattened();
-    let emb = |b: usize, i: usize| c[x[b][i / E].index()][i % E];
-    rows_times_matrix(hprebn, Start::Row(b1), T * E, emb, |i| &w1[i]);
+    // One context (inference) looks its rows up in place: cheaper than filling the buffer.
+    if GATHER_ROWS == 0 || x.len() == 1 {
+        let emb = |b: usize, i: usize| c[x[b][i / E].index()][i % E];
+        rows_times_matrix(hprebn, Start::Row(b1), T * E, emb, |i| &w1[i]);
+        return;
+    }
+    for (rows, xs) in hprebn.chunks_mut(GATHER_ROWS).zip(x.chunks(GATHER_ROWS)) {
+        let emb = gather::<V, E, T>(c, xs);
+        let emb = |b: usize, i: usize| emb[b].as_flattened()[i];
+        rows_times_matrix(rows, Start::Row(b1), T * E, emb, |i| &w1[i]);
+    }
 }
 
-/// Backward of [`embed_linear_forward`], accumulating into the gradients:
-/// db1 += Σ_b dhprebn[b]; dW1[t][e] += Σ_b emb[b][t][e]·dhprebn[b];
-/// dC[x[b][t]][e] += demb[b][t][e] = dhprebn[b]·W1[t][e].
+/// emb = C[x] for up to [`GATHER_ROWS`] contexts: [R][T][E], rows past `x.len()` zero.
+#[inline(always)]
+fn gather<const V: usize, const E: usize, const T: usize>(
+    c: &[[f32; E]; V],
+    x: &[[Token; T]],
+) -> [[[f32; E]; T]; GATHER_ROWS] {
+    let mut emb = [[[0.0; E]; T]; GATHER_ROWS];
+    for (emb_b, context) in emb.iter_mut().zip(x) {
+        for (emb_bt, token) in emb_b.iter_mut().zip(context) {
+            *emb_bt = c[token.index()];
+        }
+    }
+    emb
+}
+
+/// Backward of [`embed_linear_forward`] to the first layer's parameters, accumulating:
+/// db1 += Σ_b dhprebn[b]; dW1[t][e] += Σ_b emb[b][t][e]·dhprebn[b]. The embedding's part is
+/// [`embed_backward`] (or [`embed_backward_w1t`]).
 ///
-/// dhprebn [B][H], x [B][T], C [V][E], W1 [T][E][H] → dC [V][E], dW1 [T][E][H], db1 [H].
-#[allow(clippy::too_many_arguments)]
-pub fn embed_linear_backward<const V: usize, const E: usize, const T: usize, const H: usize>(
-    dc: &mut [[f32; E]; V],
+/// dhprebn [B][H], x [B][T], C [V][E] → dW1 [T][E][H], db1 [H].
+pub fn linear1_backward<const V: usize, const E: usize, const T: usize, const H: usize>(
     dw1: &mut [[[f32; H]; E]; T],
     db1: &mut [f32; H],
     dhprebn: &[[f32; H]],
     x: &[[Token; T]],
     c: &[[f32; E]; V],
-    w1: &[[[f32; H]; E]; T],
 ) {
-    let emb = |i: usize, b: usize| c[x[b][i / E].index()][i % E];
     let n = dhprebn.len();
     rows_times_matrix(
         core::array::from_mut(db1),
@@ -59,7 +83,32 @@ pub fn embed_linear_backward<const V: usize, const E: usize, const T: usize, con
         |_, _| 1.0,
         |b| &dhprebn[b],
     );
-    rows_times_matrix(dw1.as_flattened_mut(), Start::Out, n, emb, |b| &dhprebn[b]);
+    if GATHER_ROWS == 0 {
+        let emb = |i: usize, b: usize| c[x[b][i / E].index()][i % E];
+        rows_times_matrix(dw1.as_flattened_mut(), Start::Out, n, emb, |b| &dhprebn[b]);
+        return;
+    }
+    // Chunk by chunk of the batch, each output's chain of FMAs continues where the last chunk
+    // stored it: the same sums as one pass.
+    for (dy, xs) in dhprebn.chunks(GATHER_ROWS).zip(x.chunks(GATHER_ROWS)) {
+        let emb = gather::<V, E, T>(c, xs);
+        let emb = |i: usize, b: usize| emb[b].as_flattened()[i];
+        rows_times_matrix(dw1.as_flattened_mut(), Start::Out, dy.len(), emb, |b| {
+            &dy[b]
+        });
+    }
+}
+
+/// Backward of [`embed_linear_forward`] to the embedding, accumulating:
+/// dC[x[b][t]][e] += demb[b][t][e] = dhprebn[b]·W1[t][e], one row of demb at a time.
+///
+/// dhprebn [B][H], x [B][T], W1 [T][E][H] → dC [V][E].
+pub fn embed_backward<const V: usize, const E: usize, const T: usize, const H: usize>(
+    dc: &mut [[f32; E]; V],
+    dhprebn: &[[f32; H]],
+    x: &[[Token; T]],
+    w1: &[[[f32; H]; E]; T],
+) {
     let mut demb = [[0.0f32; E]; T];
     for (dy, context) in dhprebn.iter().zip(x) {
         demb_row(&mut demb, dy, w1);
@@ -125,38 +174,37 @@ pub fn batchnorm_forward<const H: usize>(
     let mean = core::array::from_mut(bnmeani);
     rows_times_matrix(mean, Start::Zero, rows, |_, _| 1.0 / n, |b| &bnraw[b]);
     // Two passes (mean, then squared deviations) rather than Σx² − n·mean²: no cancellation.
-    for v in 0..H / W {
-        let m = f32x8::from(lanes(bnmeani)[v]);
-        let mut sum = f32x8::ZERO;
+    // Register by register (each lane's sums run over the batch in order, whatever the width).
+    by_registers!(H, |col, X| {
+        let m = X::load(bnmeani, col);
+        let mut sum = X::ZERO;
         for row in bnraw.iter() {
-            let d = f32x8::from(lanes(row)[v]) - m;
+            let d = X::load(row, col) - m;
             sum = d.mul_add(d, sum);
         }
-        let var = sum / f32x8::splat(n - 1.0);
-        lanes_mut(bnvar)[v] = var.to_array();
-        lanes_mut(bnvar_inv)[v] = (f32x8::ONE / (var + f32x8::splat(BN_EPS)).sqrt()).to_array();
-    }
-    for (raw_row, pre_row) in bnraw.iter_mut().zip(hpreact.iter_mut()) {
-        for v in 0..H / W {
-            let m = f32x8::from(lanes(bnmeani)[v]);
-            let inv = f32x8::from(lanes(bnvar_inv)[v]);
-            let raw = (f32x8::from(lanes(raw_row)[v]) - m) * inv;
-            lanes_mut(raw_row)[v] = raw.to_array();
-            lanes_mut(pre_row)[v] = bn_affine(gain, bias, v, raw).to_array();
+        let var = sum / X::splat(n - 1.0);
+        var.store(bnvar, col);
+        let inv = X::splat(1.0) / (var + X::splat(BN_EPS)).sqrt();
+        inv.store(bnvar_inv, col);
+        for (raw_row, pre_row) in bnraw.iter_mut().zip(hpreact.iter_mut()) {
+            let raw = (X::load(raw_row, col) - m) * inv;
+            raw.store(raw_row, col);
+            bn_affine(gain, bias, col, raw).store(pre_row, col);
         }
-    }
+    });
 }
 
-/// hpreact = gain·bnraw + bias on lanes 8v..8v+8 of a row: the one place it is computed, so
-/// that a step which recomputes h from bnraw (`in_place.rs`) gets the forward's h bit for bit.
+/// hpreact = gain·bnraw + bias on the register of a row at lane `col`: the one place it is
+/// computed, so that a step which recomputes h from bnraw (`in_place.rs`) gets the forward's h
+/// bit for bit.
 #[inline(always)]
-pub fn bn_affine<const H: usize>(
+pub fn bn_affine<X: Register, const H: usize>(
     gain: &[f32; H],
     bias: &[f32; H],
-    v: usize,
-    bnraw: f32x8,
-) -> f32x8 {
-    f32x8::from(lanes(gain)[v]).mul_add(bnraw, f32x8::from(lanes(bias)[v]))
+    col: usize,
+    bnraw: X,
+) -> X {
+    X::load(gain, col).mul_add(bnraw, X::load(bias, col))
 }
 
 /// Backward of [`batchnorm_forward`], with the fused formula for the input gradient:
@@ -178,29 +226,29 @@ pub fn batchnorm_backward<const H: usize>(
         rows >= 2 && bnraw.len() == rows,
         "a batch of at least 2 rows"
     );
-    let n = f32x8::splat(rows as f32);
-    let bessel = f32x8::splat(rows as f32 / (rows - 1) as f32);
-    for v in 0..H / W {
+    let (n, bessel) = (rows as f32, rows as f32 / (rows - 1) as f32);
+    by_registers!(H, |col, X| {
+        let (n, bessel) = (X::splat(n), X::splat(bessel));
         // Σ_b dy and Σ_b dy·x̂ of this batch: the gradients of bias and gain, and the two sums
         // the fused formula needs.
-        let mut sum_dy = f32x8::ZERO;
-        let mut sum_dy_raw = f32x8::ZERO;
+        let mut sum_dy = X::ZERO;
+        let mut sum_dy_raw = X::ZERO;
         for (dy_row, raw_row) in dy.iter().zip(bnraw) {
-            let d = f32x8::from(lanes(dy_row)[v]);
+            let d = X::load(dy_row, col);
             sum_dy += d;
-            sum_dy_raw = d.mul_add(f32x8::from(lanes(raw_row)[v]), sum_dy_raw);
+            sum_dy_raw = d.mul_add(X::load(raw_row, col), sum_dy_raw);
         }
-        lanes_mut(dgain)[v] = (f32x8::from(lanes(dgain)[v]) + sum_dy_raw).to_array();
-        lanes_mut(dbias)[v] = (f32x8::from(lanes(dbias)[v]) + sum_dy).to_array();
-        let scale = f32x8::from(lanes(gain)[v]) * f32x8::from(lanes(bnvar_inv)[v]) / n;
+        (X::load(dgain, col) + sum_dy_raw).store(dgain, col);
+        (X::load(dbias, col) + sum_dy).store(dbias, col);
+        let scale = X::load(gain, col) * X::load(bnvar_inv, col) / n;
         let bessel_sum = bessel * sum_dy_raw;
         for (dy_row, raw_row) in dy.iter_mut().zip(bnraw) {
-            let d = f32x8::from(lanes(dy_row)[v]);
-            let raw = f32x8::from(lanes(raw_row)[v]);
+            let d = X::load(dy_row, col);
+            let raw = X::load(raw_row, col);
             let dx = scale * (n.mul_sub(d, sum_dy) - raw * bessel_sum);
-            lanes_mut(dy_row)[v] = dx.to_array();
+            dx.store(dy_row, col);
         }
-    }
+    });
 }
 
 /// Batch norm in inference mode, with stored statistics:
@@ -211,17 +259,40 @@ pub fn batchnorm_inference<const H: usize>(
     gain: &[f32; H],
     bias: &[f32; H],
 ) {
+    batchnorm_inference_rows(core::array::from_mut(x), stats, gain, bias);
+}
+
+/// [`batchnorm_inference`] of many rows [R][H], in place, the scale gain·(var + ε)^−½ computed
+/// once rather than once a row.
+pub fn batchnorm_inference_rows<const H: usize>(
+    rows: &mut [[f32; H]],
+    stats: &BnStats<H>,
+    gain: &[f32; H],
+    bias: &[f32; H],
+) {
     for v in 0..H / W {
         let at = |row: &[f32; H]| f32x8::from(lanes(row)[v]);
         let inv = f32x8::ONE / (at(&stats.var) + f32x8::splat(BN_EPS)).sqrt();
-        let hpreact = (at(gain) * inv).mul_add(at(x) - at(&stats.mean), at(bias));
-        lanes_mut(x)[v] = hpreact.to_array();
+        let (scale, mean, bias) = (at(gain) * inv, at(&stats.mean), at(bias));
+        for x in rows.iter_mut() {
+            lanes_mut(x)[v] = scale.mul_add(at(x) - mean, bias).to_array();
+        }
     }
 }
 
 /// h = tanh(hpreact), in place on [B][H] (see [`simd::tanh`] for its accuracy).
 pub fn tanh_forward<const H: usize>(h: &mut [[f32; H]]) {
-    for chunk in lanes_mut(h.as_flattened_mut()) {
+    let h = h.as_flattened_mut();
+    #[cfg(target_feature = "avx512f")]
+    let h = {
+        // 16 lanes at a time where AVX-512 is built in: the same value in each lane.
+        let (whole, rest) = h.as_chunks_mut::<16>();
+        for chunk in whole {
+            *chunk = simd::tanh16(wide::f32x16::from(*chunk)).to_array();
+        }
+        rest
+    };
+    for chunk in lanes_mut(h) {
         *chunk = simd::tanh(f32x8::from(*chunk)).to_array();
     }
 }
@@ -245,20 +316,100 @@ pub fn linear_forward<const V: usize, const VP: usize, const H: usize>(
     }
 }
 
-/// [`linear_forward`] of one row, unpadded, for inference: logits[k] = b2[k] + h·W2ᵀ[k], the
-/// same sums in the same order. h [H], W2ᵀ [V][H], b2 [V] → logits [V].
+/// [`linear_forward`] from W2 itself rather than its transpose: logits[b] = b2 + Σ_i h[b][i]·W2[i],
+/// a product [`rows_times_matrix`] tiles over the batch and the logits with no reduction across
+/// lanes. h [B][H], W2 [H][VP] (columns V..VP zero), b2 [V] → logits [B][VP], padded with −∞.
+///
+/// Each logit is b2[k] followed by one FMA per hidden unit in order: the same value as the
+/// reference's sum up to rounding, not bit for bit the value of [`linear_forward`].
+pub fn linear_forward_w2<const V: usize, const VP: usize, const H: usize>(
+    logits: &mut [[f32; VP]],
+    h: &[[f32; H]],
+    w2: &[[f32; VP]; H],
+    b2: &[f32; V],
+) {
+    let mut b2_padded = [f32::NEG_INFINITY; VP];
+    b2_padded[..V].copy_from_slice(b2);
+    rows_times_matrix(
+        logits,
+        Start::Row(&b2_padded),
+        H,
+        |b, i| h[b][i],
+        |i| &w2[i],
+    );
+}
+
+/// W2 [H][VP] from W2ᵀ [V][H], for [`linear_forward_w2`]; columns V..VP come out zero.
+pub fn transpose_w2<const V: usize, const VP: usize, const H: usize>(
+    w2: &mut [[f32; VP]; H],
+    w2t: &[[f32; H]; V],
+) {
+    simd::transpose(w2, w2t);
+}
+
+/// W1ᵀ [H][TEP] from W1 [T][E][H] (rows i = t·E + e); columns T·E..TEP come out zero.
+pub fn transpose_w1<const E: usize, const T: usize, const H: usize, const TEP: usize>(
+    w1t: &mut [[f32; TEP]; H],
+    w1: &[[[f32; H]; E]; T],
+) {
+    simd::transpose(w1t, w1.as_flattened());
+}
+
+/// The embedding's backward from W1ᵀ: demb[b] = dhprebn[b]·W1ᵀ, tiled as [`linear_forward_w2`],
+/// 32 rows at a time, each scattered into dC (dC[x[b][t]][e] += demb[b][t][e]).
+/// dhprebn [B][H], x [B][T], W1ᵀ [H][TEP] (columns T·E..TEP zero) → dC [V][E].
+pub fn embed_backward_w1t<
+    const V: usize,
+    const E: usize,
+    const T: usize,
+    const H: usize,
+    const TEP: usize,
+>(
+    dc: &mut [[f32; E]; V],
+    dhprebn: &[[f32; H]],
+    x: &[[Token; T]],
+    w1t: &[[f32; TEP]; H],
+) {
+    let () = crate::shape::InputPadCheck::<E, T, TEP>::OK;
+    // 32 rows of demb on the stack (4 KB for the default shape): a host's path, where
+    // GATHER_ROWS is 32; firmware uses `embed_backward`.
+    const ROWS: usize = if GATHER_ROWS == 0 { 32 } else { GATHER_ROWS };
+    for (dy, xs) in dhprebn.chunks(ROWS).zip(x.chunks(ROWS)) {
+        let mut demb = [[0.0f32; TEP]; ROWS];
+        let demb = &mut demb[..dy.len()];
+        rows_times_matrix(demb, Start::Zero, H, |b, j| dy[b][j], |j| &w1t[j]);
+        for (demb_b, context) in demb.iter().zip(xs) {
+            let demb_b: &[[f32; E]; T] = demb_b[..T * E]
+                .as_chunks::<E>()
+                .0
+                .try_into()
+                .expect("T·E ≤ TEP floats are T rows of E");
+            scatter_add(dc, context, demb_b, 1.0);
+        }
+    }
+}
+
+/// The output layer for one row, unpadded, for inference: logits[k] = b2[k] + Σ_i h[i]·W2ᵀ[k][i]
+/// as one FMA at a time in i's order, the sums of [`linear_forward_w2`] (a host's batched
+/// inference), bit for bit, so that one context at a time and many side by side give the same
+/// logits. h [H], W2ᵀ [V][H], b2 [V] → logits [V].
 pub fn linear_forward_row<const V: usize, const H: usize>(
     logits: &mut [f32; V],
     h: &[f32; H],
     w2t: &[[f32; H]; V],
     b2: &[f32; V],
 ) {
-    dots(h, w2t, |block, sums| {
-        let at = block * W;
-        for ((out, s), b) in logits[at..].iter_mut().zip(sums.to_array()).zip(&b2[at..]) {
-            *out = s + b;
+    for ((out, b2), rows) in logits.chunks_mut(W).zip(b2.chunks(W)).zip(w2t.chunks(W)) {
+        let mut acc = [0.0; W];
+        acc[..b2.len()].copy_from_slice(b2);
+        let mut acc = f32x8::from(acc);
+        for (i, &h_i) in h.iter().enumerate() {
+            // Lanes of column i of W2ᵀ: row i of W2. Past the last row, 0.
+            let w2_i = core::array::from_fn(|l| rows.get(l).map_or(0.0, |row| row[i]));
+            acc = f32x8::splat(h_i).mul_add(f32x8::from(w2_i), acc);
         }
-    });
+        out.copy_from_slice(&acc.to_array()[..out.len()]);
+    }
 }
 
 /// The output layer's backward to its parameters: dW2 += hᵀ·dlogits (stored transposed:
@@ -286,12 +437,15 @@ pub fn linear_tanh_backward<const V: usize, const VP: usize, const H: usize>(
     dlogits: &[[f32; VP]],
     w2t: &[[f32; H]; V],
 ) {
-    // dh for two rows at a time, in a small buffer: h is still needed for 1 − h².
-    for (pair, dy_pair) in h.chunks_mut(2).zip(dlogits.chunks(2)) {
-        let mut dh = [[0.0f32; H]; 2];
-        let dh = &mut dh[..pair.len()];
-        rows_times_matrix(dh, Start::Zero, V, |r, k| dy_pair[r][k], |k| &w2t[k]);
-        for (h_row, dh_row) in pair.iter_mut().zip(dh.iter()) {
+    // dh for a few rows at a time, in a small buffer: h is still needed for 1 − h². Four rows
+    // on a host (a whole tile of AVX-512's), two on a microcontroller, whose stack stays as it
+    // was.
+    const ROWS: usize = if MICROCONTROLLER { 2 } else { 4 };
+    for (h_rows, dy_rows) in h.chunks_mut(ROWS).zip(dlogits.chunks(ROWS)) {
+        let mut dh = [[0.0f32; H]; ROWS];
+        let dh = &mut dh[..h_rows.len()];
+        rows_times_matrix(dh, Start::Zero, V, |r, k| dy_rows[r][k], |k| &w2t[k]);
+        for (h_row, dh_row) in h_rows.iter_mut().zip(dh.iter()) {
             zip_map(
                 h_row,
                 dh_row,
@@ -309,7 +463,15 @@ pub fn linear_tanh_backward<const V: usize, const VP: usize, const H: usize>(
 ///
 /// One function for the padded rows of training and the unpadded ones of inference, so that
 /// firmware holds one copy of it.
-fn softmax_vectors(whole: &mut [[f32; W]], mut last: Option<&mut [f32; W]>) -> (f32, f32) {
+fn softmax_vectors(
+    whole: &mut [[f32; W]],
+    mut last: Option<&mut [f32; W]>,
+    normalize: bool,
+) -> (f32, f32) {
+    #[cfg(target_feature = "avx512f")]
+    if last.is_none() && whole.len().is_multiple_of(2) {
+        return softmax_pairs(whole.as_chunks_mut::<2>().0, normalize);
+    }
     // Vector i of the row: one loop body over both kinds keeps one copy of the vector exp,
     // which on a Cortex-M4 (eight scalar lanes) is kilobytes of code.
     let n = whole.len() + usize::from(last.is_some());
@@ -329,10 +491,11 @@ fn softmax_vectors(whole: &mut [[f32; W]], mut last: Option<&mut [f32; W]>) -> (
             max_v = max_v.fast_max(f32x8::from(*x));
         }
     }
+    // A NaN lane is passed over, as f32::max would, with one compare per lane.
     let max = max_v
         .to_array()
         .into_iter()
-        .fold(f32::NEG_INFINITY, f32::max);
+        .fold(f32::NEG_INFINITY, |m, x| if x > m { x } else { m });
     let max_v = f32x8::splat(max);
     let mut sum = f32x8::ZERO;
     for i in 0..n {
@@ -343,6 +506,9 @@ fn softmax_vectors(whole: &mut [[f32; W]], mut last: Option<&mut [f32; W]>) -> (
         }
     }
     let sum = sum.reduce_add();
+    if !normalize {
+        return (max, sum);
+    }
     let inv = f32x8::splat(1.0 / sum);
     for i in 0..n {
         if let Some(chunk) = nth(whole, &mut last, i) {
@@ -352,20 +518,70 @@ fn softmax_vectors(whole: &mut [[f32; W]], mut last: Option<&mut [f32; W]>) -> (
     (max, sum)
 }
 
+/// [`softmax_vectors`] of a row of whole f32x16 registers (AVX-512): the max, the exps and the
+/// normalisation 16 lanes at a time, lane by lane as f32x8 computes them, and the sum over the
+/// same f32x8 halves in the same order, so that the results are bit for bit the same.
+#[cfg(target_feature = "avx512f")]
+fn softmax_pairs(row: &mut [[[f32; W]; 2]], normalize: bool) -> (f32, f32) {
+    use wide::f32x16;
+    let load = |pair: &[[f32; W]; 2]| f32x16::from(bytemuck::cast::<_, [f32; 16]>(*pair));
+    let mut max_v = f32x16::splat(f32::NEG_INFINITY);
+    for pair in row.iter() {
+        max_v = max_v.fast_max(load(pair));
+    }
+    let max = max_v
+        .to_array()
+        .into_iter()
+        .fold(f32::NEG_INFINITY, |m, x| if x > m { x } else { m });
+    let max_v = f32x16::splat(max);
+    let mut sum = f32x8::ZERO;
+    for pair in row.iter_mut() {
+        let e: [[f32; W]; 2] = bytemuck::cast(simd::exp16(load(pair) - max_v).to_array());
+        *pair = e;
+        sum += f32x8::from(e[0]);
+        sum += f32x8::from(e[1]);
+    }
+    let sum = sum.reduce_add();
+    if normalize {
+        let inv = f32x16::splat(1.0 / sum);
+        for pair in row.iter_mut() {
+            *pair = bytemuck::cast((load(pair) * inv).to_array());
+        }
+    }
+    (max, sum)
+}
+
 /// Softmax of one padded row in place: V logits and −∞ padding to VP → probabilities (the
 /// padding's are exactly 0). Returns (max, s) as [`softmax_row`].
 pub fn softmax_padded<const VP: usize>(row: &mut [f32; VP]) -> (f32, f32) {
-    softmax_vectors(lanes_mut(row), None)
+    softmax_vectors(lanes_mut(row), None, true)
 }
 
 /// Softmax of an unpadded row of V logits in place, for inference: the same vectors, sums and
 /// results as [`softmax_padded`] of the row padded with −∞. Returns the row's maximum m and
 /// s = Σ_k exp(logits[k] − m).
 pub fn softmax_row<const V: usize>(row: &mut [f32; V]) -> (f32, f32) {
+    exp_row(row, true)
+}
+
+/// The (max, s) of [`softmax_row`], bit for bit, without normalising: the row comes out as
+/// exp(logits − max). What a loss needs, one pass cheaper.
+pub fn logsumexp_row<const V: usize>(row: &mut [f32; V]) -> (f32, f32) {
+    exp_row(row, false)
+}
+
+/// [`logsumexp_row`] of a row padded with −∞ to whole vectors: the same (max, s), bit for bit,
+/// without copying a tail.
+pub fn logsumexp_padded<const VP: usize>(row: &mut [f32; VP]) -> (f32, f32) {
+    softmax_vectors(lanes_mut(row), None, false)
+}
+
+fn exp_row<const V: usize>(row: &mut [f32; V], normalize: bool) -> (f32, f32) {
     let (whole, tail) = row.as_chunks_mut::<W>();
     let mut last = [f32::NEG_INFINITY; W];
     last[..tail.len()].copy_from_slice(tail);
-    let max_sum = softmax_vectors(whole, (!tail.is_empty()).then_some(&mut last));
+    let last_vector = (!tail.is_empty()).then_some(&mut last);
+    let max_sum = softmax_vectors(whole, last_vector, normalize);
     let n = tail.len();
     tail.copy_from_slice(&last[..n]);
     max_sum
@@ -383,19 +599,49 @@ pub fn softmax_cross_entropy_forward<const VP: usize>(
     logits: &mut [[f32; VP]],
     y: &[Token],
 ) -> f32 {
-    let mut loss = 0.0f64;
-    for (rows, targets) in logits.chunks_mut(64).zip(y.chunks(64)) {
-        let mut product = 1.0f64;
-        for (row, target) in rows.iter_mut().zip(targets) {
-            let logit_y = row[target.index()];
-            let (max, sum) = softmax_padded(row);
-            // In f64: two finite logits can lie more than f32::MAX apart.
-            loss += f64::from(max) - f64::from(logit_y);
-            product *= f64::from(sum);
-        }
-        loss += libm::log(product);
+    let mut loss = NllSum::new();
+    for (row, target) in logits.iter_mut().zip(y) {
+        let logit_y = row[target.index()];
+        loss.add(softmax_padded(row), logit_y);
     }
-    (loss / logits.len() as f64) as f32
+    (loss.total() / logits.len() as f64) as f32
+}
+
+/// Σ_b −ln p_b from each row's (max, s) and target logit: the (max − logit_y) added in f64 (two
+/// finite logits can lie more than f32::MAX apart), and ln s once per 64 rows, as the log of
+/// their product (each s is in [1, V] with V ≤ 128: 64 of them multiply to at most 2⁴⁴⁸, far
+/// inside f64). Training's loss and evaluation's share it, so both sum in one order.
+pub(crate) struct NllSum {
+    total: f64,
+    product: f64,
+    pending: u32,
+}
+
+impl NllSum {
+    pub(crate) fn new() -> Self {
+        NllSum {
+            total: 0.0,
+            product: 1.0,
+            pending: 0,
+        }
+    }
+
+    pub(crate) fn add(&mut self, (max, sum): (f32, f32), logit_y: f32) {
+        self.total += f64::from(max) - f64::from(logit_y);
+        self.product *= f64::from(sum);
+        self.pending += 1;
+        if self.pending == 64 {
+            self.total += libm::log(self.product);
+            (self.product, self.pending) = (1.0, 0);
+        }
+    }
+
+    pub(crate) fn total(&self) -> f64 {
+        match self.pending {
+            0 => self.total,
+            _ => self.total + libm::log(self.product),
+        }
+    }
 }
 
 /// Backward of [`softmax_cross_entropy_forward`]: dlogits = (probs − onehot(y)) / B.

@@ -43,15 +43,16 @@ pub use alphabet::{Alphabet, AlphabetError, MAX_SYMBOLS};
 pub use batch::{Batch, EmptySplit};
 pub use bytes::{LoadError, Shape};
 pub use calibrate::BnCalibration;
-pub use infer::InferState;
+pub use infer::{InferRows, InferState};
 pub use model::{BnStats, Model};
 pub use optim::{Optim, Optimizer};
 pub use params::Params;
-pub use sample::{Sampling, Temperature};
+pub use sample::{Drawing, Sampling, Temperature};
 pub use schedule::{Decay, Schedule};
 pub use shape::padded;
 pub use train::{
-    NoMarks, Stage, StageMarks, TrainState, train_step, train_step_staged, train_step_with,
+    NoCopies, NoMarks, Stage, StageMarks, TrainState, Transposed, WeightCopies, step, train_step,
+    train_step_staged, train_step_with,
 };
 pub use vocab::{Contexts, Example, Token, VOCAB};
 

@@ -80,6 +80,69 @@ pub fn sample_token<R: Rng + ?Sized, const V: usize>(rng: &mut R, probs: &[f32; 
     last_possible
 }
 
+/// logits → p(next character) in place: the `top_k` mask, then softmax(logits / temperature),
+/// or at temperature 0 all the probability on the likeliest character (see [`Model::probs`]).
+pub fn logits_to_probs<const V: usize>(
+    logits: &mut [f32; V],
+    temperature: Temperature,
+    top_k: Option<usize>,
+) {
+    to_probs(logits, V, temperature, top_k, layers::softmax_row);
+}
+
+/// [`logits_to_probs`] of a row of V logits padded with −∞ to whole vectors (VP), bit for bit
+/// the same probabilities (the padding's are 0): what [`Model::probs_rows`] gives.
+pub fn padded_logits_to_probs<const VP: usize>(
+    logits: &mut [f32; VP],
+    v: usize,
+    temperature: Temperature,
+    top_k: Option<usize>,
+) {
+    to_probs(logits, v, temperature, top_k, layers::softmax_padded);
+}
+
+fn to_probs<const N: usize>(
+    logits: &mut [f32; N],
+    v: usize,
+    temperature: Temperature,
+    top_k: Option<usize>,
+    softmax: fn(&mut [f32; N]) -> (f32, f32),
+) {
+    if let Some(k) = top_k.filter(|&k| k < v) {
+        let mut sorted = *logits;
+        sorted.sort_unstable_by(|a, b| b.total_cmp(a));
+        let kth = sorted[k.max(1) - 1];
+        for x in logits.iter_mut() {
+            if *x < kth {
+                *x = f32::NEG_INFINITY;
+            }
+        }
+    }
+    let t = temperature.get();
+    if t == 1.0 {
+        // (x − max) / 1, then the softmax's own shift by the new maximum, 0: exp(x − max)
+        // either way, bit for bit, so the softmax alone does it.
+        softmax(logits);
+        return;
+    }
+    let (best, max) =
+        logits
+            .iter()
+            .enumerate()
+            .fold((0, f32::NEG_INFINITY), |(bi, bx), (i, &x)| {
+                if x > bx { (i, x) } else { (bi, bx) }
+            });
+    if t == 0.0 {
+        *logits = [0.0; N];
+        logits[best] = 1.0;
+    } else {
+        for x in logits.iter_mut() {
+            *x = (*x - max) / t;
+        }
+        softmax(logits);
+    }
+}
+
 impl<const V: usize, const E: usize, const T: usize, const H: usize> Model<V, E, T, H> {
     /// p(next character | context) = softmax(logits / temperature), in `state.logits`; at
     /// temperature 0, all the probability on the likeliest character.
@@ -107,34 +170,7 @@ impl<const V: usize, const E: usize, const T: usize, const H: usize> Model<V, E,
         state: &'s mut InferState<V, H>,
     ) -> &'s [f32; V] {
         self.logits(context, state);
-        let logits = &mut state.logits;
-        if let Some(k) = top_k.filter(|&k| k < V) {
-            let mut sorted = *logits;
-            sorted.sort_unstable_by(|a, b| b.total_cmp(a));
-            let kth = sorted[k.max(1) - 1];
-            for x in logits.iter_mut() {
-                if *x < kth {
-                    *x = f32::NEG_INFINITY;
-                }
-            }
-        }
-        let t = temperature.get();
-        let (best, max) =
-            logits
-                .iter()
-                .enumerate()
-                .fold((0, f32::NEG_INFINITY), |(bi, bx), (i, &x)| {
-                    if x > bx { (i, x) } else { (bi, bx) }
-                });
-        if t == 0.0 {
-            *logits = [0.0; V];
-            logits[best] = 1.0;
-        } else {
-            for x in logits.iter_mut() {
-                *x = (*x - max) / t;
-            }
-            layers::softmax_row(logits);
-        }
+        logits_to_probs(&mut state.logits, temperature, top_k);
         &state.logits
     }
 
@@ -166,31 +202,81 @@ impl<const V: usize, const E: usize, const T: usize, const H: usize> Model<V, E,
         state: &mut InferState<V, H>,
         alphabet: &Alphabet<V>,
     ) -> String<N> {
-        let mut name = String::new();
-        let mut context = [Token::BOUNDARY; T];
-        let mut chars = 0;
-        let mut prefix = how.prefix.iter();
-        while name.len() < N && chars < how.max_len {
-            let next = match prefix.next() {
-                Some(&given) => given,
+        let mut drawing = Drawing::new();
+        while drawing.is_open(how) {
+            let next = match drawing.next_from_prefix(how) {
+                Some(given) => given,
                 None => sample_token(
                     rng,
-                    self.probs_top_k(&context, how.temperature, how.top_k, state),
+                    self.probs_top_k(&drawing.context, how.temperature, how.top_k, state),
                 ),
             };
-            // An absent symbol (past the alphabet) has probability 0 and is never drawn; were
-            // it, the name would end as at the boundary.
-            let Some(ch) = alphabet.char_of(next) else {
-                break;
-            };
-            if name.push(ch).is_err() {
-                break;
-            }
-            chars += 1;
-            context.rotate_left(1);
-            context[T - 1] = next;
+            drawing.take(next, alphabet);
         }
-        name
+        drawing.name
+    }
+}
+
+/// A name being drawn, one character at a time: [`Model::sample_name_with`]'s rule, kept apart
+/// from the model so that a host can draw many names side by side, each with its own
+/// generator, and compute their next characters' distributions as one batch
+/// ([`Model::probs_rows`]).
+#[derive(Clone, Debug)]
+pub struct Drawing<const T: usize, const N: usize> {
+    /// The last T tokens, the boundary before the name's start.
+    pub context: [Token; T],
+    /// The characters so far.
+    pub name: String<N>,
+    chars: usize,
+    prefix_used: usize,
+    ended: bool,
+}
+
+impl<const T: usize, const N: usize> Drawing<T, N> {
+    pub const fn new() -> Self {
+        Drawing {
+            context: [Token::BOUNDARY; T],
+            name: String::new(),
+            chars: 0,
+            prefix_used: 0,
+            ended: false,
+        }
+    }
+
+    /// Whether the name takes another character: not ended by the boundary, shorter than
+    /// `how.max_len` characters, and with room in its N bytes.
+    pub fn is_open(&self, how: &Sampling<'_>) -> bool {
+        !self.ended && self.name.len() < N && self.chars < how.max_len
+    }
+
+    /// The prefix's next token, while any of it is left: no draw for this character.
+    pub fn next_from_prefix(&mut self, how: &Sampling<'_>) -> Option<Token> {
+        let given = how.prefix.get(self.prefix_used).copied();
+        self.prefix_used += usize::from(given.is_some());
+        given
+    }
+
+    /// Takes the next token: its character joins the name and the context moves on; the
+    /// boundary, an absent symbol (probability 0, never drawn; were it, the name would end as
+    /// at the boundary) or a character that does not fit ends the name.
+    pub fn take<const V: usize>(&mut self, next: Token, alphabet: &Alphabet<V>) {
+        let Some(ch) = alphabet.char_of(next) else {
+            self.ended = true;
+            return;
+        };
+        if self.name.push(ch).is_err() {
+            self.ended = true;
+            return;
+        }
+        self.chars += 1;
+        self.context.rotate_left(1);
+        self.context[T - 1] = next;
+    }
+}
+
+impl<const T: usize, const N: usize> Default for Drawing<T, N> {
+    fn default() -> Self {
+        Self::new()
     }
 }
 

@@ -1,14 +1,20 @@
 //! The fast path's vector loops, on `wide::f32x8` (AVX2/FMA on x86-64 built for the machine,
-//! SSE pairs on plain x86-64, scalar lanes on a Cortex-M4).
+//! SSE pairs on plain x86-64, scalar lanes on a Cortex-M4) and, where AVX-512 is built in,
+//! `wide::f32x16` ([`Register`]).
 //!
 //! Two product shapes cover all six matrix products of a step:
 //! - [`rows_times_matrix`]: out[r] = start[r] + Σ_i a(r, i)·m(i), rows of N floats (N a multiple
-//!   of 8): x·W1, xᵀ·dhprebn, dlogits·W2ᵀᵀ and dlogitsᵀ·h. Register-tiled: 2 rows × 4 vectors
-//!   of accumulators, so that every loaded row of m feeds two FMAs.
-//! - [`dots`]: out(c) = a·m[c] over N: h·W2ᵀ and dhprebn·W1ᵀ. Eight columns at a time, their
-//!   eight partial-sum vectors reduced together with one transpose.
+//!   of 8): x·W1, xᵀ·dhprebn, dlogits·W2ᵀᵀ and dlogitsᵀ·h, and on a host h·W2 and dhprebn·W1ᵀ
+//!   against transposed copies ([`transpose`]). Register-tiled: 2 rows × 4 f32x8 (AVX2), 4 rows
+//!   × 4 f32x16 or, for rows of two registers, 8 × 2 (AVX-512), so that every loaded register of
+//!   m feeds several FMAs and enough of them are independent to cover the FMA latency.
+//! - [`dots`]: out(c) = a·m[c] over N: h·W2ᵀ and dhprebn·W1ᵀ where there is no room for a copy
+//!   (firmware). Eight columns at a time, their eight partial-sum vectors reduced together with
+//!   one transpose.
 
-use wide::f32x8;
+use wide::{f32x8, i32x8};
+#[cfg(target_feature = "avx512f")]
+use wide::{f32x16, i32x16};
 
 /// Lanes of a vector.
 pub const W: usize = crate::shape::LANES;
@@ -34,14 +40,132 @@ pub enum Start<'a, const N: usize> {
     Out,
 }
 
-/// Accumulators per output row in one tile, and output rows per tile: 2 × 8 accumulators with
-/// AVX-512's 32 vector registers, 2 × 4 with the 16 of AVX2 (or pairs of SSE registers).
-const TILE_VECTORS: usize = if cfg!(target_feature = "avx512vl") {
-    8
-} else {
-    4
-};
-const TILE_ROWS: usize = 2;
+/// A register of lanes: `f32x16` where AVX-512 is built in (on a CPU with two 512-bit FMA
+/// units that doubles the peak: 241 against 131 GFLOP/s on the Xeon of the README's speed
+/// section), `f32x8` elsewhere. Loops written over a `Register` compute each lane as one float
+/// would, so the width changes speed, never a bit (every output of [`rows_times_matrix`] is the
+/// same chain of FMAs over i; batch norm's sums run over the batch, lane by lane).
+pub trait Register:
+    Copy
+    + core::ops::Add<Output = Self>
+    + core::ops::AddAssign
+    + core::ops::Sub<Output = Self>
+    + core::ops::Mul<Output = Self>
+    + core::ops::Div<Output = Self>
+{
+    const LANES: usize;
+    const ZERO: Self;
+    fn splat(x: f32) -> Self;
+    /// Lanes `at..at + LANES` of `row`.
+    fn load(row: &[f32], at: usize) -> Self;
+    fn store(self, row: &mut [f32], at: usize);
+    /// self·a + b.
+    fn mul_add(self, a: Self, b: Self) -> Self;
+    /// self·a − b.
+    fn mul_sub(self, a: Self, b: Self) -> Self;
+    fn sqrt(self) -> Self;
+}
+
+/// Calls `f::<X>(col)` for each register of a row of `n` floats (n a multiple of 8): `Wide`
+/// registers, then an `f32x8` where n is not a whole number of them.
+macro_rules! by_registers {
+    ($n:expr, |$col:ident, $x:ident| $body:expr) => {{
+        let n: usize = $n;
+        let mut $col = 0;
+        while $col + <$crate::simd::Wide as $crate::simd::Register>::LANES <= n {
+            {
+                type $x = $crate::simd::Wide;
+                $body;
+            }
+            $col += <$crate::simd::Wide as $crate::simd::Register>::LANES;
+        }
+        if $col < n {
+            type $x = wide::f32x8;
+            $body;
+        }
+    }};
+}
+pub(crate) use by_registers;
+
+impl Register for f32x8 {
+    const LANES: usize = 8;
+    const ZERO: Self = f32x8::ZERO;
+    #[inline(always)]
+    fn splat(x: f32) -> Self {
+        f32x8::splat(x)
+    }
+    #[inline(always)]
+    fn load(row: &[f32], at: usize) -> Self {
+        f32x8::from(*row[at..].first_chunk::<8>().expect("a whole register"))
+    }
+    #[inline(always)]
+    fn store(self, row: &mut [f32], at: usize) {
+        *row[at..].first_chunk_mut::<8>().expect("a whole register") = self.to_array();
+    }
+    #[inline(always)]
+    fn mul_add(self, a: Self, b: Self) -> Self {
+        f32x8::mul_add(self, a, b)
+    }
+    #[inline(always)]
+    fn mul_sub(self, a: Self, b: Self) -> Self {
+        f32x8::mul_sub(self, a, b)
+    }
+    #[inline(always)]
+    fn sqrt(self) -> Self {
+        f32x8::sqrt(self)
+    }
+}
+
+#[cfg(target_feature = "avx512f")]
+impl Register for wide::f32x16 {
+    const LANES: usize = 16;
+    const ZERO: Self = wide::f32x16::ZERO;
+    #[inline(always)]
+    fn splat(x: f32) -> Self {
+        wide::f32x16::splat(x)
+    }
+    #[inline(always)]
+    fn load(row: &[f32], at: usize) -> Self {
+        wide::f32x16::from(*row[at..].first_chunk::<16>().expect("a whole register"))
+    }
+    #[inline(always)]
+    fn store(self, row: &mut [f32], at: usize) {
+        *row[at..].first_chunk_mut::<16>().expect("a whole register") = self.to_array();
+    }
+    #[inline(always)]
+    fn mul_add(self, a: Self, b: Self) -> Self {
+        wide::f32x16::mul_add(self, a, b)
+    }
+    #[inline(always)]
+    fn mul_sub(self, a: Self, b: Self) -> Self {
+        wide::f32x16::mul_sub(self, a, b)
+    }
+    #[inline(always)]
+    fn sqrt(self) -> Self {
+        wide::f32x16::sqrt(self)
+    }
+}
+
+/// The widest register the build has.
+#[cfg(target_feature = "avx512f")]
+pub type Wide = wide::f32x16;
+#[cfg(not(target_feature = "avx512f"))]
+pub type Wide = f32x8;
+
+/// Registers of accumulators per output row in one tile, and output rows per tile. AVX-512 has
+/// 32 registers: 4 rows × 4 accumulators, 4 broadcasts and a loaded row; for rows of at most
+/// two registers (logits, demb), 8 rows × 2, so that 16 independent FMAs cover the FMA latency.
+/// AVX2 has 16 registers: 2 rows × 4.
+const TILE_VECTORS: usize = 4;
+const fn tile_rows(n: usize) -> usize {
+    if !cfg!(target_feature = "avx512f") {
+        2
+    } else if n <= 2 * Wide::LANES {
+        8
+    } else {
+        4
+    }
+}
 
 /// out[r] = start[r] + Σ_{i<k} a(r, i)·m(i) for every row r of `out`.
 ///
@@ -56,16 +180,38 @@ pub fn rows_times_matrix<'m, const N: usize>(
 ) {
     let rows = out.len();
     let mut r0 = 0;
-    while r0 + TILE_ROWS <= rows {
-        column_tiles::<TILE_ROWS, N>(&mut out[r0..r0 + TILE_ROWS], r0, start, k, &a, &m);
-        r0 += TILE_ROWS;
+    // tile_rows(N) is a constant: these matches are resolved at compile time.
+    macro_rules! bands {
+        ($r:literal) => {
+            while r0 + $r <= rows {
+                column_tiles::<$r, N>(&mut out[r0..r0 + $r], r0, start, k, &a, &m);
+                r0 += $r;
+            }
+        };
     }
-    if r0 < rows {
-        column_tiles::<1, N>(&mut out[r0..], r0, start, k, &a, &m);
+    match tile_rows(N) {
+        8 => bands!(8),
+        4 => bands!(4),
+        _ => bands!(2),
     }
+    // The last rows: fewer than tile_rows(N), as bands of 4, 2 and 1 (a constant tile_rows(N)
+    // drops the bands it cannot need, so a microcontroller's build keeps only the 1).
+    macro_rules! last {
+        ($r:literal) => {
+            if tile_rows(N) > $r && rows - r0 >= $r {
+                column_tiles::<$r, N>(&mut out[r0..r0 + $r], r0, start, k, &a, &m);
+                r0 += $r;
+            }
+        };
+    }
+    last!(4);
+    last!(2);
+    last!(1);
+    debug_assert_eq!(r0, rows);
 }
 
-/// One band of R rows, in tiles of up to [`TILE_VECTORS`] vectors across.
+/// One band of R rows, in tiles of up to [`TILE_VECTORS`] registers across, then a last
+/// `f32x8` where N is not a whole number of wide registers.
 #[inline(always)]
 fn column_tiles<'m, const R: usize, const N: usize>(
     out: &mut [[f32; N]],
@@ -75,60 +221,83 @@ fn column_tiles<'m, const R: usize, const N: usize>(
     a: &impl Fn(usize, usize) -> f32,
     m: &impl Fn(usize) -> &'m [f32; N],
 ) {
-    let vectors = N / W;
-    let mut v0 = 0;
-    while v0 + TILE_VECTORS <= vectors {
-        tile::<R, TILE_VECTORS, N>(out, r0, v0, start, k, a, m);
-        v0 += TILE_VECTORS;
+    let step = TILE_VECTORS * Wide::LANES;
+    let mut col = 0;
+    while col + step <= N {
+        tile::<Wide, R, TILE_VECTORS, N>(out, r0, col, start, k, a, m);
+        col += step;
     }
-    // N is a constant, so this match is resolved at compile time.
-    match vectors - v0 {
-        1 => tile::<R, 1, N>(out, r0, v0, start, k, a, m),
-        2 => tile::<R, 2, N>(out, r0, v0, start, k, a, m),
-        3 => tile::<R, 3, N>(out, r0, v0, start, k, a, m),
-        4 => tile::<R, 4, N>(out, r0, v0, start, k, a, m),
-        5 => tile::<R, 5, N>(out, r0, v0, start, k, a, m),
-        6 => tile::<R, 6, N>(out, r0, v0, start, k, a, m),
-        7 => tile::<R, 7, N>(out, r0, v0, start, k, a, m),
+    // N is a constant, so these matches are resolved at compile time.
+    match (N - col) / Wide::LANES {
+        1 => tile::<Wide, R, 1, N>(out, r0, col, start, k, a, m),
+        2 => tile::<Wide, R, 2, N>(out, r0, col, start, k, a, m),
+        3 => tile::<Wide, R, 3, N>(out, r0, col, start, k, a, m),
         _ => {}
+    }
+    col = N - (N - col) % Wide::LANES;
+    if col < N {
+        // N is a multiple of 8: one f32x8 is left when the wide register is f32x16.
+        tile::<f32x8, R, 1, N>(out, r0, col, start, k, a, m);
     }
 }
 
-/// R rows × NV vectors of accumulators, held in registers across the k products.
+/// R rows × NV registers of accumulators from column `col`, held across the k products.
 #[inline(always)]
-fn tile<'m, const R: usize, const NV: usize, const N: usize>(
+fn tile<'m, X: Register, const R: usize, const NV: usize, const N: usize>(
     out: &mut [[f32; N]],
     r0: usize,
-    v0: usize,
+    col: usize,
     start: Start<'_, N>,
     k: usize,
     a: &impl Fn(usize, usize) -> f32,
     m: &impl Fn(usize) -> &'m [f32; N],
 ) {
-    let mut acc = [[f32x8::ZERO; NV]; R];
+    let mut acc = [[X::ZERO; NV]; R];
     for (r, acc_r) in acc.iter_mut().enumerate() {
         for (v, acc_rv) in acc_r.iter_mut().enumerate() {
+            let at = col + v * X::LANES;
             *acc_rv = match start {
-                Start::Zero => f32x8::ZERO,
-                Start::Row(row) => f32x8::from(lanes(row)[v0 + v]),
-                Start::Out => f32x8::from(lanes(&out[r])[v0 + v]),
+                Start::Zero => X::ZERO,
+                Start::Row(row) => X::load(row, at),
+                Start::Out => X::load(&out[r], at),
             };
         }
     }
     for i in 0..k {
-        let coef: [f32x8; R] = core::array::from_fn(|r| f32x8::splat(a(r0 + r, i)));
-        let row = lanes(m(i));
+        let coef: [X; R] = core::array::from_fn(|r| X::splat(a(r0 + r, i)));
+        let row = m(i);
+        // Register v of the loaded row feeds accumulator (r, v) of every row r: a grid walked
+        // by index reads as the product does.
+        #[allow(clippy::needless_range_loop)]
         for v in 0..NV {
-            let mv = f32x8::from(row[v0 + v]);
+            let mv = X::load(row, col + v * X::LANES);
             for r in 0..R {
                 acc[r][v] = coef[r].mul_add(mv, acc[r][v]);
             }
         }
     }
     for (r, acc_r) in acc.iter().enumerate() {
-        let out_lanes = lanes_mut(&mut out[r]);
         for (v, acc_rv) in acc_r.iter().enumerate() {
-            out_lanes[v0 + v] = acc_rv.to_array();
+            acc_rv.store(&mut out[r], col + v * X::LANES);
+        }
+    }
+}
+
+/// to[i][k] = from[k][i] for every row k of `from` and i < N, 8 × 8 blocks at a time (one
+/// in-register transpose each, not 64 scattered stores); columns from.len()..M of `to` come
+/// out zero up to the next multiple of 8. N and M are multiples of 8, from.len() ≤ M.
+#[inline(always)]
+pub fn transpose<const N: usize, const M: usize>(to: &mut [[f32; M]; N], from: &[[f32; N]]) {
+    debug_assert!(from.len() <= M);
+    for (kb, rows) in from.chunks(W).enumerate() {
+        for ib in 0..N / W {
+            let block = core::array::from_fn(|r| {
+                rows.get(r)
+                    .map_or(f32x8::ZERO, |row| f32x8::from(lanes(row)[ib]))
+            });
+            for (l, v) in f32x8::transpose(block).iter().enumerate() {
+                lanes_mut(&mut to[ib * W + l])[kb] = v.to_array();
+            }
         }
     }
 }
@@ -156,65 +325,75 @@ pub fn dots<const N: usize>(a: &[f32; N], m: &[[f32; N]], mut out: impl FnMut(us
     }
 }
 
-/// e^x, lane by lane.
-///
-/// Cody–Waite reduction x = n·ln 2 + r with |r| ≤ ln 2 / 2, e^r by its degree-7 Taylor
-/// polynomial (truncation error r⁸/8! < 5e-9), and 2ⁿ built in the exponent bits. Below −87.3
-/// the result is 0 (the true value is subnormal: no subnormal ever enters the arithmetic that
-/// follows, where it can cost a microcode assist per operation); above 88 it is e⁸⁸.
-/// Accuracy against `libm::expf` (tests below): relative error at most 1.19e-7 (1 ulp) on
-/// [−87, 88]; asserted ≤ 2.4e-7.
-#[inline(always)]
-pub fn exp(x: f32x8) -> f32x8 {
-    const LOG2_E: f32 = core::f32::consts::LOG2_E;
-    // ln 2 split so that n·LN2_HI is exact for |n| < 2¹⁰ (LN2_HI has 11 significant bits).
-    const LN2_HI: f32 = 0.693_359_4;
-    const LN2_LO: f32 = -2.121_944_4e-4;
-    let underflow = x.simd_lt(f32x8::splat(-87.3));
-    // fast_max/fast_min: plain vmaxps/vminps; a NaN input may come out as either bound.
-    let x = x.fast_max(f32x8::splat(-87.3)).fast_min(f32x8::splat(88.0));
-    // Round to nearest (ties either way: any n within ½ of x·log2 e keeps |r| ≤ ln 2 / 2 + ε).
-    let n_int = (x * f32x8::splat(LOG2_E)).fast_round_int();
-    let n = f32x8::from_i32x8(n_int);
-    let r = n.mul_neg_add(f32x8::splat(LN2_HI), x);
-    let r = n.mul_neg_add(f32x8::splat(LN2_LO), r);
-    let mut p = f32x8::splat(1.0 / 5040.0);
-    for c in [
-        1.0 / 720.0,
-        1.0 / 120.0,
-        1.0 / 24.0,
-        1.0 / 6.0,
-        0.5,
-        1.0,
-        1.0,
-    ] {
-        p = p.mul_add(r, f32x8::splat(c));
-    }
-    // 2ⁿ: n + 127 in the exponent field; n ∈ [−126, 127] after the clamp.
-    let two_n: f32x8 = bytemuck::cast((n_int + wide::i32x8::splat(127)) << 23);
-    underflow.select(f32x8::ZERO, p * two_n)
+/// `exp` and `tanh` on one vector type: the same operations lane by lane whatever the width, so
+/// that `f32x16`'s (AVX-512) are `f32x8`'s bit for bit.
+macro_rules! exp_tanh {
+    ($f:ident, $i:ident, $from_int:ident, $exp:ident, $tanh:ident) => {
+        /// e^x, lane by lane.
+        ///
+        /// Cody–Waite reduction x = n·ln 2 + r with |r| ≤ ln 2 / 2, e^r by its degree-7 Taylor
+        /// polynomial (truncation error r⁸/8! < 5e-9), and 2ⁿ built in the exponent bits. Below −87.3
+        /// the result is 0 (the true value is subnormal: no subnormal ever enters the arithmetic that
+        /// follows, where it can cost a microcode assist per operation); above 88 it is e⁸⁸.
+        /// Accuracy against `libm::expf` (tests below): relative error at most 1.19e-7 (1 ulp) on
+        /// [−87, 88]; asserted ≤ 2.4e-7.
+        #[inline(always)]
+        pub fn $exp(x: $f) -> $f {
+            const LOG2_E: f32 = core::f32::consts::LOG2_E;
+            // ln 2 split so that n·LN2_HI is exact for |n| < 2¹⁰ (LN2_HI has 11 significant bits).
+            const LN2_HI: f32 = 0.693_359_4;
+            const LN2_LO: f32 = -2.121_944_4e-4;
+            let underflow = x.simd_lt($f::splat(-87.3));
+            // fast_max/fast_min: plain vmaxps/vminps; a NaN input may come out as either bound.
+            let x = x.fast_max($f::splat(-87.3)).fast_min($f::splat(88.0));
+            // Round to nearest (ties either way: any n within ½ of x·log2 e keeps |r| ≤ ln 2 / 2 + ε).
+            let n_int = (x * $f::splat(LOG2_E)).fast_round_int();
+            let n = $f::$from_int(n_int);
+            let r = n.mul_neg_add($f::splat(LN2_HI), x);
+            let r = n.mul_neg_add($f::splat(LN2_LO), r);
+            let mut p = $f::splat(1.0 / 5040.0);
+            for c in [
+                1.0 / 720.0,
+                1.0 / 120.0,
+                1.0 / 24.0,
+                1.0 / 6.0,
+                0.5,
+                1.0,
+                1.0,
+            ] {
+                p = p.mul_add(r, $f::splat(c));
+            }
+            // 2ⁿ: n + 127 in the exponent field; n ∈ [−126, 127] after the clamp.
+            let two_n: $f = bytemuck::cast((n_int + $i::splat(127)) << 23);
+            underflow.select($f::ZERO, p * two_n)
+        }
+
+        /// tanh(x), lane by lane: (1 − e)/(1 + e)·sign(x) with e = e^(−2|x|) (no overflow for any x),
+        /// and for |x| < 1/8, where 1 − e would cancel, its Taylor series to x⁹ (truncation < 1e-12).
+        /// Accuracy against `libm::tanhf` (tests below) on [−10, 10]: absolute error at most 1.19e-7,
+        /// relative error at most 2.5e-7; asserted ≤ 2.4e-7 and ≤ 5e-7.
+        #[inline(always)]
+        pub fn $tanh(x: $f) -> $f {
+            let a = x.abs();
+            let e = $exp($f::splat(-2.0) * a);
+            let large = (($f::ONE - e) / ($f::ONE + e)).flip_signs(x);
+            let x2 = x * x;
+            // tanh x = x − x³/3 + 2x⁵/15 − 17x⁷/315 + 62x⁹/2835 − …
+            let mut p = $f::splat(62.0 / 2835.0);
+            for c in [-17.0 / 315.0, 2.0 / 15.0, -1.0 / 3.0, 1.0] {
+                p = p.mul_add(x2, $f::splat(c));
+            }
+            let small = x * p;
+            let t = a.simd_lt($f::splat(0.125)).select(small, large);
+            // exp's clamp would turn a NaN into ±1; a NaN must stay visible to whoever checks.
+            x.simd_eq(x).select(t, x)
+        }
+    };
 }
 
-/// tanh(x), lane by lane: (1 − e)/(1 + e)·sign(x) with e = e^(−2|x|) (no overflow for any x),
-/// and for |x| < 1/8, where 1 − e would cancel, its Taylor series to x⁹ (truncation < 1e-12).
-/// Accuracy against `libm::tanhf` (tests below) on [−10, 10]: absolute error at most 1.19e-7,
-/// relative error at most 2.5e-7; asserted ≤ 2.4e-7 and ≤ 5e-7.
-#[inline(always)]
-pub fn tanh(x: f32x8) -> f32x8 {
-    let a = x.abs();
-    let e = exp(f32x8::splat(-2.0) * a);
-    let large = ((f32x8::ONE - e) / (f32x8::ONE + e)).flip_signs(x);
-    let x2 = x * x;
-    // tanh x = x − x³/3 + 2x⁵/15 − 17x⁷/315 + 62x⁹/2835 − …
-    let mut p = f32x8::splat(62.0 / 2835.0);
-    for c in [-17.0 / 315.0, 2.0 / 15.0, -1.0 / 3.0, 1.0] {
-        p = p.mul_add(x2, f32x8::splat(c));
-    }
-    let small = x * p;
-    let t = a.simd_lt(f32x8::splat(0.125)).select(small, large);
-    // exp's clamp would turn a NaN into ±1; a NaN must stay visible to whoever checks.
-    x.simd_eq(x).select(t, x)
-}
+exp_tanh!(f32x8, i32x8, from_i32x8, exp, tanh);
+#[cfg(target_feature = "avx512f")]
+exp_tanh!(f32x16, i32x16, from_i32x16, exp16, tanh16);
 
 /// out = f(out, x) over 8-lane chunks, then `tail` on the elements past the last whole chunk.
 #[inline(always)]
@@ -254,12 +433,22 @@ mod tests {
 
     #[test]
     fn rows_times_matrix_matches_the_plain_loop() {
-        // 5 output rows (two pairs and a single), N = 40 (one tile of 4 vectors and one of 1).
-        let m = matrix::<40>(7, 1);
-        let bias = matrix::<40>(1, 2)[0];
+        // 7 output rows (bands of 2, or of 4, then 2 and 1), N = 72 (a tile of 4 f32x8 and one
+        // of 1, or a tile of 4 f32x16 and one f32x8).
+        check_rows_times_matrix::<72, 7>();
+        // 11 rows of N = 32: bands of 8 rows with AVX-512 (rows of two registers), then 2 and 1.
+        check_rows_times_matrix::<32, 11>();
+        // 5 output rows, N = 40: tiles of 4 and 1 registers of f32x8, or 2 of f32x16 and one
+        // f32x8.
+        check_rows_times_matrix::<40, 5>();
+    }
+
+    fn check_rows_times_matrix<const N: usize, const R: usize>() {
+        let m = matrix::<N>(7, 1);
+        let bias = matrix::<N>(1, 2)[0];
         let a = |r: usize, i: usize| ((r * 7 + i * 3) % 5) as f32 - 2.0;
         for start in [Start::Zero, Start::Row(&bias), Start::Out] {
-            let mut out = [[1.5f32; 40]; 5];
+            let mut out = [[1.5f32; N]; R];
             rows_times_matrix(&mut out, start, 7, a, |i| &m[i]);
             for (r, row) in out.iter().enumerate() {
                 for (j, &got) in row.iter().enumerate() {
@@ -271,6 +460,24 @@ mod tests {
                     let want = init + (0..7).map(|i| a(r, i) * m[i][j]).sum::<f32>();
                     // Small integers and quarters: exact in f32 whatever the order.
                     assert_eq!(got, want, "row {r}, column {j}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn transpose_transposes_and_pads_with_zeros() {
+        // 11 rows of 16 → 16 rows of 24: two blocks of 8 rows, the second with 3, and columns
+        // 16..24 of the result untouched.
+        let from = matrix::<16>(11, 5);
+        let mut to = [[f32::NAN; 24]; 16];
+        transpose(&mut to, &from[..11]);
+        for (i, row) in to.iter().enumerate() {
+            for (k, &x) in row.iter().enumerate() {
+                match k {
+                    0..11 => assert_eq!(x, from[k][i], "to[{i}][{k}]"),
+                    11..16 => assert_eq!(x, 0.0, "to[{i}][{k}]"),
+                    _ => assert!(x.is_nan(), "to[{i}][{k}]"),
                 }
             }
         }
@@ -352,6 +559,44 @@ mod tests {
             big.to_array(),
             [1.0, -1.0, 1.0, -1.0, 0.0, -0.0, 1e-30, -1e-30]
         );
+    }
+
+    /// AVX-512's exp and tanh are f32x8's, bit for bit, NaN and infinities included.
+    #[cfg(target_feature = "avx512f")]
+    #[test]
+    fn sixteen_lanes_are_eight_lanes_bit_for_bit() {
+        let specials = [
+            f32::NAN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            0.0,
+            -0.0,
+            1e-30,
+            -88.0,
+        ];
+        // 7 + 200,009 = 12,501 · 16 values, none left out.
+        let xs = specials
+            .into_iter()
+            .chain((0..200_009).map(|i| -100.0 + 200.0 * i as f32 / 200_009.0));
+        let xs: std::vec::Vec<f32> = xs.collect();
+        for chunk in xs.chunks_exact(16) {
+            let x16 = f32x16::from(<[f32; 16]>::try_from(chunk).unwrap());
+            let (lo, hi) = chunk.split_at(8);
+            let x8 = |h: &[f32]| f32x8::from(<[f32; 8]>::try_from(h).unwrap());
+            for (f16, f8) in [
+                (tanh16 as fn(f32x16) -> f32x16, tanh as fn(f32x8) -> f32x8),
+                (exp16, exp),
+            ] {
+                let got = f16(x16).to_array().map(f32::to_bits);
+                let want = [f8(x8(lo)).to_array(), f8(x8(hi)).to_array()].concat();
+                assert_eq!(
+                    got[..],
+                    want.iter()
+                        .map(|x| x.to_bits())
+                        .collect::<std::vec::Vec<_>>()[..]
+                );
+            }
+        }
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use crate::shapes::Loaded;
 use crate::stdout::{self, Out};
-use crate::{MAX_NAME_LEN, Stream, count, stream};
+use crate::{Stream, count, stream};
 use anyhow::Result;
 use charmlp_core::{Sampling, Token};
 use std::collections::HashMap;
@@ -73,8 +73,12 @@ impl Tally {
     }
 }
 
-/// Prints `n` names drawn with the seed's sample stream, one a line, each followed by a tab
-/// and its mark when `marks` is given; with `new_only`, only new names (not empty ones),
+/// Names drawn at once by [`print`].
+const BLOCK: u64 = 4096;
+
+/// Prints `n` names drawn from the seed's sample stream (name i with the generator
+/// [`crate::shapes::name_rng`] derives from the stream's first output and i), one a line, each
+/// followed by a tab and its mark when `marks` is given; with `new_only`, only new names (not empty ones),
 /// giving up after [`MISSES_IN_A_ROW`] draws without one. Stops early once stdout's reader has
 /// gone.
 pub fn print(
@@ -86,14 +90,28 @@ pub fn print(
     marks: Option<&Marks>,
     new_only: bool,
 ) -> Result<Tally> {
-    let mut rng = stream(seed, Stream::Samples);
+    use rand_core::Rng;
+    let base = stream(seed, Stream::Samples).next_u64();
     let mut tally = Tally::default();
     let mut misses = 0;
+    // Names are drawn a block at a time (each depends on its index alone) and printed in order.
+    let mut block = std::collections::VecDeque::new();
+    let mut drawn = 0u64;
     while tally.printed < n && !(new_only && misses >= MISSES_IN_A_ROW) {
         if stdout::closed() {
             break;
         }
-        let name: heapless::String<MAX_NAME_LEN> = model.sample(&mut rng, how);
+        if block.is_empty() {
+            // Enough for the names still wanted (a --new-only run skips some): at least a name
+            // for every lane side by side, at most 4,096.
+            let wanted = (n - tally.printed).saturating_mul(if new_only { 2 } else { 1 });
+            let count = wanted.clamp(crate::shapes::SAMPLE_LANES as u64, BLOCK) as usize;
+            block.extend(model.sample_names(base, drawn, count, how));
+            drawn += count as u64;
+        }
+        let Some(name) = block.pop_front() else {
+            break;
+        };
         tally.drawn += 1;
         let mark = marks.map(|m| m.of(&name));
         match mark {

@@ -8,8 +8,9 @@
 //! monomorphic loop and hands back their losses, and [`Loaded`] evaluates and samples. Everything
 //! that drives them (reporting, the curve, the plot, divergence, progress, files, export) is
 //! written once and is not instantiated per shape. The step itself is shared by every batch size
-//! of a model shape (`charmlp_core::train_step` runs one out-of-line copy per model shape), so a
-//! batch size costs a small loop, and a model shape one step.
+//! of a model shape (`charmlp_core::step` runs one out-of-line copy per model shape, here with
+//! `Transposed` copies of the weights), so a batch size costs a small loop, and a model shape one
+//! step.
 //!
 //! The vocabulary capacity V is the smallest built-in one that holds the data's symbols:
 //! makemore's 27 (a–z data: exactly the seed's model), then 32 (a–z and a few more: hyphen,
@@ -27,10 +28,10 @@ use crate::data::{WordSplits, examples};
 use anyhow::{Result, anyhow, bail};
 use charmlp_core::bytes::{Shape, peek_shape};
 use charmlp_core::safetensors;
+use charmlp_core::sample::sample_token;
 use charmlp_core::{
-    Alphabet, Batch, BnCalibration, EmptySplit, Example, InferState, Model, Optim, Optimizer,
-    Params, Sampling, Schedule, Stage, Token, TrainState, train_step, train_step_staged,
-    train_step_with,
+    Alphabet, Batch, BnCalibration, Drawing, EmptySplit, Example, InferRows, Model, NoMarks, Optim,
+    Optimizer, Params, Sampling, Schedule, Stage, Token, TrainState, Transposed, padded,
 };
 use rand_xoshiro::Xoshiro256PlusPlus;
 
@@ -74,6 +75,20 @@ macro_rules! lists {
 }
 
 menu!(lists!());
+
+/// Examples evaluated side by side by `eval`, validation and calibration ([`InferRows`]).
+const INFER_ROWS: usize = 32;
+
+/// Names drawn side by side by `sample` and `train` (each with its own generator).
+pub const SAMPLE_LANES: usize = 32;
+
+/// The generator of name `index` of a sample stream whose first output is `base`: seeded by
+/// SplitMix64 from base + index, so that a name does not depend on how many names are drawn
+/// beside it or before it.
+pub fn name_rng(base: u64, index: u64) -> Xoshiro256PlusPlus {
+    use rand_core::SeedableRng;
+    Xoshiro256PlusPlus::seed_from_u64(base.wrapping_add(index))
+}
 
 /// Runs `$make!(V, VP, E, T, H, $extra)` for the built-in capacity, embedding, context and
 /// hidden width given (`None` for a shape not built in), over the lists of [`menu!`]:
@@ -295,15 +310,19 @@ trait Stepper<const V: usize, const E: usize, const T: usize, const H: usize> {
     ) -> Result<StageTimes, EmptySplit>;
 }
 
-struct BatchRun<const VP: usize, const T: usize, const H: usize, const B: usize> {
+struct BatchRun<const VP: usize, const TEP: usize, const T: usize, const H: usize, const B: usize> {
     state: Box<Aligned<TrainState<VP, H, B>>>,
+    copies: Box<Aligned<Transposed<VP, TEP, H>>>,
     batch: Box<Batch<T, B>>,
 }
 
-impl<const VP: usize, const T: usize, const H: usize, const B: usize> BatchRun<VP, T, H, B> {
+impl<const VP: usize, const TEP: usize, const T: usize, const H: usize, const B: usize>
+    BatchRun<VP, TEP, T, H, B>
+{
     fn new() -> Self {
         BatchRun {
             state: Box::new(Aligned(TrainState::new())),
+            copies: Box::new(Aligned(Transposed::new())),
             batch: Box::new(Batch::new()),
         }
     }
@@ -316,7 +335,8 @@ impl<
     const T: usize,
     const H: usize,
     const B: usize,
-> Stepper<V, E, T, H> for BatchRun<VP, T, H, B>
+    const TEP: usize,
+> Stepper<V, E, T, H> for BatchRun<VP, TEP, T, H, B>
 {
     fn steps(
         &mut self,
@@ -329,22 +349,20 @@ impl<
         from: u64,
         losses: &mut [f32],
     ) -> Result<(), EmptySplit> {
-        match optim {
-            // Plain SGD keeps no state: the seed's step, unchanged.
-            None => {
-                for (step, loss) in (from..).zip(losses.iter_mut()) {
-                    self.batch.sample(rng, train)?;
-                    let lr = schedule.at(step);
-                    *loss = train_step(model, grads, &mut self.state, &self.batch, lr);
-                }
-            }
-            Some(optim) => {
-                for (step, loss) in (from..).zip(losses.iter_mut()) {
-                    self.batch.sample(rng, train)?;
-                    let lr = schedule.at(step);
-                    *loss = train_step_with(model, grads, optim, &mut self.state, &self.batch, lr);
-                }
-            }
+        let mut optim = optim;
+        for (step, loss) in (from..).zip(losses.iter_mut()) {
+            self.batch.sample(rng, train)?;
+            let lr = schedule.at(step);
+            *loss = charmlp_core::step(
+                model,
+                grads,
+                optim.as_deref_mut(),
+                &mut self.state,
+                &mut **self.copies,
+                &self.batch,
+                lr,
+                &mut NoMarks,
+            );
         }
         Ok(())
     }
@@ -372,26 +390,38 @@ impl<
                 }
                 last = now;
             };
-            train_step_staged(model, grads, &mut self.state, &self.batch, lr, &mut marks);
+            let (state, copies) = (&mut self.state, &mut **self.copies);
+            charmlp_core::step(
+                model,
+                grads,
+                None,
+                state,
+                copies,
+                &self.batch,
+                lr,
+                &mut marks,
+            );
         }
         Ok(times)
     }
 }
 
 /// Everything one training run keeps, on the heap.
-struct Run<const V: usize, const E: usize, const T: usize, const H: usize> {
+struct Run<const V: usize, const VP: usize, const E: usize, const T: usize, const H: usize> {
     model: Box<Aligned<Model<V, E, T, H>>>,
     grads: Box<Aligned<Params<V, E, T, H>>>,
     /// The optimizer's state; `None` for plain SGD, which keeps none.
     optim: Option<Box<Aligned<Optim<V, E, T, H>>>>,
     stepper: Box<dyn Stepper<V, E, T, H>>,
-    infer: Box<InferState<V, H>>,
+    infer: Box<InferRows<V, VP, H, INFER_ROWS>>,
     alphabet: Alphabet<V>,
     train: Vec<Example<T>>,
     val: Vec<Example<T>>,
 }
 
-impl<const V: usize, const E: usize, const T: usize, const H: usize> Run<V, E, T, H> {
+impl<const V: usize, const VP: usize, const E: usize, const T: usize, const H: usize>
+    Run<V, VP, E, T, H>
+{
     fn new(
         chars: &[char],
         splits: &WordSplits,
@@ -403,7 +433,7 @@ impl<const V: usize, const E: usize, const T: usize, const H: usize> Run<V, E, T
             grads: Box::new(Aligned(Params::zeroed())),
             optim: (optimizer != Optimizer::Sgd).then(|| Box::new(Aligned(Optim::new(optimizer)))),
             stepper,
-            infer: Box::new(InferState::new()),
+            infer: Box::new(InferRows::new()),
             alphabet: alphabet(chars)?,
             train: examples(&splits[0]),
             val: examples(&splits[1]),
@@ -411,7 +441,9 @@ impl<const V: usize, const E: usize, const T: usize, const H: usize> Run<V, E, T
     }
 }
 
-impl<const V: usize, const E: usize, const T: usize, const H: usize> Training for Run<V, E, T, H> {
+impl<const V: usize, const VP: usize, const E: usize, const T: usize, const H: usize> Training
+    for Run<V, VP, E, T, H>
+{
     fn param_count(&self) -> usize {
         self.model
             .file_tensors(self.alphabet.len())
@@ -470,7 +502,7 @@ impl<const V: usize, const E: usize, const T: usize, const H: usize> Training fo
     }
 
     fn val_loss(&mut self) -> Option<f64> {
-        self.model.loss(&self.val, &mut self.infer)
+        self.model.loss_rows(&self.val, &mut self.infer)
     }
 
     fn keep_val_examples(&mut self, n: usize, rng: &mut Xoshiro256PlusPlus) -> usize {
@@ -487,7 +519,7 @@ impl<const V: usize, const E: usize, const T: usize, const H: usize> Training fo
     fn calibrate(&mut self) -> Result<()> {
         let mut acc = Box::new(BnCalibration::new());
         self.model
-            .calibrate(&self.train, &mut acc, &mut self.infer)?;
+            .calibrate_rows(&self.train, &mut acc, &mut self.infer)?;
         Ok(())
     }
 
@@ -593,13 +625,16 @@ pub fn training(
     };
     macro_rules! stepper {
         ($b:literal, ($v:literal, $vp:literal, $e:literal, $t:literal, $h:literal)) => {
-            Some(Box::new(BatchRun::<$vp, $t, $h, $b>::new()) as Box<dyn Stepper<$v, $e, $t, $h>>)
+            Some(
+                Box::new(BatchRun::<$vp, { padded($t * $e) }, $t, $h, $b>::new())
+                    as Box<dyn Stepper<$v, $e, $t, $h>>,
+            )
         };
     }
     macro_rules! run {
         ($v:literal, $vp:literal, $e:literal, $t:literal, $h:literal, ()) => {
             menu!(dispatch_batch!((batch) stepper ($v, $vp, $e, $t, $h);)).map(|stepper| {
-                Run::<$v, $e, $t, $h>::new(chars, splits, optimizer, stepper)
+                Run::<$v, $vp, $e, $t, $h>::new(chars, splits, optimizer, stepper)
                     .map(|r| Box::new(r) as Box<dyn Training>)
             })
         };
@@ -634,24 +669,29 @@ pub trait Loaded {
     /// Mean loss over the examples of `words` (`None` for none), with the model's statistics.
     fn loss(&self, words: &[Vec<Token>]) -> Option<f64>;
 
-    /// One sampled name.
-    fn sample(
+    /// Names `first..first + count` of the sample stream whose generators [`name_rng`] derives
+    /// from `base`: each name depends on its index alone, so names are drawn
+    /// [`SAMPLE_LANES`] at a time, one batched forward per character.
+    fn sample_names(
         &self,
-        rng: &mut Xoshiro256PlusPlus,
+        base: u64,
+        first: u64,
+        count: usize,
         how: &Sampling<'_>,
-    ) -> heapless::String<MAX_NAME_LEN>;
+    ) -> Vec<heapless::String<MAX_NAME_LEN>>;
 
     /// The nine tensors in file order, with the present symbols' rows: name and values.
     fn tensors(&self) -> [(&'static str, &[f32]); 9];
 }
 
-struct LoadedModel<const V: usize, const E: usize, const T: usize, const H: usize> {
+struct LoadedModel<const V: usize, const VP: usize, const E: usize, const T: usize, const H: usize>
+{
     model: Box<Model<V, E, T, H>>,
     alphabet: Alphabet<V>,
 }
 
-impl<const V: usize, const E: usize, const T: usize, const H: usize> Loaded
-    for LoadedModel<V, E, T, H>
+impl<const V: usize, const VP: usize, const E: usize, const T: usize, const H: usize> Loaded
+    for LoadedModel<V, VP, E, T, H>
 {
     fn chars(&self) -> &[char] {
         self.alphabet.chars()
@@ -662,17 +702,56 @@ impl<const V: usize, const E: usize, const T: usize, const H: usize> Loaded
     }
 
     fn loss(&self, words: &[Vec<Token>]) -> Option<f64> {
-        self.model
-            .loss(&examples::<T>(words), &mut InferState::new())
+        let mut rows = Box::new(InferRows::<V, VP, H, INFER_ROWS>::new());
+        self.model.loss_rows(&examples::<T>(words), &mut rows)
     }
 
-    fn sample(
+    fn sample_names(
         &self,
-        rng: &mut Xoshiro256PlusPlus,
+        base: u64,
+        first: u64,
+        count: usize,
         how: &Sampling<'_>,
-    ) -> heapless::String<MAX_NAME_LEN> {
-        self.model
-            .sample_name_with(rng, how, &mut InferState::new(), &self.alphabet)
+    ) -> Vec<heapless::String<MAX_NAME_LEN>> {
+        let mut names = vec![heapless::String::new(); count];
+        let mut rows = Box::new(InferRows::<V, VP, H, SAMPLE_LANES>::new());
+        // The names in progress: index, drawing, generator.
+        let mut lanes = Vec::with_capacity(SAMPLE_LANES);
+        let mut next = 0;
+        loop {
+            while lanes.len() < SAMPLE_LANES && next < count {
+                let rng = name_rng(base, first + next as u64);
+                lanes.push((next, Drawing::<T, MAX_NAME_LEN>::new(), rng));
+                next += 1;
+            }
+            // Each name takes its prefix's characters, and a finished one leaves its lane.
+            lanes.retain_mut(|(i, drawing, _)| {
+                while drawing.is_open(how) {
+                    match drawing.next_from_prefix(how) {
+                        Some(given) => drawing.take(given, &self.alphabet),
+                        None => return true,
+                    }
+                }
+                names[*i] = std::mem::take(&mut drawing.name);
+                false
+            });
+            if lanes.is_empty() {
+                if next == count {
+                    return names;
+                }
+                continue;
+            }
+            let mut contexts = [[Token::BOUNDARY; T]; SAMPLE_LANES];
+            for (c, (_, drawing, _)) in contexts.iter_mut().zip(&lanes) {
+                *c = drawing.context;
+            }
+            let contexts = &contexts[..lanes.len()];
+            self.model
+                .probs_rows(contexts, how.temperature, how.top_k, &mut rows);
+            for (r, (_, drawing, rng)) in lanes.iter_mut().enumerate() {
+                drawing.take(sample_token(rng, rows.row(r)), &self.alphabet);
+            }
+        }
     }
 
     fn tensors(&self) -> [(&'static str, &[f32]); 9] {
@@ -769,7 +848,8 @@ pub fn load(bytes: &[u8], default_alphabet: Option<&[char]>) -> Result<Box<dyn L
                 model.read_safetensors(&mut alphabet, bytes, given)
             }
             .map_err(|e| anyhow!("{e}"))?;
-            Some(Box::new(LoadedModel { model, alphabet }) as Box<dyn Loaded>)
+            let loaded = LoadedModel::<$v, $vp, $e, $t, $h> { model, alphabet };
+            Some(Box::new(loaded) as Box<dyn Loaded>)
         }};
     }
     let loaded = menu!(dispatch!((v, flags.embed, flags.context, flags.hidden) read ();))

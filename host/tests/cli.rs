@@ -479,6 +479,27 @@ fn train_sample_eval_export_round_trip() {
             .arg(&model),
     );
     assert_eq!(five.lines().count(), 5);
+    // A name depends on its index alone: the first five of 5,000 (two blocks of names drawn 32
+    // side by side) are the five, and the second block goes on drawing.
+    let many = stdout_of(
+        charmlp()
+            .args([
+                "sample",
+                "-n",
+                "5000",
+                "--seed",
+                "3",
+                "--temperature",
+                "0.5",
+            ])
+            .arg("--model")
+            .arg(&model),
+    );
+    let many: Vec<&str> = many.lines().collect();
+    assert_eq!(many.len(), 5000);
+    assert_eq!(many[..5], five.lines().collect::<Vec<_>>());
+    // Had the second block started again at name 0, it would repeat the first.
+    assert_ne!(many[4096..], many[..904]);
 }
 
 /// Words with a non-ASCII alphabet: the syllables' names and some from outside a–z.
@@ -576,11 +597,15 @@ int main(void) {
          \x20   let mut buf = vec![0u8; 1 << 20];\n\
          \x20   let n = model::MODEL.write_bytes(&model::ALPHABET, &mut buf).unwrap();\n\
          \x20   std::io::stdout().write_all(&buf[..n]).unwrap();\n\
-         \x20   // charmlp's sample stream of seed 42: the seed's generator, three jumps on.\n\
-         \x20   let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(42);\n\
-         \x20   for _ in 0..3 { rng.jump(); }\n\
+         \x20   // charmlp's sample stream of seed 42: the seed's generator, three jumps on; its\n\
+         \x20   // first output plus i seeds name i's generator.\n\
+         \x20   let mut stream = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(42);\n\
+         \x20   for _ in 0..3 { stream.jump(); }\n\
+         \x20   let base = rand_core::Rng::next_u64(&mut stream);\n\
          \x20   let mut state = charmlp_core::InferState::new();\n\
-         \x20   for _ in 0..5 {\n\
+         \x20   for i in 0..5u64 {\n\
+         \x20       let seed = base.wrapping_add(i);\n\
+         \x20       let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(seed);\n\
          \x20       let name = model::MODEL.sample_name::<_, 64>(\n\
          \x20           &mut rng, charmlp_core::Temperature::ONE, &mut state, &model::ALPHABET);\n\
          \x20       eprintln!(\"{name}\");\n\
@@ -717,8 +742,10 @@ fn trains_on_makemores_names() {
     assert!(val < 2.6, "val loss {val} after 3,000 steps");
 }
 
-/// `tests/data/v2.cmlp` was written by the last build of the `.cmlp` format (d505b6b), and these
-/// names are what that build's `sample -n 5 --seed 1` printed from it.
+/// `tests/data/v2.cmlp` was written by the last build of the `.cmlp` format (d505b6b). It loads,
+/// and samples what this build's rule gives: these names, since each name has its own generator
+/// (issue 13). d505b6b, drawing every name from one stream, printed anna, émile, éjrie,
+/// hélèzllsc, jeanlluc.
 #[test]
 fn a_cmlp_file_of_the_earlier_format_still_loads() {
     let v2 = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/data/v2.cmlp");
@@ -732,7 +759,7 @@ fn a_cmlp_file_of_the_earlier_format_still_loads() {
         .clone();
     assert_eq!(
         String::from_utf8(out).unwrap(),
-        "anna\némile\néjrie\nhélèzllsc\njeanlluc\n"
+        "marie\nanna\nloël\ncal-lze\nésnlluuu\n"
     );
 }
 

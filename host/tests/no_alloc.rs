@@ -2,8 +2,8 @@
 //! allocator around them.
 
 use charmlp_core::{
-    Alphabet, DefaultBatch, DefaultModel, DefaultParams, DefaultTrainState, InferState,
-    Temperature, train_step,
+    Alphabet, BnCalibration, DefaultBatch, DefaultModel, DefaultParams, DefaultTrainState,
+    InferRows, InferState, NoMarks, Temperature, Transposed, step, train_step,
 };
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -50,6 +50,9 @@ fn steps_inference_and_sampling_do_not_allocate() {
     let mut state = Box::new(DefaultTrainState::new());
     let mut batch = Box::new(DefaultBatch::new());
     let mut infer = Box::new(InferState::new());
+    let mut copies = Box::new(Transposed::<32, 32, 64>::new());
+    let mut rows = Box::new(InferRows::<27, 32, 64, 32>::new());
+    let mut acc = Box::new(BnCalibration::new());
 
     let before = allocations();
     // The counter sees this thread's allocations: an allocation here would show.
@@ -58,12 +61,24 @@ fn steps_inference_and_sampling_do_not_allocate() {
     drop(probe);
 
     let before = allocations();
-    for step in 0..1_000 {
+    for i in 0..1_000 {
         batch.sample(&mut rng, &splits.train).unwrap();
         let loss = train_step(&mut model, &mut grads, &mut state, &batch, 0.1);
-        assert!(loss.is_finite(), "step {step}");
+        assert!(loss.is_finite(), "step {i}");
+        // The host's step: with transposed copies of the weights.
+        let (copies, marks) = (&mut *copies, &mut NoMarks);
+        let loss = step(
+            &mut model, &mut grads, None, &mut state, copies, &batch, 0.1, marks,
+        );
+        assert!(loss.is_finite(), "step {i}");
     }
     let loss = model.loss(&splits.val, &mut infer).unwrap();
+    // The host's evaluation, calibration and sampling: contexts side by side.
+    assert_eq!(model.loss_rows(&splits.val, &mut rows), Some(loss));
+    model
+        .calibrate_rows(&splits.train, &mut acc, &mut rows)
+        .unwrap();
+    model.probs_rows(&[batch.x[0]; 32], Temperature::ONE, None, &mut rows);
     let name: heapless::String<64> =
         model.sample_name(&mut rng, Temperature::ONE, &mut infer, &Alphabet::MAKEMORE);
     let after = allocations();
