@@ -529,7 +529,12 @@ fn softmax_pairs(row: &mut [[[f32; W]; 2]], normalize: bool) -> (f32, f32) {
     for pair in row.iter() {
         max_v = max_v.fast_max(load(pair));
     }
-    let max = max_v
+    // Halving in registers, then four lanes: the row's maximum (a NaN logit makes every
+    // probability and the loss NaN whichever way it goes here, as in the 8-lane code).
+    let halves: [f32x8; 2] = bytemuck::cast(max_v);
+    let quarters: [wide::f32x4; 2] = bytemuck::cast(halves[0].fast_max(halves[1]));
+    let max = quarters[0]
+        .fast_max(quarters[1])
         .to_array()
         .into_iter()
         .fold(f32::NEG_INFINITY, |m, x| if x > m { x } else { m });

@@ -65,19 +65,19 @@ impl Sampling<'_> {
 pub fn sample_token<R: Rng + ?Sized, const V: usize>(rng: &mut R, probs: &[f32; V]) -> Token {
     let u = uniform_f32(rng);
     let mut cumulative = 0.0;
-    let mut last_possible = Token::BOUNDARY;
-    // A model's V is at most MAX_SYMBOLS (its shape rule), where wrapping is the identity.
-    let tokens = (0..=u8::MAX).map(|i| Token::wrapping(i, MAX_SYMBOLS));
-    for (token, &p) in tokens.zip(probs) {
+    let mut last_possible = 0;
+    for (i, &p) in probs.iter().enumerate() {
         if p > 0.0 {
             cumulative += p;
-            last_possible = token;
+            last_possible = i;
             if u < cumulative {
-                return token;
+                break;
             }
         }
     }
-    last_possible
+    // A model's V is at most MAX_SYMBOLS (its shape rule), where wrapping is the identity; a
+    // padded row's V..VP have probability 0 and are never taken.
+    Token::wrapping(last_possible as u8, MAX_SYMBOLS)
 }
 
 /// logits → p(next character) in place: the `top_k` mask, then softmax(logits / temperature),

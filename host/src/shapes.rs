@@ -716,30 +716,43 @@ impl<const V: usize, const VP: usize, const E: usize, const T: usize, const H: u
         let mut names = vec![heapless::String::new(); count];
         let mut rows = Box::new(InferRows::<V, VP, H, SAMPLE_LANES>::new());
         // The names in progress: index, drawing, generator.
-        let mut lanes = Vec::with_capacity(SAMPLE_LANES);
-        let mut next = 0;
+        let new_lane = |i: usize| {
+            (
+                i,
+                Drawing::<T, MAX_NAME_LEN>::new(),
+                name_rng(base, first + i as u64),
+            )
+        };
+        let mut lanes: Vec<_> = (0..count.min(SAMPLE_LANES)).map(new_lane).collect();
+        let mut next = lanes.len();
         loop {
-            while lanes.len() < SAMPLE_LANES && next < count {
-                let rng = name_rng(base, first + next as u64);
-                lanes.push((next, Drawing::<T, MAX_NAME_LEN>::new(), rng));
-                next += 1;
-            }
-            // Each name takes its prefix's characters, and a finished one leaves its lane.
-            lanes.retain_mut(|(i, drawing, _)| {
-                while drawing.is_open(how) {
+            // Each name takes its prefix's characters; a finished one gives its lane to the next
+            // name, or, with none left, the lane goes (order does not matter: a name is its own).
+            let mut lane = 0;
+            while lane < lanes.len() {
+                let (i, drawing, _) = &mut lanes[lane];
+                let mut open = drawing.is_open(how);
+                while open {
                     match drawing.next_from_prefix(how) {
                         Some(given) => drawing.take(given, &self.alphabet),
-                        None => return true,
+                        None => break,
                     }
+                    open = drawing.is_open(how);
+                }
+                if open {
+                    lane += 1;
+                    continue;
                 }
                 names[*i] = std::mem::take(&mut drawing.name);
-                false
-            });
-            if lanes.is_empty() {
-                if next == count {
-                    return names;
+                if next < count {
+                    lanes[lane] = new_lane(next);
+                    next += 1;
+                } else {
+                    lanes.swap_remove(lane);
                 }
-                continue;
+            }
+            if lanes.is_empty() {
+                return names;
             }
             let mut contexts = [[Token::BOUNDARY; T]; SAMPLE_LANES];
             for (c, (_, drawing, _)) in contexts.iter_mut().zip(&lanes) {
