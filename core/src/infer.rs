@@ -138,13 +138,23 @@ impl<const V: usize, const E: usize, const T: usize, const H: usize> Model<V, E,
         contexts: &[[Token; T]],
         rows: &mut InferRows<V, VP, H, R>,
     ) {
+        layers::transpose_w2(&mut rows.w2, &self.params.w2t);
+        self.logits_rows_transposed(contexts, rows);
+    }
+
+    /// [`Model::logits_rows`] with `rows.w2` already this model's W2 (one transpose serves a
+    /// whole split in [`Model::loss_rows`]).
+    fn logits_rows_transposed<const VP: usize, const R: usize>(
+        &self,
+        contexts: &[[Token; T]],
+        rows: &mut InferRows<V, VP, H, R>,
+    ) {
         let p = &self.params;
         let n = contexts.len();
         let h = &mut rows.h[..n];
         layers::embed_linear_forward(h, contexts, &p.c, &p.w1, &p.b1);
         layers::batchnorm_inference_rows(h, &self.bn, &p.gain, &p.bias);
         layers::tanh_forward(h);
-        layers::transpose_w2(&mut rows.w2, &p.w2t);
         layers::linear_forward_w2(&mut rows.logits[..n], h, &rows.w2, &p.b2);
     }
 
@@ -173,9 +183,10 @@ impl<const V: usize, const E: usize, const T: usize, const H: usize> Model<V, E,
             return None;
         }
         let mut total = NllSum::new();
+        layers::transpose_w2(&mut rows.w2, &self.params.w2t);
         for chunk in examples.chunks(R) {
             let contexts = contexts_of::<T, R>(chunk);
-            self.logits_rows(&contexts[..chunk.len()], rows);
+            self.logits_rows_transposed(&contexts[..chunk.len()], rows);
             for (logits, ex) in rows.logits.iter_mut().zip(chunk) {
                 // The padded row (−∞ past V): the same (max, s) as the row alone, bit for bit.
                 let logit_y = logits[ex.target.index()];

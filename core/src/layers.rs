@@ -660,3 +660,95 @@ pub fn softmax_cross_entropy_backward<const VP: usize>(probs: &mut [[f32; VP]], 
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A value of row r, column j whose columns repeat every 64: columns 64..72 are 0..8.
+    fn value(r: usize, j: usize) -> f32 {
+        (((r * 37 + (j % 64) * 11) % 29) as f32 - 14.0) * 0.173
+    }
+
+    /// Batch norm's 16-lane registers (AVX-512) compute each lane as its 8-lane ones: with
+    /// H = 72, columns 0..8 go through a wide register and 64..72 through an f32x8 (on AVX2 both
+    /// are f32x8), and given the same inputs they give the same bits, forward and backward.
+    #[test]
+    fn batch_norm_lanes_do_not_depend_on_the_register_width() {
+        const H: usize = 72;
+        let mut bnraw: [[f32; H]; 5] =
+            core::array::from_fn(|r| core::array::from_fn(|j| value(r, j)));
+        let mut h = [[0.0; H]; 5];
+        let (mut mean, mut var, mut var_inv) = ([0.0; H], [0.0; H], [0.0; H]);
+        let gain: [f32; H] = core::array::from_fn(|j| 1.0 + value(7, j) * 0.1);
+        let bias: [f32; H] = core::array::from_fn(|j| value(9, j) * 0.1);
+        batchnorm_forward(
+            &mut bnraw,
+            &mut h,
+            &mut mean,
+            &mut var,
+            &mut var_inv,
+            &gain,
+            &bias,
+        );
+        let mut dy: [[f32; H]; 5] =
+            core::array::from_fn(|r| core::array::from_fn(|j| value(r + 3, j)));
+        let (mut dgain, mut dbias) = ([0.0; H], [0.0; H]);
+        batchnorm_backward(&mut dy, &mut dgain, &mut dbias, &bnraw, &var_inv, &gain);
+        let same = |row: &[f32; H], what: &str| {
+            for j in 0..8 {
+                assert_eq!(row[j].to_bits(), row[64 + j].to_bits(), "{what}[{j}]");
+            }
+        };
+        for (what, row) in [
+            ("var", &var),
+            ("var_inv", &var_inv),
+            ("dgain", &dgain),
+            ("dbias", &dbias),
+        ] {
+            same(row, what);
+        }
+        for r in 0..5 {
+            same(&bnraw[r], "bnraw");
+            same(&h[r], "hpreact");
+            same(&dy[r], "dhprebn");
+        }
+        assert!(var[0] > 0.1 && dgain[0] != 0.0, "a test of something");
+    }
+
+    /// The padded softmax (16-lane registers on AVX-512) is the unpadded row's (8-lane vectors
+    /// and a tail), bit for bit: probabilities, maximum and sum.
+    #[test]
+    fn padded_and_unpadded_softmax_agree_bit_for_bit() {
+        for r in 0..50 {
+            let row: [f32; 27] = core::array::from_fn(|j| value(r, j * 3) * (1.0 + r as f32));
+            let mut padded = [f32::NEG_INFINITY; 32];
+            padded[..27].copy_from_slice(&row);
+            let mut unpadded = row;
+            let (m1, s1) = softmax_padded(&mut padded);
+            let (m2, s2) = softmax_row(&mut unpadded);
+            assert_eq!(
+                (m1.to_bits(), s1.to_bits()),
+                (m2.to_bits(), s2.to_bits()),
+                "row {r}"
+            );
+            assert_eq!(
+                padded[..27]
+                    .iter()
+                    .map(|p| p.to_bits())
+                    .collect::<heapless::Vec<_, 27>>(),
+                unpadded
+                    .iter()
+                    .map(|p| p.to_bits())
+                    .collect::<heapless::Vec<_, 27>>(),
+                "row {r}"
+            );
+            assert!(padded[27..].iter().all(|&p| p == 0.0));
+            let mut again = row;
+            assert_eq!(logsumexp_row(&mut again), (m2, s2));
+            let mut again = [f32::NEG_INFINITY; 32];
+            again[..27].copy_from_slice(&row);
+            assert_eq!(logsumexp_padded(&mut again), (m2, s2));
+        }
+    }
+}

@@ -52,7 +52,6 @@ pub use schedule::{Decay, Schedule};
 pub use shape::padded;
 pub use train::{
     NoCopies, NoMarks, Stage, StageMarks, TrainState, Transposed, WeightCopies, step, train_step,
-    train_step_staged, train_step_with,
 };
 pub use vocab::{Contexts, Example, Token, VOCAB};
 

@@ -9,7 +9,7 @@
 //! with the state it keeps.
 
 use crate::params::Params;
-use core::ops::{Add, Div, Mul, Sub};
+use crate::simd::Lane;
 use wide::f32x8;
 
 /// An update rule and its hyperparameters (the learning rate comes from the schedule).
@@ -145,44 +145,6 @@ impl AdamW {
             eps: eps as f32,
             neg_step_size: (-(lr / bias_correction1)) as f32,
         }
-    }
-}
-
-/// Eight floats or one: each rule's formula is written once over it.
-pub trait Lane:
-    Copy + Add<Output = Self> + Sub<Output = Self> + Mul<Output = Self> + Div<Output = Self>
-{
-    fn splat(x: f32) -> Self;
-    fn sqrt(self) -> Self;
-    /// self·a + b, rounded once (as ATen's vectorised `add` with alpha and `lerp` compute).
-    fn mul_add(self, a: Self, b: Self) -> Self;
-}
-
-impl Lane for f32 {
-    fn splat(x: f32) -> Self {
-        x
-    }
-    fn sqrt(self) -> Self {
-        libm::sqrtf(self)
-    }
-    /// Through `f32x8`, so that the tail rounds as the lanes do, fused or not (plain x86-64
-    /// and a Cortex-M4 have no vector FMA, and `wide` then multiplies and adds).
-    fn mul_add(self, a: Self, b: Self) -> Self {
-        f32x8::splat(self)
-            .mul_add(f32x8::splat(a), f32x8::splat(b))
-            .to_array()[0]
-    }
-}
-
-impl Lane for f32x8 {
-    fn splat(x: f32) -> Self {
-        f32x8::splat(x)
-    }
-    fn sqrt(self) -> Self {
-        f32x8::sqrt(self)
-    }
-    fn mul_add(self, a: Self, b: Self) -> Self {
-        f32x8::mul_add(self, a, b)
     }
 }
 

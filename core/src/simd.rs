@@ -40,30 +40,82 @@ pub enum Start<'a, const N: usize> {
     Out,
 }
 
+/// One float or a register of them, with the arithmetic a formula needs: the optimizers' rules
+/// are written once over it (eight floats, then one for the tail), and so is every
+/// [`Register`] loop.
+pub trait Lane:
+    Copy
+    + core::ops::Add<Output = Self>
+    + core::ops::Sub<Output = Self>
+    + core::ops::Mul<Output = Self>
+    + core::ops::Div<Output = Self>
+{
+    fn splat(x: f32) -> Self;
+    fn sqrt(self) -> Self;
+    /// self·a + b, rounded once (as ATen's vectorised `add` with alpha and `lerp` compute).
+    fn mul_add(self, a: Self, b: Self) -> Self;
+}
+
+impl Lane for f32 {
+    fn splat(x: f32) -> Self {
+        x
+    }
+    fn sqrt(self) -> Self {
+        libm::sqrtf(self)
+    }
+    /// Through `f32x8`, so that the tail rounds as the lanes do, fused or not (plain x86-64
+    /// and a Cortex-M4 have no vector FMA, and `wide` then multiplies and adds).
+    fn mul_add(self, a: Self, b: Self) -> Self {
+        f32x8::splat(self)
+            .mul_add(f32x8::splat(a), f32x8::splat(b))
+            .to_array()[0]
+    }
+}
+
+impl Lane for f32x8 {
+    #[inline(always)]
+    fn splat(x: f32) -> Self {
+        f32x8::splat(x)
+    }
+    #[inline(always)]
+    fn sqrt(self) -> Self {
+        f32x8::sqrt(self)
+    }
+    #[inline(always)]
+    fn mul_add(self, a: Self, b: Self) -> Self {
+        f32x8::mul_add(self, a, b)
+    }
+}
+
+#[cfg(target_feature = "avx512f")]
+impl Lane for wide::f32x16 {
+    #[inline(always)]
+    fn splat(x: f32) -> Self {
+        wide::f32x16::splat(x)
+    }
+    #[inline(always)]
+    fn sqrt(self) -> Self {
+        wide::f32x16::sqrt(self)
+    }
+    #[inline(always)]
+    fn mul_add(self, a: Self, b: Self) -> Self {
+        wide::f32x16::mul_add(self, a, b)
+    }
+}
+
 /// A register of lanes: `f32x16` where AVX-512 is built in (on a CPU with two 512-bit FMA
 /// units that doubles the peak: 241 against 131 GFLOP/s on the Xeon of the README's speed
 /// section), `f32x8` elsewhere. Loops written over a `Register` compute each lane as one float
 /// would, so the width changes speed, never a bit (every output of [`rows_times_matrix`] is the
 /// same chain of FMAs over i; batch norm's sums run over the batch, lane by lane).
-pub trait Register:
-    Copy
-    + core::ops::Add<Output = Self>
-    + core::ops::AddAssign
-    + core::ops::Sub<Output = Self>
-    + core::ops::Mul<Output = Self>
-    + core::ops::Div<Output = Self>
-{
+pub trait Register: Lane + core::ops::AddAssign {
     const LANES: usize;
     const ZERO: Self;
-    fn splat(x: f32) -> Self;
     /// Lanes `at..at + LANES` of `row`.
     fn load(row: &[f32], at: usize) -> Self;
     fn store(self, row: &mut [f32], at: usize);
-    /// self·a + b.
-    fn mul_add(self, a: Self, b: Self) -> Self;
-    /// self·a − b.
+    /// self·a − b, rounded once.
     fn mul_sub(self, a: Self, b: Self) -> Self;
-    fn sqrt(self) -> Self;
 }
 
 /// Calls `f::<X>(col)` for each register of a row of `n` floats (n a multiple of 8): `Wide`
@@ -91,10 +143,6 @@ impl Register for f32x8 {
     const LANES: usize = 8;
     const ZERO: Self = f32x8::ZERO;
     #[inline(always)]
-    fn splat(x: f32) -> Self {
-        f32x8::splat(x)
-    }
-    #[inline(always)]
     fn load(row: &[f32], at: usize) -> Self {
         f32x8::from(*row[at..].first_chunk::<8>().expect("a whole register"))
     }
@@ -103,16 +151,8 @@ impl Register for f32x8 {
         *row[at..].first_chunk_mut::<8>().expect("a whole register") = self.to_array();
     }
     #[inline(always)]
-    fn mul_add(self, a: Self, b: Self) -> Self {
-        f32x8::mul_add(self, a, b)
-    }
-    #[inline(always)]
     fn mul_sub(self, a: Self, b: Self) -> Self {
         f32x8::mul_sub(self, a, b)
-    }
-    #[inline(always)]
-    fn sqrt(self) -> Self {
-        f32x8::sqrt(self)
     }
 }
 
@@ -120,10 +160,6 @@ impl Register for f32x8 {
 impl Register for wide::f32x16 {
     const LANES: usize = 16;
     const ZERO: Self = wide::f32x16::ZERO;
-    #[inline(always)]
-    fn splat(x: f32) -> Self {
-        wide::f32x16::splat(x)
-    }
     #[inline(always)]
     fn load(row: &[f32], at: usize) -> Self {
         wide::f32x16::from(*row[at..].first_chunk::<16>().expect("a whole register"))
@@ -133,16 +169,8 @@ impl Register for wide::f32x16 {
         *row[at..].first_chunk_mut::<16>().expect("a whole register") = self.to_array();
     }
     #[inline(always)]
-    fn mul_add(self, a: Self, b: Self) -> Self {
-        wide::f32x16::mul_add(self, a, b)
-    }
-    #[inline(always)]
     fn mul_sub(self, a: Self, b: Self) -> Self {
         wide::f32x16::mul_sub(self, a, b)
-    }
-    #[inline(always)]
-    fn sqrt(self) -> Self {
-        wide::f32x16::sqrt(self)
     }
 }
 

@@ -369,53 +369,12 @@ pub fn train_step<
     )
 }
 
-/// [`train_step`] with `marks` told as each [`Stage`] is done, for profiles: the same code, the
-/// same numbers (a second copy of the step, with the marks between its stages).
-pub fn train_step_staged<
-    const V: usize,
-    const VP: usize,
-    const E: usize,
-    const T: usize,
-    const H: usize,
-    const B: usize,
->(
-    model: &mut Model<V, E, T, H>,
-    grads: &mut Params<V, E, T, H>,
-    state: &mut TrainState<VP, H, B>,
-    batch: &Batch<T, B>,
-    lr: f32,
-    marks: &mut impl StageMarks,
-) -> f32 {
-    step(model, grads, None, state, &mut NoCopies, batch, lr, marks)
-}
-
-/// [`train_step`] with another update rule: forward, running statistics, fused backward, then
-/// `optim`'s update at rate `lr`. Returns the batch loss before the update.
-pub fn train_step_with<
-    const V: usize,
-    const VP: usize,
-    const E: usize,
-    const T: usize,
-    const H: usize,
-    const B: usize,
->(
-    model: &mut Model<V, E, T, H>,
-    grads: &mut Params<V, E, T, H>,
-    optim: &mut Optim<V, E, T, H>,
-    state: &mut TrainState<VP, H, B>,
-    batch: &Batch<T, B>,
-    lr: f32,
-) -> f32 {
-    let (copies, marks) = (&mut NoCopies, &mut NoMarks);
-    step(model, grads, Some(optim), state, copies, batch, lr, marks)
-}
-
 /// The step in full: forward, running statistics, fused backward, then SGD (`optim` None) or
 /// `optim`'s update at rate `lr`, with the products against transposed weights done as `copies`
 /// says and `marks` told as each [`Stage`] is done. Returns the batch loss before the update.
 ///
-/// [`train_step`], [`train_step_staged`] and [`train_step_with`] are this with [`NoCopies`]; a
-/// host passes a [`Transposed`].
+/// [`train_step`] is this with SGD, [`NoCopies`] and [`NoMarks`] (firmware's); a host passes a
+/// [`Transposed`], and a profile marks that tell the time.
 #[allow(clippy::too_many_arguments)]
 pub fn step<
     const V: usize,
@@ -616,38 +575,27 @@ mod tests {
     }
 
     /// The staged step is the step: the same loss and parameters, bit for bit, with every stage
-    /// marked once, in order; and so is the host's (with transposed copies of the weights),
-    /// which `charmlp bench --stages` times.
+    /// marked once, in order; firmware's (no copies, what `train_step` runs) and the host's
+    /// (with transposed copies of the weights, which `charmlp bench --stages` times).
     #[test]
     fn the_staged_step_is_the_step() {
+        staged_is_unstaged(&mut NoCopies);
+        staged_is_unstaged(&mut Transposed::<32, 32, 64>::new());
+    }
+
+    fn staged_is_unstaged(copies: &mut impl WeightCopies<27, 32, 10, 3, 64>) {
         let (mut a, batch) = model_and_batch(5);
         let mut b = a.clone();
         let mut grads = crate::DefaultParams::zeroed();
         let mut state = crate::DefaultTrainState::new();
-        let mut seen = [Stage::Update; 13];
-        let mut n = 0;
         for _ in 0..3 {
-            n = 0;
-            let la = train_step(&mut a, &mut grads, &mut state, &batch, 0.1);
-            let lb = train_step_staged(&mut b, &mut grads, &mut state, &batch, 0.1, &mut |s| {
-                seen[n] = s;
-                n += 1;
-            });
-            assert_eq!(la.to_bits(), lb.to_bits());
-            assert_eq!(a, b);
-        }
-        assert_eq!(n, 13);
-        assert_eq!(seen, Stage::ALL);
-
-        let mut copies = Transposed::<32, 32, 64>::new();
-        for _ in 0..3 {
-            n = 0;
+            let (mut seen, mut n) = ([Stage::Update; 13], 0);
             let la = step(
                 &mut a,
                 &mut grads,
                 None,
                 &mut state,
-                &mut copies,
+                copies,
                 &batch,
                 0.1,
                 &mut NoMarks,
@@ -657,14 +605,7 @@ mod tests {
                 n += 1;
             };
             let lb = step(
-                &mut b,
-                &mut grads,
-                None,
-                &mut state,
-                &mut copies,
-                &batch,
-                0.1,
-                &mut marks,
+                &mut b, &mut grads, None, &mut state, copies, &batch, 0.1, &mut marks,
             );
             assert_eq!(la.to_bits(), lb.to_bits());
             assert_eq!(a, b);
