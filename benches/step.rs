@@ -151,6 +151,17 @@ fn bench_hidden<const H: usize>(
         val,
         |b, val| b.iter(|| s.model.loss_rows(val, &mut rows)),
     );
+    // What `eval` and validation run: one forward per distinct context, counting included.
+    g.bench_with_input(
+        BenchmarkId::new("eval_split_counted", val.len()),
+        val,
+        |b, val| {
+            b.iter(|| {
+                s.model
+                    .loss_counted(&charmlp::data::counted(val), &mut rows)
+            })
+        },
+    );
     let contexts: [[charmlp_core::Token; CONTEXT]; 32] = core::array::from_fn(|j| val[j].context);
     g.bench_function("next_char_probs_32_rows", |b| {
         b.iter(|| {
@@ -170,6 +181,16 @@ fn bench_hidden<const H: usize>(
         BenchmarkId::new("calibrate_rows", train.len()),
         train,
         |b, train| b.iter(|| model.calibrate_rows(train, &mut acc, &mut rows)),
+    );
+    g.bench_with_input(
+        BenchmarkId::new("calibrate_counted", train.len()),
+        train,
+        |b, train| {
+            b.iter(|| {
+                let counted = charmlp::data::counted(train);
+                model.calibrate_counted(&counted, &mut acc, &mut rows)
+            })
+        },
     );
     g.finish();
 }

@@ -52,12 +52,25 @@ impl<const H: usize> BnCalibration<H> {
     }
 
     /// Welford's update with one row of hprebn [H]: delta = x − mean, mean += delta/count,
-    /// m2 += delta·(x − mean), eight units at a time in `f64x8` (one AVX-512 register; the
-    /// compiler's own vectors were half as wide), then any units past a multiple of 8. Each
-    /// lane's operations are the scalar formula's, unfused: the same values on every target.
+    /// m2 += delta·(x − mean). [`BnCalibration::add_counted`] with weight 1, bit for bit.
     pub fn add(&mut self, hprebn: &[f32; H]) {
-        self.count += 1;
-        let inv_count = 1.0 / self.count as f64;
+        self.add_counted(hprebn, 1);
+    }
+
+    /// Welford's update for `weight` equal rows of hprebn [H], in West's weighted form:
+    /// count += w, delta = x − mean, mean += delta·(w/count), m2 += w·delta·(x − mean), which is
+    /// adding the row w times (exactly so in exact arithmetic). Eight units at a time in `f64x8`
+    /// (one AVX-512 register; the compiler's own vectors were half as wide), then any units past
+    /// a multiple of 8. Each lane's operations are the scalar formula's, unfused: the same
+    /// values on every target. Weight 1 is [`BnCalibration::add`]: w/count is 1/count and
+    /// delta·1 is delta, exactly.
+    pub fn add_counted(&mut self, hprebn: &[f32; H], weight: u64) {
+        if weight == 0 {
+            return;
+        }
+        self.count += weight;
+        let w = weight as f64;
+        let w_over_count = w / self.count as f64;
         // A microcontroller has no f64 vectors (nor an f64 FPU): its soft-float calls on
         // f64x8's lanes took a kilobyte more stack than the plain loop, so it takes only that.
         let vectors = if MICROCONTROLLER { 0 } else { H / 8 };
@@ -69,20 +82,20 @@ impl<const H: usize> BnCalibration<H> {
             m2s.as_chunks_mut::<8>().0,
             xs.as_chunks::<8>().0,
         );
-        let inv = f64x8::splat(inv_count);
+        let (wv, ratio) = (f64x8::splat(w), f64x8::splat(w_over_count));
         for ((mean, m2), x) in means.iter_mut().zip(m2s.iter_mut()).zip(xs) {
             let x = f64x8::from(x.map(f64::from));
             let old_mean = f64x8::from(*mean);
             let delta = x - old_mean;
-            let new_mean = old_mean + delta * inv;
-            *m2 = (f64x8::from(*m2) + delta * (x - new_mean)).to_array();
+            let new_mean = old_mean + delta * ratio;
+            *m2 = (f64x8::from(*m2) + delta * wv * (x - new_mean)).to_array();
             *mean = new_mean.to_array();
         }
         for ((mean, m2), &x) in mean_tail.iter_mut().zip(m2_tail.iter_mut()).zip(x_tail) {
             let x = f64::from(x);
             let delta = x - *mean;
-            *mean += delta * inv_count;
-            *m2 += delta * (x - *mean);
+            *mean += delta * w_over_count;
+            *m2 += delta * w * (x - *mean);
         }
     }
 

@@ -53,7 +53,7 @@ pub use shape::padded;
 pub use train::{
     NoCopies, NoMarks, Stage, StageMarks, TrainState, Transposed, WeightCopies, step, train_step,
 };
-pub use vocab::{Contexts, Example, Token, VOCAB};
+pub use vocab::{Contexts, CountedExample, Example, Token, VOCAB};
 
 /// Embedding width of the default model.
 pub const EMBED: usize = 10;

@@ -44,10 +44,19 @@ impl Token {
 }
 
 /// One training example: `T` tokens of context and the token that follows them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Example<const T: usize> {
     pub context: [Token; T],
     pub target: Token,
+}
+
+/// An example and how many times a split holds it. A split as its distinct examples, grouped
+/// by context, is what a host evaluates and calibrates on: names.txt's 228,146 examples are
+/// 24,783 distinct ones in 5,686 contexts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CountedExample<const T: usize> {
+    pub example: Example<T>,
+    pub count: u64,
 }
 
 /// The examples of one word, as makemore builds them: the context starts as `T` boundaries,

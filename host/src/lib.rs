@@ -9,6 +9,7 @@ pub mod data;
 pub mod diverge;
 pub mod export;
 pub mod interrupt;
+mod memo;
 pub mod modeldata;
 pub mod modelfile;
 pub mod names;

@@ -24,16 +24,19 @@
 //! within 2× of the build before it (see the README's figures).
 
 use crate::MAX_NAME_LEN;
-use crate::data::{WordSplits, examples};
+use crate::data::{WordSplits, counted, examples};
+use crate::memo::Memo;
 use anyhow::{Result, anyhow, bail};
 use charmlp_core::bytes::{Shape, peek_shape};
 use charmlp_core::safetensors;
 use charmlp_core::sample::sample_token;
 use charmlp_core::{
-    Alphabet, Batch, BnCalibration, Drawing, EmptySplit, Example, InferRows, Model, NoMarks, Optim,
-    Optimizer, Params, Sampling, Schedule, Stage, Token, TrainState, Transposed, padded,
+    Alphabet, Batch, BnCalibration, CountedExample, Drawing, EmptySplit, Example, InferRows, Model,
+    NoMarks, Optim, Optimizer, Params, Sampling, Schedule, Stage, Token, TrainState, Transposed,
+    padded,
 };
 use rand_xoshiro::Xoshiro256PlusPlus;
+use std::cell::RefCell;
 
 /// The shape menu: every list of built-in sizes, written once. `$then!` receives them.
 /// A capacity comes with its logits width padded to whole vectors. Exported so that tests can
@@ -417,6 +420,8 @@ struct Run<const V: usize, const VP: usize, const E: usize, const T: usize, cons
     alphabet: Alphabet<V>,
     train: Vec<Example<T>>,
     val: Vec<Example<T>>,
+    /// `val` as distinct examples with counts, what [`Training::val_loss`] evaluates.
+    val_counted: Vec<CountedExample<T>>,
 }
 
 impl<const V: usize, const VP: usize, const E: usize, const T: usize, const H: usize>
@@ -436,6 +441,7 @@ impl<const V: usize, const VP: usize, const E: usize, const T: usize, const H: u
             infer: Box::new(InferRows::new()),
             alphabet: alphabet(chars)?,
             train: examples(&splits[0]),
+            val_counted: counted(&examples(&splits[1])),
             val: examples(&splits[1]),
         })
     }
@@ -502,7 +508,7 @@ impl<const V: usize, const VP: usize, const E: usize, const T: usize, const H: u
     }
 
     fn val_loss(&mut self) -> Option<f64> {
-        self.model.loss_rows(&self.val, &mut self.infer)
+        self.model.loss_counted(&self.val_counted, &mut self.infer)
     }
 
     fn keep_val_examples(&mut self, n: usize, rng: &mut Xoshiro256PlusPlus) -> usize {
@@ -513,13 +519,14 @@ impl<const V: usize, const VP: usize, const E: usize, const T: usize, const H: u
             self.val.swap(i, j);
         }
         self.val.truncate(n);
+        self.val_counted = counted(&self.val);
         total
     }
 
     fn calibrate(&mut self) -> Result<()> {
         let mut acc = Box::new(BnCalibration::new());
         self.model
-            .calibrate_rows(&self.train, &mut acc, &mut self.infer)?;
+            .calibrate_counted(&counted(&self.train), &mut acc, &mut self.infer)?;
         Ok(())
     }
 
@@ -671,7 +678,8 @@ pub trait Loaded {
 
     /// Names `first..first + count` of the sample stream whose generators [`name_rng`] derives
     /// from `base`: each name depends on its index alone, so names are drawn
-    /// [`SAMPLE_LANES`] at a time, one batched forward per character.
+    /// [`SAMPLE_LANES`] at a time, with one batched forward per round for the contexts whose
+    /// distributions the model has not yet computed ([`Memo`], kept across calls).
     fn sample_names(
         &self,
         base: u64,
@@ -688,6 +696,8 @@ struct LoadedModel<const V: usize, const VP: usize, const E: usize, const T: usi
 {
     model: Box<Model<V, E, T, H>>,
     alphabet: Alphabet<V>,
+    /// Distributions `sample_names` computed, kept across its calls (blocks of names).
+    memo: RefCell<Memo<V, T>>,
 }
 
 impl<const V: usize, const VP: usize, const E: usize, const T: usize, const H: usize> Loaded
@@ -703,7 +713,8 @@ impl<const V: usize, const VP: usize, const E: usize, const T: usize, const H: u
 
     fn loss(&self, words: &[Vec<Token>]) -> Option<f64> {
         let mut rows = Box::new(InferRows::<V, VP, H, INFER_ROWS>::new());
-        self.model.loss_rows(&examples::<T>(words), &mut rows)
+        self.model
+            .loss_counted(&counted(&examples::<T>(words)), &mut rows)
     }
 
     fn sample_names(
@@ -715,6 +726,8 @@ impl<const V: usize, const VP: usize, const E: usize, const T: usize, const H: u
     ) -> Vec<heapless::String<MAX_NAME_LEN>> {
         let mut names = vec![heapless::String::new(); count];
         let mut rows = Box::new(InferRows::<V, VP, H, SAMPLE_LANES>::new());
+        let mut memo = self.memo.borrow_mut();
+        memo.settle(how.temperature, how.top_k);
         // The names in progress: index, drawing, generator.
         let new_lane = |i: usize| {
             (
@@ -754,15 +767,35 @@ impl<const V: usize, const VP: usize, const E: usize, const T: usize, const H: u
             if lanes.is_empty() {
                 return names;
             }
-            let mut contexts = [[Token::BOUNDARY; T]; SAMPLE_LANES];
-            for (c, (_, drawing, _)) in contexts.iter_mut().zip(&lanes) {
-                *c = drawing.context;
+            // The lanes' contexts not yet in the memo, each once, side by side.
+            let mut fresh = [[Token::BOUNDARY; T]; SAMPLE_LANES];
+            let mut n = 0;
+            for (_, drawing, _) in &lanes {
+                let c = drawing.context;
+                if memo.get(&c).is_none() && !fresh[..n].contains(&c) {
+                    fresh[n] = c;
+                    n += 1;
+                }
             }
-            let contexts = &contexts[..lanes.len()];
-            self.model
-                .probs_rows(contexts, how.temperature, how.top_k, &mut rows);
-            for (r, (_, drawing, rng)) in lanes.iter_mut().enumerate() {
-                drawing.take(sample_token(rng, rows.row(r)), &self.alphabet);
+            if n > 0 {
+                let fresh = &fresh[..n];
+                self.model
+                    .probs_rows(fresh, how.temperature, how.top_k, &mut rows);
+                for (r, &c) in fresh.iter().enumerate() {
+                    memo.insert(c, rows.row(r));
+                }
+            }
+            for (_, drawing, rng) in lanes.iter_mut() {
+                let c = drawing.context;
+                let token = match memo.get(&c) {
+                    Some(probs) => sample_token(rng, probs),
+                    // A full memo: the row computed this round.
+                    None => {
+                        let r = fresh[..n].iter().position(|f| *f == c);
+                        sample_token(rng, rows.row(r.expect("computed above")))
+                    }
+                };
+                drawing.take(token, &self.alphabet);
             }
         }
     }
@@ -861,7 +894,11 @@ pub fn load(bytes: &[u8], default_alphabet: Option<&[char]>) -> Result<Box<dyn L
                 model.read_safetensors(&mut alphabet, bytes, given)
             }
             .map_err(|e| anyhow!("{e}"))?;
-            let loaded = LoadedModel::<$v, $vp, $e, $t, $h> { model, alphabet };
+            let loaded = LoadedModel::<$v, $vp, $e, $t, $h> {
+                model,
+                alphabet,
+                memo: RefCell::new(Memo::new()),
+            };
             Some(Box::new(loaded) as Box<dyn Loaded>)
         }};
     }
@@ -979,6 +1016,56 @@ mod tests {
                             "{shape:?} V {v}: val loss {before} → {after}"
                         );
                     }
+                }
+            }
+        }
+    }
+
+    /// Names drawn side by side with a memory of distributions of any size (none; three rows,
+    /// full within the first round; the default) are those drawn one at a time with each
+    /// name's generator: across calls (blocks), and as the temperature, top-k and prefix
+    /// change (the memory is forgotten when the temperature or top-k do).
+    #[test]
+    fn names_are_the_same_with_any_memory() {
+        use charmlp_core::{InferState, Temperature};
+        let mut model = Box::new(Model::<27, 10, 3, 64>::zeroed());
+        // Fresh parameters: nearly uniform distributions, so names visit many contexts.
+        model.init(&mut crate::stream(5, crate::Stream::Init));
+        let prefix = [Token::wrapping(1, 27), Token::wrapping(13, 27)];
+        let hows = [
+            Sampling::PLAIN,
+            Sampling {
+                temperature: Temperature::new(0.7).unwrap(),
+                top_k: Some(5),
+                ..Sampling::PLAIN
+            },
+            Sampling {
+                temperature: Temperature::GREEDY,
+                prefix: &prefix,
+                ..Sampling::PLAIN
+            },
+            Sampling {
+                temperature: Temperature::new(1.5).unwrap(),
+                max_len: 4,
+                ..Sampling::PLAIN
+            },
+        ];
+        let base = 77;
+        for max_rows in [0, 3, usize::MAX] {
+            let loaded = LoadedModel::<27, 32, 10, 3, 64> {
+                model: model.clone(),
+                alphabet: Alphabet::MAKEMORE,
+                memo: RefCell::new(Memo::with_max_rows(max_rows)),
+            };
+            for how in &hows {
+                let mut names = loaded.sample_names(base, 0, 50, how);
+                names.extend(loaded.sample_names(base, 50, 150, how));
+                let mut state = InferState::new();
+                for (i, name) in names.iter().enumerate() {
+                    let mut rng = name_rng(base, i as u64);
+                    let alone: heapless::String<MAX_NAME_LEN> =
+                        model.sample_name_with(&mut rng, how, &mut state, &Alphabet::MAKEMORE);
+                    assert_eq!(*name, alone, "memory of {max_rows} rows, name {i}");
                 }
             }
         }
