@@ -470,7 +470,7 @@ fn softmax_vectors(
 ) -> (f32, f32) {
     #[cfg(target_feature = "avx512f")]
     if last.is_none() && whole.len().is_multiple_of(2) {
-        return softmax_pairs(whole.as_chunks_mut::<2>().0, normalize);
+        return softmax_rows::<wide::f32x16, 1>([whole.as_flattened_mut()], normalize)[0];
     }
     // Vector i of the row: one loop body over both kinds keeps one copy of the vector exp,
     // which on a Cortex-M4 (eight scalar lanes) is kilobytes of code.
@@ -518,42 +518,116 @@ fn softmax_vectors(
     (max, sum)
 }
 
-/// [`softmax_vectors`] of a row of whole f32x16 registers (AVX-512): the max, the exps and the
-/// normalisation 16 lanes at a time, lane by lane as f32x8 computes them, and the sum over the
-/// same f32x8 halves in the same order, so that the results are bit for bit the same.
+/// What [`softmax_rows`] needs of a register beyond [`Register`]: its max, its exp, and its
+/// reductions in the order the 8-lane code takes them.
+trait SoftmaxLanes: Register {
+    fn max(self, other: Self) -> Self;
+    fn exp(self) -> Self;
+    /// The largest lane (a NaN lane is passed over, as f32::max would).
+    fn max_lane(self) -> f32;
+    /// sum += each f32x8 of the register, in order.
+    fn add_eights_to(self, sum: &mut f32x8);
+}
+
+impl SoftmaxLanes for f32x8 {
+    #[inline(always)]
+    fn max(self, other: Self) -> Self {
+        self.fast_max(other)
+    }
+    #[inline(always)]
+    fn exp(self) -> Self {
+        simd::exp(self)
+    }
+    #[inline(always)]
+    fn max_lane(self) -> f32 {
+        self.to_array()
+            .into_iter()
+            .fold(f32::NEG_INFINITY, |m, x| if x > m { x } else { m })
+    }
+    #[inline(always)]
+    fn add_eights_to(self, sum: &mut f32x8) {
+        *sum += self;
+    }
+}
+
 #[cfg(target_feature = "avx512f")]
-fn softmax_pairs(row: &mut [[[f32; W]; 2]], normalize: bool) -> (f32, f32) {
-    use wide::f32x16;
-    let load = |pair: &[[f32; W]; 2]| f32x16::from(bytemuck::cast::<_, [f32; 16]>(*pair));
-    let mut max_v = f32x16::splat(f32::NEG_INFINITY);
-    for pair in row.iter() {
-        max_v = max_v.fast_max(load(pair));
+impl SoftmaxLanes for wide::f32x16 {
+    #[inline(always)]
+    fn max(self, other: Self) -> Self {
+        self.fast_max(other)
     }
-    // Halving in registers, then four lanes: the row's maximum (a NaN logit makes every
-    // probability and the loss NaN whichever way it goes here, as in the 8-lane code).
-    let halves: [f32x8; 2] = bytemuck::cast(max_v);
-    let quarters: [wide::f32x4; 2] = bytemuck::cast(halves[0].fast_max(halves[1]));
-    let max = quarters[0]
-        .fast_max(quarters[1])
-        .to_array()
-        .into_iter()
-        .fold(f32::NEG_INFINITY, |m, x| if x > m { x } else { m });
-    let max_v = f32x16::splat(max);
-    let mut sum = f32x8::ZERO;
-    for pair in row.iter_mut() {
-        let e: [[f32; W]; 2] = bytemuck::cast(simd::exp16(load(pair) - max_v).to_array());
-        *pair = e;
-        sum += f32x8::from(e[0]);
-        sum += f32x8::from(e[1]);
+    #[inline(always)]
+    fn exp(self) -> Self {
+        simd::exp16(self)
     }
-    let sum = sum.reduce_add();
-    if normalize {
-        let inv = f32x16::splat(1.0 / sum);
-        for pair in row.iter_mut() {
-            *pair = bytemuck::cast((load(pair) * inv).to_array());
+    /// Halving in registers, then four lanes: the same maximum as the 8-lane fold (a NaN
+    /// logit makes every probability and the loss NaN whichever way it goes here).
+    #[inline(always)]
+    fn max_lane(self) -> f32 {
+        let halves: [f32x8; 2] = bytemuck::cast(self);
+        let quarters: [wide::f32x4; 2] = bytemuck::cast(halves[0].fast_max(halves[1]));
+        quarters[0]
+            .fast_max(quarters[1])
+            .to_array()
+            .into_iter()
+            .fold(f32::NEG_INFINITY, |m, x| if x > m { x } else { m })
+    }
+    #[inline(always)]
+    fn add_eights_to(self, sum: &mut f32x8) {
+        let halves: [f32x8; 2] = bytemuck::cast(self);
+        *sum += halves[0];
+        *sum += halves[1];
+    }
+}
+
+/// [`softmax_vectors`] of K rows of whole X registers at once, each row's operations exactly
+/// the 8-lane code's (the same exps, the same sum over the same f32x8 parts in the same order,
+/// the same maximum), so the results are bit for bit the same. A row is a chain of dependent
+/// steps (max, exp, sum, 1/sum) that left the core waiting: K independent chains fill it.
+#[inline(always)]
+fn softmax_rows<X: SoftmaxLanes, const K: usize>(
+    mut rows: [&mut [f32]; K],
+    normalize: bool,
+) -> [(f32, f32); K] {
+    let n = rows[0].len() / X::LANES;
+    let mut max_v = [X::splat(f32::NEG_INFINITY); K];
+    for i in 0..n {
+        for (m, row) in max_v.iter_mut().zip(&rows) {
+            *m = m.max(X::load(row, i * X::LANES));
         }
     }
-    (max, sum)
+    let max: [f32; K] = core::array::from_fn(|k| max_v[k].max_lane());
+    let mut sums = [f32x8::ZERO; K];
+    for i in 0..n {
+        for ((sum, row), &m) in sums.iter_mut().zip(rows.iter_mut()).zip(&max) {
+            let e = (X::load(row, i * X::LANES) - X::splat(m)).exp();
+            e.store(row, i * X::LANES);
+            e.add_eights_to(sum);
+        }
+    }
+    let sum: [f32; K] = core::array::from_fn(|k| sums[k].reduce_add());
+    if normalize {
+        for (row, &s) in rows.into_iter().zip(&sum) {
+            let inv = X::splat(1.0 / s);
+            for i in 0..n {
+                (X::load(row, i * X::LANES) * inv).store(row, i * X::LANES);
+            }
+        }
+    }
+    core::array::from_fn(|k| (max[k], sum[k]))
+}
+
+/// [`softmax_padded`] of K rows at once on a host, where one row leaves the core waiting (the
+/// same results bit for bit): `Wide` registers where they fill the row, else f32x8.
+fn softmax_padded_rows<const VP: usize, const K: usize>(
+    rows: &mut [[f32; VP]; K],
+) -> [(f32, f32); K] {
+    let rows = rows.each_mut().map(|r| &mut r[..]);
+    if VP.is_multiple_of(simd::Wide::LANES) {
+        softmax_rows::<simd::Wide, K>(rows, true)
+    } else {
+        softmax_rows::<f32x8, K>(rows, true)
+    }
 }
 
 /// Softmax of one padded row in place: V logits and −∞ padding to VP → probabilities (the
@@ -605,7 +679,21 @@ pub fn softmax_cross_entropy_forward<const VP: usize>(
     y: &[Token],
 ) -> f32 {
     let mut loss = NllSum::new();
-    for (row, target) in logits.iter_mut().zip(y) {
+    // Four rows at a time on a host; one on a microcontroller, whose scalar lanes gain nothing
+    // from it and which keeps one copy of the vector exp.
+    let (quads, rest) = if MICROCONTROLLER {
+        (&mut [][..], &mut logits[..])
+    } else {
+        logits.as_chunks_mut::<4>()
+    };
+    let (y_quads, y_rest) = y.split_at((4 * quads.len()).min(y.len()));
+    for (rows, y) in quads.iter_mut().zip(y_quads.chunks_exact(4)) {
+        let logit_y: [f32; 4] = core::array::from_fn(|k| rows[k][y[k].index()]);
+        for (max_sum, logit_y) in softmax_padded_rows(rows).into_iter().zip(logit_y) {
+            loss.add(max_sum, logit_y);
+        }
+    }
+    for (row, target) in rest.iter_mut().zip(y_rest) {
         let logit_y = row[target.index()];
         loss.add(softmax_padded(row), logit_y);
     }
@@ -653,10 +741,23 @@ impl NllSum {
 /// probs [B][VP] (dlogits on return), y [B].
 pub fn softmax_cross_entropy_backward<const VP: usize>(probs: &mut [[f32; VP]], y: &[Token]) {
     let inv_n = f32x8::splat(1.0 / probs.len() as f32);
+    let lane = f32x8::from([0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]);
     for (row, target) in probs.iter_mut().zip(y) {
-        row[target.index()] -= 1.0;
-        for chunk in lanes_mut(row) {
-            *chunk = (f32x8::from(*chunk) * inv_n).to_array();
+        if MICROCONTROLLER {
+            row[target.index()] -= 1.0;
+            for chunk in lanes_mut(row) {
+                *chunk = (f32x8::from(*chunk) * inv_n).to_array();
+            }
+            continue;
+        }
+        // On a host the one-hot is a vector (the target lane's all-ones mask and 1.0), which
+        // gives exactly the scalar p − 1 there and p − 0 = p elsewhere: a scalar store followed
+        // by a load of its vector waited for the store, row after row.
+        let target = f32x8::splat(target.index() as f32);
+        for (c, chunk) in lanes_mut(row).iter_mut().enumerate() {
+            let here = (lane + f32x8::splat((c * W) as f32)).simd_eq(target);
+            let onehot = here & f32x8::ONE;
+            *chunk = ((f32x8::from(*chunk) - onehot) * inv_n).to_array();
         }
     }
 }
@@ -750,5 +851,51 @@ mod tests {
             again[..27].copy_from_slice(&row);
             assert_eq!(logsumexp_padded(&mut again), (m2, s2));
         }
+    }
+
+    /// The training forward's softmax, four rows at a time on a host, is the one-row padded
+    /// softmax bit for bit, with the same loss, and the backward's vector one-hot is the scalar
+    /// p − 1: 7 rows (a group of four and three alone) and 32,
+    /// for padded widths of 32 (16-lane registers on AVX-512) and 24 (8-lane), at scales from
+    /// 1e-3 to 1e3.
+    #[test]
+    fn softmax_rows_side_by_side_are_one_at_a_time() {
+        fn check<const VP: usize>(v: usize) {
+            for n in [7, 32] {
+                for scale in [1e-3, 1.0, 1e3] {
+                    let mut rows = [[f32::NEG_INFINITY; VP]; 32];
+                    let mut y = [Token::BOUNDARY; 32];
+                    for (r, row) in rows.iter_mut().enumerate() {
+                        for (j, x) in row[..v].iter_mut().enumerate() {
+                            *x = value(r, j * 5) * scale;
+                        }
+                        y[r] = Token::wrapping((r * 7) as u8, v);
+                    }
+                    let mut alone = rows;
+                    let mut loss = NllSum::new();
+                    for (row, t) in alone[..n].iter_mut().zip(&y) {
+                        let logit_y = row[t.index()];
+                        loss.add(softmax_padded(row), logit_y);
+                    }
+                    let want = (loss.total() / n as f64) as f32;
+                    let got = softmax_cross_entropy_forward(&mut rows[..n], &y[..n]);
+                    assert_eq!(got.to_bits(), want.to_bits(), "VP {VP}, {n} rows, ×{scale}");
+                    for (a, b) in rows[..n].iter().zip(&alone[..n]) {
+                        assert_eq!(a.map(f32::to_bits), b.map(f32::to_bits), "VP {VP}");
+                    }
+                    // The backward's vector one-hot is the scalar subtraction, bit for bit.
+                    softmax_cross_entropy_backward(&mut rows[..n], &y[..n]);
+                    for (row, t) in alone[..n].iter_mut().zip(&y) {
+                        row[t.index()] -= 1.0;
+                        row.iter_mut().for_each(|p| *p *= 1.0 / n as f32);
+                    }
+                    for (a, b) in rows[..n].iter().zip(&alone[..n]) {
+                        assert_eq!(a.map(f32::to_bits), b.map(f32::to_bits), "VP {VP}");
+                    }
+                }
+            }
+        }
+        check::<32>(27);
+        check::<24>(20);
     }
 }
