@@ -767,12 +767,13 @@ impl<const V: usize, const VP: usize, const E: usize, const T: usize, const H: u
             if lanes.is_empty() {
                 return names;
             }
+            memo.judge();
             // The lanes' contexts not yet in the memo, each once, side by side.
             let mut fresh = [[Token::BOUNDARY; T]; SAMPLE_LANES];
             let mut n = 0;
             for (_, drawing, _) in &lanes {
                 let c = drawing.context;
-                if memo.get(&c).is_none() && !fresh[..n].contains(&c) {
+                if !memo.contains(&c) && !fresh[..n].contains(&c) {
                     fresh[n] = c;
                     n += 1;
                 }
@@ -1051,13 +1052,15 @@ mod tests {
             },
         ];
         let base = 77;
+        // No memory (which never finds a row, so gives up after its trial), three rows, and
+        // unbounded (which pays here, so stays).
         for max_rows in [0, 3, usize::MAX] {
             let loaded = LoadedModel::<27, 32, 10, 3, 64> {
                 model: model.clone(),
                 alphabet: Alphabet::MAKEMORE,
                 memo: RefCell::new(Memo::with_max_rows(max_rows)),
             };
-            for how in &hows {
+            for (h, how) in hows.iter().enumerate() {
                 let mut names = loaded.sample_names(base, 0, 50, how);
                 names.extend(loaded.sample_names(base, 50, 150, how));
                 let mut state = InferState::new();
@@ -1067,6 +1070,10 @@ mod tests {
                         model.sample_name_with(&mut rng, how, &mut state, &Alphabet::MAKEMORE);
                     assert_eq!(*name, alone, "memory of {max_rows} rows, name {i}");
                 }
+                // The plain names, long on fresh parameters, go past the trial's contexts.
+                let off = loaded.memo.borrow().is_off();
+                assert!(off || max_rows != 0 || h > 0, "an empty memo gives up");
+                assert!(!off || max_rows != usize::MAX, "a memo that pays stays");
             }
         }
     }
