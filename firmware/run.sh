@@ -5,36 +5,94 @@
 #   2. infer: samples from a model trained on the host and exported with `charmlp export`.
 #   3. check: the fast path against the PyTorch reference state in flash; every row must be
 #      within tolerance, as `charmlp check` requires on the host.
+#   4. recipe: makemore's recipe on names.txt packed in flash (`charmlp pack`), 20,000 steps;
+#      its losses must be the host's `train --steps 20000` to within 0.01, val at most 2.25.
+#
+#   bash firmware/run.sh recipe    the whole recipe alone: 200,000 steps (about 18 minutes of
+#                                  QEMU), val at most 2.17 (PyTorch's peer: 2.159)
 set -euo pipefail
 cd "$(dirname "$0")"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+names_txt=$PWD/../../shared/data/names.txt
 
-echo "== host: train a model and export it as Rust for the inference image"
 # From the project root: this directory's .cargo/config.toml would build the host tool for the
 # Cortex-M target.
 charmlp() { (cd .. && cargo run --quiet --release -p charmlp -- "$@"); }
+
+# Flash and static RAM of an image, as `size -A` gives its sections; sets $flash and $ram.
+sizes() {
+    echo "== $1: sizes (bytes, from size -A)"
+    size -A "$elf_dir/$1" | awk '
+        $1 ~ /^\.(vector_table|text|rodata|data|bss|uninit)$/ { printf "  %-14s %7d\n", $1, $2 }'
+    read -r flash ram < <(size -A "$elf_dir/$1" | awk '
+        $1 == ".vector_table" || $1 == ".text" || $1 == ".rodata" { flash += $2 }
+        $1 == ".data" { flash += $2; ram += $2 }
+        $1 == ".bss" || $1 == ".uninit" { ram += $2 }
+        END { print flash + 0, ram + 0 }')
+    echo "  flash (.vector_table+.text+.rodata+.data) $flash, static RAM (.data+.bss+.uninit) $ram"
+}
+
+fail() { echo "firmware/run.sh: $*" >&2; exit 1; }
+elf_dir=target/thumbv7em-none-eabihf/release
+
+# The recipe image for $1 steps, run; its losses checked against the host's same run, val
+# against $2.
+recipe() {
+    local steps=$1 val_max=$2
+    echo "== host: pack names.txt, and the same recipe for $steps steps"
+    charmlp pack --data "$names_txt" --out "$work/names.cmlw"
+    charmlp train --data "$names_txt" --steps "$steps" --seed 42 --out "$work/host-recipe.safetensors" \
+        > "$work/host-recipe.log"
+    grep '^loss:' "$work/host-recipe.log"
+    CHARMLP_WORDS=$work/names.cmlw CHARMLP_RECIPE_STEPS=$steps \
+        cargo build --quiet --release --bin recipe
+    sizes recipe
+    [ "$flash" -le $((512 * 1024)) ] || fail "recipe: flash $flash over 512 KB"
+    echo "== recipe: run under QEMU"
+    local start=$SECONDS
+    CHARMLP_WORDS=$work/names.cmlw CHARMLP_RECIPE_STEPS=$steps \
+        timeout 3600 cargo run --quiet --release --bin recipe | tee "$work/recipe.log"
+    echo "recipe: $((SECONDS - start)) s under QEMU"
+    grep -q '^result: done$' "$work/recipe.log" || fail "recipe: did not finish"
+    local stack
+    stack=$(awk '/^stack high-water mark:/ { print $4 }' "$work/recipe.log")
+    echo "recipe: RAM static $ram + stack $stack = $((ram + stack)) bytes of 65536"
+    [ $((ram + stack)) -le 65536 ] || fail "recipe: RAM over 64 KB"
+    # Device and host losses, split by split, and val against its bound.
+    awk -v val_max="$val_max" '
+        FNR == NR && /^loss:/ { host["train"] = $3; host["val"] = $5; host["test"] = $7; next }
+        /^(train|val|test) loss [0-9.]+$/ {
+            d = $3 - host[$1]; if (d < 0) d = -d
+            printf "recipe: %s loss %s on the device, %s on the host\n", $1, $3, host[$1]
+            if (d > 0.01) { print "recipe: " $1 " differs from the host by more than 0.01"; bad = 1 }
+            if ($1 == "val" && $3 > val_max) { print "recipe: val above " val_max; bad = 1 }
+            seen++
+        }
+        END { exit (bad || seen != 3) }' "$work/host-recipe.log" "$work/recipe.log" ||
+        fail "recipe: losses not as they should be"
+}
+
+if [ "${1:-}" = recipe ]; then
+    recipe 200000 2.17
+    echo "firmware: the whole recipe ran as expected"
+    exit 0
+fi
+
+echo "== host: train a model and export it as Rust for the inference image"
 charmlp train --steps 20000 --seed 42 --out "$work/model.safetensors" > "$work/host-train.log"
 grep '^loss:' "$work/host-train.log"
 charmlp export --lang rust --model "$work/model.safetensors" --out "$PWD/src/bin/infer/model.rs"
 
 echo "== build"
 cargo build --quiet --release --bins
-elf_dir=target/thumbv7em-none-eabihf/release
 
 for image in train infer check; do
-    echo "== $image: sizes (bytes, from size -A)"
-    size -A "$elf_dir/$image" | awk -v image="$image" '
-        $1 == ".vector_table" || $1 == ".text" || $1 == ".rodata" { flash += $2 }
-        $1 == ".data" { flash += $2; ram += $2 }
-        $1 == ".bss" || $1 == ".uninit" { ram += $2 }
-        $1 ~ /^\.(vector_table|text|rodata|data|bss|uninit)$/ { printf "  %-14s %7d\n", $1, $2 }
-        END { printf "  flash (.vector_table+.text+.rodata+.data) %d, static RAM (.data+.bss+.uninit) %d\n", flash, ram }'
+    sizes "$image"
     echo "== $image: run under QEMU"
     timeout 600 cargo run --quiet --release --bin "$image" | tee "$work/$image.log"
 done
 
-fail() { echo "firmware/run.sh: $*" >&2; exit 1; }
 grep -q '^result: the loss fell$' "$work/train.log" || fail "training image: the loss did not fall"
 grep -q '^result: the model beats a uniform guess$' "$work/infer.log" || fail "inference image: bad model"
 grep -q "^largest shape's file length: refused" "$work/infer.log" ||
@@ -47,4 +105,5 @@ for image in train infer; do
     [ "$names" -ge 5 ] || fail "$image image: $names names, expected at least 5"
     grep -q '^stack high-water mark: [0-9]* bytes$' "$work/$image.log" || fail "$image: no stack measure"
 done
-echo "firmware: the three images ran as expected"
+recipe 20000 2.25
+echo "firmware: the four images ran as expected"

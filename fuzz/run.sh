@@ -10,7 +10,10 @@ root=$(cd .. && pwd)
 
 echo "== seed corpora"
 charmlp() { (cd "$root" && cargo run --quiet --release -p charmlp -- "$@"); }
-mkdir -p corpus/model_bytes corpus/words corpus/sample_eval corpus/safetensors
+mkdir -p corpus/model_bytes corpus/words corpus/sample_eval corpus/safetensors corpus/packed
+charmlp pack --out "$PWD/corpus/packed/builtin.cmlw" > /dev/null
+printf 'zoë\njosé\nchloé\nanna\nnoël\némile\nbob\nhélène\njean-luc\nmarie\n' |
+    charmlp pack --data - --out "$PWD/corpus/packed/accents.cmlw" > /dev/null
 charmlp train --steps 300 --out "$PWD/corpus/safetensors/h64.safetensors" > /dev/null
 printf 'zoë\njosé\nchloé\n"x\\y"\nanna\nnoël\némile\nbob\nhélène\njean-luc\n' |
     charmlp train --data - --steps 50 --batch 4 \
@@ -27,7 +30,7 @@ printf 'abcdefghijklmnopqrstuvwxyz' > corpus/sample_eval/letters
 echo "== build"
 cargo +nightly fuzz build
 
-for target in model_bytes safetensors words sample_eval; do
+for target in model_bytes safetensors words sample_eval packed; do
     echo "== fuzz $target for ${seconds}s"
     log=$(mktemp)
     regressions=()

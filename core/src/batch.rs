@@ -46,11 +46,23 @@ impl<const T: usize, const B: usize> Batch<T, B> {
         rng: &mut R,
         examples: &[Example<T>],
     ) -> Result<(), EmptySplit> {
+        self.sample_from(rng, examples.len(), |i| examples[i])
+    }
+
+    /// [`Batch::sample`] from a split of `len` examples that `example(i)` builds (a split
+    /// packed in flash, [`crate::packed::PackedSplit`]): the same draws, so the same batches
+    /// as from the examples in an array.
+    pub fn sample_from<R: Rng + ?Sized>(
+        &mut self,
+        rng: &mut R,
+        len: usize,
+        mut example: impl FnMut(usize) -> Example<T>,
+    ) -> Result<(), EmptySplit> {
         // A split longer than u32::MAX examples is sampled from its first u32::MAX.
-        let n = u32::try_from(examples.len()).unwrap_or(u32::MAX);
+        let n = u32::try_from(len).unwrap_or(u32::MAX);
         let n = NonZeroU32::new(n).ok_or(EmptySplit)?;
         for (x, y) in self.x.iter_mut().zip(self.y.iter_mut()) {
-            let ex = examples[below(rng, n) as usize];
+            let ex = example(below(rng, n) as usize);
             *x = ex.context;
             *y = ex.target;
         }

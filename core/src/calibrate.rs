@@ -129,6 +129,17 @@ impl<const V: usize, const E: usize, const T: usize, const H: usize> Model<V, E,
         acc: &mut BnCalibration<H>,
         state: &mut InferState<V, H>,
     ) -> Result<(), TooFewRows> {
+        self.calibrate_each(examples.iter().copied(), acc, state)
+    }
+
+    /// [`Model::calibrate`] over examples built one by one (a split packed in flash): the
+    /// same statistics for the same examples in the same order.
+    pub fn calibrate_each(
+        &mut self,
+        examples: impl IntoIterator<Item = Example<T>>,
+        acc: &mut BnCalibration<H>,
+        state: &mut InferState<V, H>,
+    ) -> Result<(), TooFewRows> {
         *acc = BnCalibration::new();
         for ex in examples {
             self.hprebn(&ex.context, &mut state.h);

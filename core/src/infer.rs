@@ -67,16 +67,25 @@ impl<const V: usize, const E: usize, const T: usize, const H: usize> Model<V, E,
     /// Mean cross-entropy over a split (accumulated in f64 as training's loss is), or `None`
     /// for an empty split.
     pub fn loss(&self, examples: &[Example<T>], state: &mut InferState<V, H>) -> Option<f64> {
-        if examples.is_empty() {
-            return None;
-        }
+        self.loss_each(examples.iter().copied(), state)
+    }
+
+    /// [`Model::loss`] over examples built one by one (a split packed in flash): the same
+    /// value for the same examples in the same order.
+    pub fn loss_each(
+        &self,
+        examples: impl IntoIterator<Item = Example<T>>,
+        state: &mut InferState<V, H>,
+    ) -> Option<f64> {
         let mut total = NllSum::new();
+        let mut n = 0u64;
         for ex in examples {
             self.logits(&ex.context, state);
             let logit_y = state.logits[ex.target.index()];
             total.add(layers::logsumexp_row(&mut state.logits), logit_y);
+            n += 1;
         }
-        Some(total.total() / examples.len() as f64)
+        (n > 0).then(|| total.total() / n as f64)
     }
 }
 

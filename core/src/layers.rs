@@ -678,6 +678,7 @@ pub fn softmax_cross_entropy_forward<const VP: usize>(
     logits: &mut [[f32; VP]],
     y: &[Token],
 ) -> f32 {
+    debug_assert_eq!(logits.len(), y.len(), "a target for every row");
     let mut loss = NllSum::new();
     // Four rows at a time on a host; one on a microcontroller, whose scalar lanes gain nothing
     // from it and which keeps one copy of the vector exp.

@@ -28,6 +28,7 @@ pub mod layers;
 pub mod model;
 mod model_file;
 pub mod optim;
+pub mod packed;
 pub mod params;
 pub mod random;
 pub mod reference;

@@ -1,8 +1,51 @@
-//! What the two firmware images share: names compiled into flash as training examples, and a
-//! painted stack to measure how deep the stack went.
+//! What the firmware images share: the training state, names compiled into flash as training
+//! examples, and a painted stack to measure how deep the stack went.
 #![no_std]
 
-use charmlp_core::{CONTEXT, Example, Token};
+use charmlp_core::in_place::InPlaceScratch;
+use charmlp_core::{
+    BATCH, BnCalibration, BnStats, CONTEXT, DefaultBatch, DefaultModel, DefaultTrainState, EMBED,
+    Example, HIDDEN, InferState, Model, Params, Token, VOCAB,
+};
+
+/// Everything a training image keeps, for one static: no heap, no large stack frame. No
+/// gradient buffer: the in-place step updates each parameter as soon as its gradient is
+/// complete.
+pub struct Training {
+    pub model: DefaultModel,
+    pub scratch: InPlaceScratch<EMBED, CONTEXT, BATCH>,
+    pub state: DefaultTrainState,
+    pub batch: DefaultBatch,
+    pub infer: InferState<VOCAB, HIDDEN>,
+    pub calibration: BnCalibration<HIDDEN>,
+}
+
+impl Training {
+    /// All zeros, so that its static lands in .bss (no copy in flash); `Model::init` sets the
+    /// statistics.
+    pub const fn new() -> Self {
+        Training {
+            model: Model {
+                params: Params::zeroed(),
+                bn: BnStats {
+                    mean: [0.0; HIDDEN],
+                    var: [0.0; HIDDEN],
+                },
+            },
+            scratch: InPlaceScratch::new(),
+            state: DefaultTrainState::new(),
+            batch: DefaultBatch::new(),
+            infer: InferState::new(),
+            calibration: BnCalibration::new(),
+        }
+    }
+}
+
+impl Default for Training {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 
 /// The first `WORDS` names of the built-in census list (see `data/README.md`).
 const NAMES: &[u8] = include_bytes!("../../data/census-1990-first-names.txt");

@@ -37,6 +37,9 @@ pub enum Command {
     Eval(EvalArgs),
     /// Write a model as Rust or C source that firmware compiles in.
     Export(ExportArgs),
+    /// Pack a words file's train/val/test split into a compact file that firmware trains on
+    /// from flash.
+    Pack(PackArgs),
     /// Time the training step: latency min/median/p99, steps/s, GFLOP/s.
     Bench(BenchArgs),
     /// Compare every intermediate and gradient with PyTorch's, as the notebook's cmp table does.
@@ -253,6 +256,28 @@ pub struct EvalWords {
     /// itself for a model trained with --skip-bad-words)
     #[arg(long)]
     pub skip_bad_words: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PackArgs {
+    /// Words file (- for standard input), read as `train` reads it [default: the built-in names]
+    #[arg(long, value_name = "FILE")]
+    pub data: Option<PathBuf>,
+    /// Lowercase every word first (Unicode-aware)
+    #[arg(long)]
+    pub lowercase: bool,
+    /// Fix the alphabet to these characters instead of the data's, as `train --alphabet`
+    #[arg(long, value_name = "CHARS", value_parser = alphabet_chars, allow_hyphen_values = true)]
+    pub alphabet: Option<AlphabetChars>,
+    /// With --alphabet: leave out, and count, the words with other characters
+    #[arg(long, requires = "alphabet")]
+    pub skip_bad_words: bool,
+    /// Seed of the 80/10/10 split, as `train --split-seed`
+    #[arg(long, default_value_t = DEFAULT_SEED, value_parser = whole_u64, allow_negative_numbers = true)]
+    pub split_seed: u64,
+    /// Where to write the packed file
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
 }
 
 #[derive(Debug, Args)]

@@ -14,6 +14,7 @@ pub mod modeldata;
 pub mod modelfile;
 pub mod names;
 pub mod outputs;
+pub mod pack;
 pub mod plot;
 pub mod progress;
 pub mod provenance;
@@ -131,6 +132,7 @@ pub fn run(command: Command) -> Result<()> {
         Command::Sample(args) => sample(&args),
         Command::Eval(args) => eval(&args),
         Command::Export(args) => export(&args),
+        Command::Pack(args) => pack::run(&args),
         Command::Bench(args) => bench::run(&args),
         Command::Check(args) => check_command(&args),
         Command::Sweep(args) => sweep::run(&args),

@@ -245,14 +245,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         .data
         .as_ref()
         .map_or(BUILTIN_NAME.to_string(), |p| input_name(p));
-    let rules = Rules {
-        lowercase: args.lowercase,
-        alphabet: args.alphabet.as_ref().map(|chars| words::Alphabet {
-            chars: chars.0.clone(),
-            source: words::GIVEN,
-        }),
-        skip_bad_words: args.skip_bad_words,
-    };
+    let rules = Rules::from_flags(args.lowercase, args.alphabet.as_ref(), args.skip_bad_words);
     let words = read_words(args.data.as_deref(), &rules)?;
     let symbols = words.symbols();
     let n_words = words.words.len();

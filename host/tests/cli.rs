@@ -1333,3 +1333,62 @@ fn bench_stages_shows_where_the_step_goes() {
     let products = rows.iter().filter(|r| r.trim_end().ends_with('%')).count();
     assert_eq!(products, 5, "five products have a share of the peak: {out}");
 }
+
+/// `pack` writes a words file's split for flash: each split's examples, decoded from the file
+/// as firmware decodes them, are those `train` makes of the same words and split seed, in
+/// order; the alphabet is the data's; another split seed gives another file; and its output
+/// may not be its input.
+#[test]
+fn pack_writes_the_split_train_makes() {
+    use charmlp::words::Rules;
+    use charmlp_core::packed::Packed;
+    let s = Scratch::new();
+    let mut text = std::fs::read_to_string(s.words(300)).unwrap();
+    text.push_str("zoë\nélodie\n");
+    let data = s.write("words.txt", text);
+    let out = s.path("words.cmlw");
+    let printed = stdout_of(
+        charmlp()
+            .args(["pack", "--split-seed", "7", "--data"])
+            .arg(&data)
+            .arg("--out")
+            .arg(&out),
+    );
+    assert!(printed.contains("302 words"), "{printed}");
+    let bytes = std::fs::read(&out).unwrap();
+    let packed = Packed::parse(&bytes).unwrap();
+    let words = charmlp::data::read_words(Some(&data), &Rules::default()).unwrap();
+    assert_eq!(packed.alphabet(), words.chars.iter().collect::<String>());
+    assert!(packed.alphabet().contains('ë'));
+    let splits = charmlp::data::split::<3>(words.words.clone(), 7).unwrap();
+    for (i, want) in [&splits.train, &splits.val, &splits.test]
+        .into_iter()
+        .enumerate()
+    {
+        let got: Vec<_> = packed.split(i).examples::<3>().collect();
+        assert_eq!(&got, want, "split {i}");
+    }
+    let other = s.path("other.cmlw");
+    charmlp()
+        .args(["pack", "--data"])
+        .arg(&data)
+        .arg("--out")
+        .arg(&other)
+        .assert()
+        .success();
+    assert_ne!(std::fs::read(&other).unwrap(), bytes);
+    let before = std::fs::read(&data).unwrap();
+    charmlp()
+        .args(["pack", "--data"])
+        .arg(&data)
+        .arg("--out")
+        .arg(&data)
+        .assert()
+        .failure()
+        .stderr(contains("are the same file"));
+    assert_eq!(
+        std::fs::read(&data).unwrap(),
+        before,
+        "the words are intact"
+    );
+}

@@ -5,10 +5,12 @@
 
 use charmlp_core::in_place::{InPlaceScratch, train_step_in_place};
 use charmlp_core::{
-    Alphabet, BATCH, BnCalibration, BnStats, CONTEXT, DefaultBatch, DefaultModel,
-    DefaultTrainState, EMBED, HIDDEN, InferState, Model, Params, Temperature, VOCAB,
+    Alphabet, BATCH, BnCalibration, CONTEXT, DefaultBatch, DefaultModel, DefaultTrainState, EMBED,
+    HIDDEN, InferState, Temperature, VOCAB,
 };
-use charmlp_firmware::{EXAMPLES, N_EXAMPLES, WORDS, exit, paint_stack, stack_high_water};
+use charmlp_firmware::{
+    EXAMPLES, N_EXAMPLES, Training, WORDS, exit, paint_stack, stack_high_water,
+};
 use core::cell::RefCell;
 use core::mem::size_of;
 use cortex_m_rt::entry;
@@ -22,32 +24,7 @@ const STEPS: u64 = 600;
 const REPORT_EVERY: u64 = 50;
 const LR: f32 = 0.1;
 
-/// Everything training needs, in one static: no heap, no large stack frame. No gradient
-/// buffer: the in-place step updates each parameter as soon as its gradient is complete.
-struct Training {
-    model: DefaultModel,
-    scratch: InPlaceScratch<EMBED, CONTEXT, BATCH>,
-    state: DefaultTrainState,
-    batch: DefaultBatch,
-    infer: InferState<VOCAB, HIDDEN>,
-    calibration: BnCalibration<HIDDEN>,
-}
-
-// All zeros, so that it lands in .bss (no copy in flash); `Model::init` sets the statistics.
-static TRAINING: Mutex<RefCell<Training>> = Mutex::new(RefCell::new(Training {
-    model: Model {
-        params: Params::zeroed(),
-        bn: BnStats {
-            mean: [0.0; HIDDEN],
-            var: [0.0; HIDDEN],
-        },
-    },
-    scratch: InPlaceScratch::new(),
-    state: DefaultTrainState::new(),
-    batch: DefaultBatch::new(),
-    infer: InferState::new(),
-    calibration: BnCalibration::new(),
-}));
+static TRAINING: Mutex<RefCell<Training>> = Mutex::new(RefCell::new(Training::new()));
 
 #[entry]
 fn main() -> ! {
