@@ -7,6 +7,8 @@
 #      within tolerance, as `charmlp check` requires on the host.
 #   4. recipe: makemore's recipe on names.txt packed in flash (`charmlp pack`), 20,000 steps;
 #      its losses must be the host's `train --steps 20000` to within 0.01, val at most 2.25.
+#   5. count: instructions per training step and per sampled name, under QEMU's -icount, and
+#      the time they take at 64 and 168 MHz at 1 cycle per instruction (a lower bound).
 #
 #   bash firmware/run.sh recipe    the whole recipe alone: 200,000 steps (about 18 minutes of
 #                                  QEMU), val at most 2.17 (PyTorch's peer: 2.159)
@@ -71,6 +73,16 @@ recipe() {
         }
         END { exit (bad || seen != 3) }' "$work/host-recipe.log" "$work/recipe.log" ||
         fail "recipe: losses not as they should be"
+    echo "== count: instructions per step and per name, under QEMU's -icount"
+    CHARMLP_WORDS=$work/names.cmlw cargo build --quiet --release --bin count
+    timeout 600 qemu-system-arm -cpu cortex-m4 -machine mps2-an386 -nographic \
+        -semihosting-config enable=on,target=native -icount shift=0,align=off,sleep=off \
+        -kernel "$elf_dir/count" | tee "$work/count.log"
+    awk '/^instructions per (training step|sampled name):/ {
+            printf "  %s: %.1f ms at 64 MHz, %.1f ms at 168 MHz, at 1 cycle per instruction\n",
+                ($3 == "training" ? "a step" : "a name"), $5 / 64e3, $5 / 168e3 }' "$work/count.log"
+    grep -q '^instructions per training step: [1-9][0-9]*$' "$work/count.log" ||
+        fail "count: no instruction count"
 }
 
 if [ "${1:-}" = recipe ]; then
@@ -106,4 +118,4 @@ for image in train infer; do
     grep -q '^stack high-water mark: [0-9]* bytes$' "$work/$image.log" || fail "$image: no stack measure"
 done
 recipe 20000 2.25
-echo "firmware: the four images ran as expected"
+echo "firmware: the five images ran as expected"

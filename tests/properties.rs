@@ -53,8 +53,17 @@ fn check_gradients<const H: usize, const B: usize>(seed: u64, entries: usize) {
                 % f.len();
             let n = numeric_grad::<27, 10, 3, H, B>(&mut flat, &batch, ti, i, 1e-4);
             let err = (f64::from(f[i]) - n).abs();
+            // b1's true gradient is 0 (batch norm subtracts it out again): what either path
+            // computes is the rounding of a sum that cancels, bounded as fused against
+            // reference is, by the gradients' scale (a seed gave |db1| 3.4e-7 with the
+            // absolute 2e-7 below, and 3d6e98e, before this bound, the same value).
+            let bound = if name == "b1" {
+                1e-5 * f64::from(g)
+            } else {
+                2e-5 * scale.max(n.abs()) + 2e-7
+            };
             assert!(
-                err <= 2e-5 * scale.max(n.abs()) + 2e-7,
+                err <= bound,
                 "H{H} B{B} seed {seed} {name}[{i}]: fused {} vs numeric {n}",
                 f[i]
             );
@@ -200,4 +209,10 @@ proptest! {
             prop_assert!(long.chars().all(|c| c.is_ascii_lowercase()), "{}", long);
         }
     }
+}
+
+/// A seed whose db1, 0 in truth, came out −3.4e-7 in f32: within the bound of a cancelling sum.
+#[test]
+fn b1s_gradient_is_rounding_noise_within_bounds() {
+    check_gradients::<8, 4>(1_190_950_971_970_870_208, 6);
 }

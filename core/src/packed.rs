@@ -210,7 +210,7 @@ impl<'a> Packed<'a> {
         let bit = u64::from(at) * u64::from(self.bits);
         let (byte, shift) = (usize::try_from(bit / 8).unwrap_or(usize::MAX), bit % 8);
         let lo = self.codes.get(byte).copied().unwrap_or(0);
-        let hi = self.codes.get(byte + 1).copied().unwrap_or(0);
+        let hi = self.codes.get(byte.saturating_add(1)).copied().unwrap_or(0);
         let window = u16::from_le_bytes([lo, hi]);
         ((window >> shift) & ((1 << self.bits) - 1)) as u8
     }

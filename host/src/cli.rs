@@ -124,8 +124,9 @@ pub struct CheckArgs {
     pub reference: Option<PathBuf>,
 }
 
+/// The words and how to read them, as `train` and `pack` take them.
 #[derive(Debug, Args)]
-pub struct TrainArgs {
+pub struct ReadingArgs {
     /// Words file (- for standard input): one word a line, UTF-8; the vocabulary is its characters [default: the built-in 5,163 US Census 1990 first names]
     #[arg(long, value_name = "FILE")]
     pub data: Option<PathBuf>,
@@ -140,6 +141,19 @@ pub struct TrainArgs {
     /// With --alphabet: leave out, and count, the words with other characters
     #[arg(long, requires = "alphabet")]
     pub skip_bad_words: bool,
+}
+
+impl ReadingArgs {
+    /// The reading rules of these flags.
+    pub fn rules(&self) -> crate::words::Rules {
+        crate::words::Rules::from_flags(self.lowercase, self.alphabet.as_ref(), self.skip_bad_words)
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    pub reading: ReadingArgs,
     #[command(flatten)]
     pub shape: ShapeArgs,
     /// Number of SGD steps
@@ -260,18 +274,8 @@ pub struct EvalWords {
 
 #[derive(Debug, Args)]
 pub struct PackArgs {
-    /// Words file (- for standard input), read as `train` reads it [default: the built-in names]
-    #[arg(long, value_name = "FILE")]
-    pub data: Option<PathBuf>,
-    /// Lowercase every word first (Unicode-aware)
-    #[arg(long)]
-    pub lowercase: bool,
-    /// Fix the alphabet to these characters instead of the data's, as `train --alphabet`
-    #[arg(long, value_name = "CHARS", value_parser = alphabet_chars, allow_hyphen_values = true)]
-    pub alphabet: Option<AlphabetChars>,
-    /// With --alphabet: leave out, and count, the words with other characters
-    #[arg(long, requires = "alphabet")]
-    pub skip_bad_words: bool,
+    #[command(flatten)]
+    pub reading: ReadingArgs,
     /// Seed of the 80/10/10 split, as `train --split-seed`
     #[arg(long, default_value_t = DEFAULT_SEED, value_parser = whole_u64, allow_negative_numbers = true)]
     pub split_seed: u64,

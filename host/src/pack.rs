@@ -5,20 +5,25 @@
 use crate::cli::PackArgs;
 use crate::data::{example_count, input_name, read_words, split_words};
 use crate::stdout::Out;
-use crate::words::Rules;
 use crate::{count, outputs, shown};
 use anyhow::{Context, Result, anyhow};
 use charmlp_core::packed;
 use std::path::Path;
 
 pub fn run(args: &PackArgs) -> Result<()> {
-    let inputs: Vec<(&str, &Path)> = args.data.iter().map(|d| ("--data", d.as_path())).collect();
+    let inputs: Vec<(&str, &Path)> = args
+        .reading
+        .data
+        .iter()
+        .map(|d| ("--data", d.as_path()))
+        .collect();
     let [target] = outputs::check(&inputs, &[("--out", &args.out)])?
         .try_into()
         .map_err(|_| anyhow!("one output expected"))?;
-    let rules = Rules::from_flags(args.lowercase, args.alphabet.as_ref(), args.skip_bad_words);
-    let words = read_words(args.data.as_deref(), &rules)?;
+    let rules = args.reading.rules();
+    let words = read_words(args.reading.data.as_deref(), &rules)?;
     let source = args
+        .reading
         .data
         .as_ref()
         .map_or(crate::data::BUILTIN_NAME.to_string(), |p| input_name(p));

@@ -25,7 +25,7 @@ use crate::progress::{Progress, eta_text};
 use crate::recipe::{self, Recipe};
 use crate::shapes::{Training, training};
 use crate::stdout::Out;
-use crate::words::{self, Rules};
+use crate::words;
 use crate::workdir::{self, CURVE_HEADER, Curve, WorkDir};
 use crate::{Stream, count, fmt_num, json_f32, json_number, shown, stream};
 use anyhow::{Context, Result, anyhow, bail};
@@ -47,7 +47,12 @@ struct Targets {
 }
 
 fn targets(args: &TrainArgs) -> Result<Targets> {
-    let inputs: Vec<(&str, &Path)> = args.data.iter().map(|d| ("--data", d.as_path())).collect();
+    let inputs: Vec<(&str, &Path)> = args
+        .reading
+        .data
+        .iter()
+        .map(|d| ("--data", d.as_path()))
+        .collect();
     let mut outs = vec![("--out", args.out.as_path())];
     outs.extend(args.curve.iter().map(|p| ("--curve", p.as_path())));
     outs.extend(args.plot.iter().map(|p| ("--plot", p.as_path())));
@@ -242,11 +247,12 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     }
     let mut out = Out::new(true).json(args.json);
     let source = args
+        .reading
         .data
         .as_ref()
         .map_or(BUILTIN_NAME.to_string(), |p| input_name(p));
-    let rules = Rules::from_flags(args.lowercase, args.alphabet.as_ref(), args.skip_bad_words);
-    let words = read_words(args.data.as_deref(), &rules)?;
+    let rules = args.reading.rules();
+    let words = read_words(args.reading.data.as_deref(), &rules)?;
     let symbols = words.symbols();
     let n_words = words.words.len();
     let skipped = words.skipped;
@@ -312,7 +318,12 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         "recipe": recipe.flags_json(),
     }))?;
     // The model file's provenance: how to find its data and split again.
-    let provenance_values = provenance(&recipe, args.lowercase, args.skip_bad_words, &data_sha256);
+    let provenance_values = provenance(
+        &recipe,
+        args.reading.lowercase,
+        args.reading.skip_bad_words,
+        &data_sha256,
+    );
     let provenance: Vec<(&str, &str)> = provenance_values
         .iter()
         .map(|(k, v)| (*k, v.as_str()))

@@ -141,11 +141,11 @@ fn run(r: &mut Training, [train, val, test]: [PackedSplit<'_>; 3]) -> bool {
         }
     }
     // Names as the host's `sample` draws them: name i from the sample stream's first output
-    // plus i.
+    // plus i, at most 64 bytes as there.
     let base = stream(SEED, 3).next_u64();
     for i in 0..5u64 {
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(base.wrapping_add(i));
-        let name: heapless::String<24> = r.model.sample_name_with(
+        let name: heapless::String<64> = r.model.sample_name_with(
             &mut rng,
             &Sampling::PLAIN,
             &mut r.infer,
