@@ -146,11 +146,6 @@ fn bench_hidden<const H: usize>(
     });
     // A host's evaluation, calibration and sampling: 32 contexts side by side.
     let mut rows = Box::new(InferRows::<VOCAB, VOCAB_PADDED, H, 32>::new());
-    g.bench_with_input(
-        BenchmarkId::new("eval_split_rows", val.len()),
-        val,
-        |b, val| b.iter(|| s.model.loss_rows(val, &mut rows)),
-    );
     // What `eval` and validation run: one forward per distinct context, counting included.
     g.bench_with_input(
         BenchmarkId::new("eval_split_counted", val.len()),
@@ -176,11 +171,6 @@ fn bench_hidden<const H: usize>(
         BenchmarkId::new("calibrate", train.len()),
         train,
         |b, train| b.iter(|| model.calibrate(train, &mut acc, &mut st)),
-    );
-    g.bench_with_input(
-        BenchmarkId::new("calibrate_rows", train.len()),
-        train,
-        |b, train| b.iter(|| model.calibrate_rows(train, &mut acc, &mut rows)),
     );
     g.bench_with_input(
         BenchmarkId::new("calibrate_counted", train.len()),

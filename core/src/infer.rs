@@ -152,7 +152,7 @@ impl<const V: usize, const E: usize, const T: usize, const H: usize> Model<V, E,
     }
 
     /// [`Model::logits_rows`] with `rows.w2` already this model's W2 (one transpose serves a
-    /// whole split in [`Model::loss_rows`]).
+    /// whole split in [`Model::loss_counted`]).
     fn logits_rows_transposed<const VP: usize, const R: usize>(
         &self,
         contexts: &[[Token; T]],
@@ -180,51 +180,6 @@ impl<const V: usize, const E: usize, const T: usize, const H: usize> Model<V, E,
         for logits in &mut rows.logits[..contexts.len()] {
             crate::sample::padded_logits_to_probs(logits, V, temperature, top_k);
         }
-    }
-
-    /// [`Model::loss`], R examples at a time: the same value, bit for bit.
-    pub fn loss_rows<const VP: usize, const R: usize>(
-        &self,
-        examples: &[Example<T>],
-        rows: &mut InferRows<V, VP, H, R>,
-    ) -> Option<f64> {
-        if examples.is_empty() {
-            return None;
-        }
-        let mut total = NllSum::new();
-        layers::transpose_w2(&mut rows.w2, &self.params.w2t);
-        for chunk in examples.chunks(R) {
-            let contexts = contexts_of::<T, R>(chunk);
-            self.logits_rows_transposed(&contexts[..chunk.len()], rows);
-            for (logits, ex) in rows.logits.iter_mut().zip(chunk) {
-                // The padded row (−∞ past V): the same (max, s) as the row alone, bit for bit.
-                let logit_y = logits[ex.target.index()];
-                total.add(layers::logsumexp_padded(logits), logit_y);
-            }
-        }
-        Some(total.total() / examples.len() as f64)
-    }
-
-    /// [`Model::calibrate`], R examples at a time: the same statistics, bit for bit (the same
-    /// rows of hprebn, added in the same order).
-    pub fn calibrate_rows<const VP: usize, const R: usize>(
-        &mut self,
-        examples: &[Example<T>],
-        acc: &mut crate::BnCalibration<H>,
-        rows: &mut InferRows<V, VP, H, R>,
-    ) -> Result<(), crate::calibrate::TooFewRows> {
-        *acc = crate::BnCalibration::new();
-        let p = &self.params;
-        for chunk in examples.chunks(R) {
-            let contexts = contexts_of::<T, R>(chunk);
-            let h = &mut rows.h[..chunk.len()];
-            layers::embed_linear_forward(h, &contexts[..chunk.len()], &p.c, &p.w1, &p.b1);
-            for row in h.iter() {
-                acc.add(row);
-            }
-        }
-        self.bn = acc.stats()?;
-        Ok(())
     }
 }
 
@@ -308,15 +263,6 @@ fn for_context_runs<const T: usize, const R: usize>(
     }
 }
 
-/// The contexts of up to R examples, as rows (the rest boundary tokens).
-fn contexts_of<const T: usize, const R: usize>(examples: &[Example<T>]) -> [[Token; T]; R] {
-    let mut contexts = [[Token::BOUNDARY; T]; R];
-    for (c, ex) in contexts.iter_mut().zip(examples) {
-        *c = ex.context;
-    }
-    contexts
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -371,11 +317,11 @@ mod tests {
         (m, examples)
     }
 
-    /// Side by side is one at a time, bit for bit: probabilities (with a temperature and a
-    /// top-k mask), the loss and the batch-norm statistics.
+    /// Side by side is one at a time, bit for bit: probabilities, with a temperature and a
+    /// top-k mask (the loss and statistics of a split: `counted_is_every_example`).
     #[test]
     fn rows_side_by_side_are_one_at_a_time() {
-        let (mut m, examples) = model_and_examples();
+        let (m, examples) = model_and_examples();
         let mut one = InferState::new();
         let mut rows = InferRows::<VOCAB, 32, 64, 32>::new();
         let contexts: [[Token; 3]; 32] = core::array::from_fn(|i| examples[i].context);
@@ -399,26 +345,6 @@ mod tests {
                 }
             }
         }
-        let (a, b) = (
-            m.loss(&examples, &mut one),
-            m.loss_rows(&examples, &mut rows),
-        );
-        assert_eq!(a.unwrap().to_bits(), b.unwrap().to_bits());
-        assert_eq!(m.loss_rows(&examples[..0], &mut rows), None);
-
-        let mut acc = crate::BnCalibration::new();
-        let mut other = m.clone();
-        m.calibrate(&examples, &mut acc, &mut one).unwrap();
-        other
-            .calibrate_rows(&examples, &mut acc, &mut rows)
-            .unwrap();
-        assert_eq!(m.bn, other.bn);
-        assert!(
-            other
-                .calibrate_rows(&examples[..1], &mut acc, &mut rows)
-                .is_err()
-        );
-        assert_eq!(m.bn, other.bn, "an error leaves the model as it was");
     }
 
     /// A split's distinct examples with counts give its loss and statistics to f64 rounding,

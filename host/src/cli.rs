@@ -4,7 +4,7 @@ use crate::export::Lang;
 use crate::recipe::{Rule, ScheduleKind};
 use crate::shapes::{BATCH_SIZES, CONTEXTS, EMBED_WIDTHS, HIDDEN_WIDTHS, ModelShape};
 use clap::{Args, Parser, Subcommand};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Default seed of every command: the same seed splits, trains and samples alike.
 pub const DEFAULT_SEED: u64 = 42;
@@ -146,7 +146,28 @@ pub struct ReadingArgs {
 impl ReadingArgs {
     /// The reading rules of these flags.
     pub fn rules(&self) -> crate::words::Rules {
-        crate::words::Rules::from_flags(self.lowercase, self.alphabet.as_ref(), self.skip_bad_words)
+        crate::words::Rules {
+            lowercase: self.lowercase,
+            alphabet: self.alphabet.as_ref().map(|chars| crate::words::Alphabet {
+                chars: chars.0.clone(),
+                source: crate::words::GIVEN,
+            }),
+            skip_bad_words: self.skip_bad_words,
+        }
+    }
+
+    /// `--data` as an input path, for [`crate::outputs::check`]: none for the built-in names.
+    pub fn inputs(&self) -> Vec<(&'static str, &Path)> {
+        self.data.iter().map(|d| ("--data", d.as_path())).collect()
+    }
+
+    /// The words' source as messages name it: the file, or the built-in names.
+    pub fn source(&self) -> String {
+        self.data
+            .as_ref()
+            .map_or(crate::data::BUILTIN_NAME.to_string(), |p| {
+                crate::data::input_name(p)
+            })
     }
 }
 

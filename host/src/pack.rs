@@ -3,30 +3,20 @@
 //! firmware trains on the same examples as `train` from their indices alone.
 
 use crate::cli::PackArgs;
-use crate::data::{example_count, input_name, read_words, split_words};
+use crate::data::{example_count, read_words, split_words};
 use crate::stdout::Out;
 use crate::{count, outputs, shown};
 use anyhow::{Context, Result, anyhow};
 use charmlp_core::packed;
-use std::path::Path;
 
 pub fn run(args: &PackArgs) -> Result<()> {
-    let inputs: Vec<(&str, &Path)> = args
-        .reading
-        .data
-        .iter()
-        .map(|d| ("--data", d.as_path()))
-        .collect();
+    let inputs = args.reading.inputs();
     let [target] = outputs::check(&inputs, &[("--out", &args.out)])?
         .try_into()
         .map_err(|_| anyhow!("one output expected"))?;
     let rules = args.reading.rules();
     let words = read_words(args.reading.data.as_deref(), &rules)?;
-    let source = args
-        .reading
-        .data
-        .as_ref()
-        .map_or(crate::data::BUILTIN_NAME.to_string(), |p| input_name(p));
+    let source = args.reading.source();
     // Below MAX_SYMBOLS (128) by the reader's rule, so within u16 and 7 bits.
     let symbols = u16::try_from(words.symbols()).context("too many symbols")?;
     let alphabet: String = words.chars.iter().collect();

@@ -15,7 +15,7 @@
 
 use crate::checkpoint::Checkpoint;
 use crate::cli::TrainArgs;
-use crate::data::{BUILTIN_NAME, example_count, input_name, read_words, split_words};
+use crate::data::{example_count, read_words, split_words};
 use crate::diverge::{self, Watch};
 use crate::interrupt::{Interrupted, Signal, Stop};
 use crate::modelfile::from_bytes;
@@ -31,7 +31,7 @@ use crate::{Stream, count, fmt_num, json_f32, json_number, shown, stream};
 use anyhow::{Context, Result, anyhow, bail};
 use serde_json::json;
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 /// Steps between checks of every parameter for NaN and infinity.
@@ -47,12 +47,7 @@ struct Targets {
 }
 
 fn targets(args: &TrainArgs) -> Result<Targets> {
-    let inputs: Vec<(&str, &Path)> = args
-        .reading
-        .data
-        .iter()
-        .map(|d| ("--data", d.as_path()))
-        .collect();
+    let inputs = args.reading.inputs();
     let mut outs = vec![("--out", args.out.as_path())];
     outs.extend(args.curve.iter().map(|p| ("--curve", p.as_path())));
     outs.extend(args.plot.iter().map(|p| ("--plot", p.as_path())));
@@ -246,11 +241,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         );
     }
     let mut out = Out::new(true).json(args.json);
-    let source = args
-        .reading
-        .data
-        .as_ref()
-        .map_or(BUILTIN_NAME.to_string(), |p| input_name(p));
+    let source = args.reading.source();
     let rules = args.reading.rules();
     let words = read_words(args.reading.data.as_deref(), &rules)?;
     let symbols = words.symbols();

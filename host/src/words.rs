@@ -360,25 +360,6 @@ pub struct Rules {
     pub skip_bad_words: bool,
 }
 
-impl Rules {
-    /// The rules `train` and `pack` read their data with: `--lowercase`, `--alphabet`,
-    /// `--skip-bad-words`.
-    pub fn from_flags(
-        lowercase: bool,
-        alphabet: Option<&crate::cli::AlphabetChars>,
-        skip_bad_words: bool,
-    ) -> Rules {
-        Rules {
-            lowercase,
-            alphabet: alphabet.map(|chars| Alphabet {
-                chars: chars.0.clone(),
-                source: GIVEN,
-            }),
-            skip_bad_words,
-        }
-    }
-}
-
 /// A fixed alphabet and where it came from, for messages.
 #[derive(Clone, Debug)]
 pub struct Alphabet {

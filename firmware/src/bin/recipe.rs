@@ -29,20 +29,11 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 
 /// The words, in flash: `CHARMLP_WORDS` as build.rs copied it (empty without it).
 static WORDS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/words.cmlw"));
-const STEPS: u64 = parse_u64(env!("CHARMLP_RECIPE_STEPS"));
+const STEPS: u64 = include!(concat!(env!("OUT_DIR"), "/recipe_steps.rs"));
 /// The host's default seed, for the initialisation, the batches and the names.
 const SEED: u64 = 42;
 /// Loss lines printed during training.
 const REPORTS: u64 = 20;
-
-const fn parse_u64(s: &str) -> u64 {
-    let (bytes, mut i, mut n) = (s.as_bytes(), 0, 0u64);
-    while i < bytes.len() {
-        n = n * 10 + (bytes[i] - b'0') as u64;
-        i += 1;
-    }
-    n
-}
 
 /// Stream `which` of a seed, as the host's `charmlp::stream` derives it: the seed's generator
 /// advanced by `which` jumps (1: initialisation, 2: batches, 3: names).
