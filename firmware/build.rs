@@ -1,10 +1,11 @@
-//! Puts memory.x where cortex-m-rt's link.x finds it, and the recipe image's words and step
-//! count where it includes them.
+//! Puts memory.x where cortex-m-rt's link.x finds it, and the packed words and the recipe's
+//! step count where the images include them.
 //!
 //! `CHARMLP_WORDS`: a file `charmlp pack` wrote (firmware/run.sh makes one of names.txt); without
-//! it the recipe image holds no words and says so. `CHARMLP_RECIPE_STEPS`: its training steps
-//! (200,000 by default, makemore's recipe).
-use std::{env, fs, path::PathBuf};
+//! it the recipe and count images hold no words and say so. `CHARMLP_NEW_WORDS`: the same for
+//! the words the adapt image adapts a model to. `CHARMLP_RECIPE_STEPS`: the recipe's training
+//! steps (200,000 by default, makemore's recipe).
+use std::{env, fs, path::Path, path::PathBuf};
 
 fn main() {
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
@@ -12,15 +13,8 @@ fn main() {
     println!("cargo:rustc-link-search={}", out.display());
     println!("cargo:rerun-if-changed=memory.x");
 
-    println!("cargo:rerun-if-env-changed=CHARMLP_WORDS");
-    let words = match env::var_os("CHARMLP_WORDS") {
-        Some(path) => {
-            println!("cargo:rerun-if-changed={}", PathBuf::from(&path).display());
-            fs::read(&path).unwrap_or_else(|e| panic!("CHARMLP_WORDS {path:?}: {e}"))
-        }
-        None => Vec::new(),
-    };
-    fs::write(out.join("words.cmlw"), words).expect("OUT_DIR is writable");
+    include_file(&out, "CHARMLP_WORDS", "words.cmlw");
+    include_file(&out, "CHARMLP_NEW_WORDS", "new_words.cmlw");
 
     println!("cargo:rerun-if-env-changed=CHARMLP_RECIPE_STEPS");
     let steps = env::var("CHARMLP_RECIPE_STEPS").unwrap_or_else(|_| "200000".into());
@@ -29,4 +23,18 @@ fn main() {
         .unwrap_or_else(|e| panic!("CHARMLP_RECIPE_STEPS {steps:?}: {e}"));
     // As a Rust literal the image includes: parsed here once, checked by the compiler there.
     fs::write(out.join("recipe_steps.rs"), format!("{steps}")).expect("OUT_DIR is writable");
+}
+
+/// Copies the file that environment variable `var` names to `out/name`, or writes an empty
+/// file there without the variable.
+fn include_file(out: &Path, var: &str, name: &str) {
+    println!("cargo:rerun-if-env-changed={var}");
+    let bytes = match env::var_os(var) {
+        Some(path) => {
+            println!("cargo:rerun-if-changed={}", PathBuf::from(&path).display());
+            fs::read(&path).unwrap_or_else(|e| panic!("{var} {path:?}: {e}"))
+        }
+        None => Vec::new(),
+    };
+    fs::write(out.join(name), bytes).expect("OUT_DIR is writable");
 }

@@ -9,6 +9,9 @@
 #      its losses must be the host's `train --steps 20000` to within 0.01, val at most 2.25.
 #   5. count: instructions per training step and per sampled name, under QEMU's -icount, and
 #      the time they take at 64 and 168 MHz at 1 cycle per instruction (a lower bound).
+#   6. adapt: the inference image's model adapted to 247 Japanese given names in flash, every
+#      layer trained and then the embedding and first layer frozen, under -icount; its losses
+#      before must be the host's `eval`, and its loss on the new words must fall.
 #
 #   bash firmware/run.sh recipe    the whole recipe alone: 200,000 steps (about 18 minutes of
 #                                  QEMU), val at most 2.17 (PyTorch's peer: 2.159)
@@ -117,5 +120,52 @@ for image in train infer; do
     [ "$names" -ge 5 ] || fail "$image image: $names names, expected at least 5"
     grep -q '^stack high-water mark: [0-9]* bytes$' "$work/$image.log" || fail "$image: no stack measure"
 done
+# The inference image's model adapted to new words; run under -icount to count its steps.
+adapt() {
+    local new_words=$PWD/../data/japanese-given-names.txt
+    echo "== adapt: the exported model to $(wc -l < "$new_words") new words; the host's losses before"
+    charmlp pack --data "$new_words" --alphabet a-z --out "$work/new-words.cmlw"
+    charmlp eval --model "$work/model.safetensors" --data "$new_words" 2> /dev/null |
+        tee "$work/host-eval.log"
+    CHARMLP_NEW_WORDS=$work/new-words.cmlw cargo build --quiet --release --bin adapt
+    sizes adapt
+    echo "== adapt: run under QEMU's -icount"
+    timeout 600 qemu-system-arm -cpu cortex-m4 -machine mps2-an386 -nographic \
+        -semihosting-config enable=on,target=native -icount shift=0,align=off,sleep=off \
+        -kernel "$elf_dir/adapt" | tee "$work/adapt.log"
+    grep -q '^result: done$' "$work/adapt.log" || fail "adapt: did not finish"
+    local stack
+    stack=$(awk '/^stack high-water mark:/ { print $4 }' "$work/adapt.log")
+    echo "adapt: RAM static $ram + stack $stack = $((ram + stack)) bytes of 65536"
+    [ $((ram + stack)) -le 65536 ] || fail "adapt: RAM over 64 KB"
+    # The model as exported: the host's losses on the same split. After each run: lower losses
+    # on the new words' train and val splits. Freezing: fewer instructions a step.
+    awk '
+        FNR == NR && /^(train|val|test) [0-9.]+$/ { host[$1] = $2; next }
+        /^losses before:/ {
+            for (i = 3; i <= 7; i += 2) {
+                before[$i] = $(i + 1); d = $(i + 1) - host[$i]; if (d < 0) d = -d
+                if (d > 0.001) { print "adapt: " $i " loss " $(i + 1) " before, the host says " host[$i]; bad = 1 }
+            }
+            seen++
+        }
+        /^losses [a-z-]+:/ && $2 != "before:" {
+            printf "adapt: %s train %s -> %s, val %s -> %s\n", $2, before["train"], $4, before["val"], $6
+            if (!($4 < before["train"] && $6 < before["val"])) { print "adapt: the loss did not fall"; bad = 1 }
+            runs++
+        }
+        /^instructions per step / { steps[$4] = $5 }
+        END {
+            if (!(steps["frozen-below-batch-norm:"] < steps["all-layers:"])) {
+                print "adapt: freezing did not cut the instructions a step"; bad = 1
+            }
+            exit (bad || seen != 1 || runs != 2)
+        }' "$work/host-eval.log" "$work/adapt.log" || fail "adapt: losses not as they should be"
+    [ "$(grep '^name before:' "$work/adapt.log" | cut -d: -f2)" != \
+        "$(grep '^name all-layers:' "$work/adapt.log" | cut -d: -f2)" ] ||
+        fail "adapt: the names did not change"
+}
+
+adapt
 recipe 20000 2.25
-echo "firmware: the five images ran as expected"
+echo "firmware: the six images ran as expected"

@@ -1,6 +1,8 @@
 //! The gradient-buffer-free step against the ordinary one.
 
-use charmlp_core::in_place::{InPlaceScratch, train_step_in_place};
+use charmlp_core::in_place::{
+    Frozen, InPlaceScratch, train_step_in_place, train_step_in_place_frozen,
+};
 use charmlp_core::{DefaultBatch, DefaultModel, DefaultParams, DefaultTrainState, train_step};
 use charmlp_workspace::{examples_of, load_names, max_abs, max_abs_diff, rng};
 
@@ -49,4 +51,74 @@ fn in_place_step_equals_the_ordinary_step() {
     // The running statistics follow the same parameters, so they drift as little.
     assert!(max_abs_diff(&a.bn.mean, &b.bn.mean) <= 1e-4);
     assert!(max_abs_diff(&a.bn.var, &b.bn.var) <= 1e-4);
+}
+
+/// A frozen layer keeps its values to the bit; every other parameter and the running statistics
+/// get the full step's update to the bit. Over several steps, so that the frozen layers'
+/// old values feed later forwards.
+#[test]
+fn frozen_layers_stay_and_the_others_step_as_in_the_full_step() {
+    let examples = examples_of::<3>(&load_names());
+    let mut init = Box::new(DefaultModel::zeroed());
+    init.init(&mut rng(22));
+    for frozen in [
+        Frozen::BELOW_BATCH_NORM,
+        Frozen {
+            embedding: true,
+            linear1: false,
+        },
+        Frozen {
+            embedding: false,
+            linear1: true,
+        },
+    ] {
+        let mut trained = init.clone();
+        let mut state = Box::new(DefaultTrainState::new());
+        let mut scratch = Box::new(InPlaceScratch::new());
+        let mut batch = DefaultBatch::new();
+        let mut r = rng(23);
+        for step in 0..5 {
+            batch.sample(&mut r, &examples).unwrap();
+            let before = trained.clone();
+            let mut full = trained.clone();
+            train_step_in_place(&mut full, &mut state, &mut scratch, &batch, 0.1);
+            let loss = train_step_in_place_frozen(
+                &mut trained,
+                &mut state,
+                &mut scratch,
+                &batch,
+                0.1,
+                frozen,
+            );
+            assert!(loss.is_finite());
+            for (((name, got), full), before) in DefaultParams::NAMES
+                .iter()
+                .zip(trained.params.tensors())
+                .zip(full.params.tensors())
+                .zip(before.params.tensors())
+            {
+                let stays = match *name {
+                    "C" => frozen.embedding,
+                    "W1" | "b1" => frozen.linear1,
+                    _ => false,
+                };
+                let want = if stays { before } else { full };
+                let same = got
+                    .iter()
+                    .zip(want)
+                    .all(|(a, b)| a.to_bits() == b.to_bits());
+                assert!(
+                    same,
+                    "{frozen:?}, step {step}: {name} is not the {} value",
+                    if stays { "frozen" } else { "full step's" }
+                );
+                // b1's gradient is rounding noise (batch norm removes its effect): it may not move.
+                if !stays && *name != "b1" {
+                    assert_ne!(got, before, "{frozen:?}, step {step}: {name} did not move");
+                }
+            }
+            assert_eq!(trained.bn.mean, full.bn.mean);
+            assert_eq!(trained.bn.var, full.bn.var);
+        }
+    }
 }

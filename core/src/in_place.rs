@@ -11,6 +11,10 @@
 //! It computes the same step as [`crate::train_step`] up to rounding (the updates are
 //! accumulated in a different order), with B·T·E floats of scratch instead of a whole
 //! gradient `Params`.
+//!
+//! [`train_step_in_place_frozen`] leaves the embedding, the first layer or both as they are, as
+//! fine-tuning a trained model on a few new words may want: their gradients are not computed at
+//! all, and with both frozen the backward pass stops at batch norm's gain and bias.
 
 use crate::batch::Batch;
 use crate::layers;
@@ -39,6 +43,29 @@ impl<const E: usize, const T: usize, const B: usize> Default for InPlaceScratch<
     }
 }
 
+/// Layers a step leaves as they are. The other parameters get exactly the updates of the
+/// step that trains everything, bit for bit: nothing they depend on is computed otherwise.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Frozen {
+    /// The embedding table C.
+    pub embedding: bool,
+    /// The first linear layer, W1 and b1.
+    pub linear1: bool,
+}
+
+impl Frozen {
+    /// Every layer trained.
+    pub const NONE: Frozen = Frozen {
+        embedding: false,
+        linear1: false,
+    };
+    /// The embedding and the first layer frozen: the backward pass ends at batch norm.
+    pub const BELOW_BATCH_NORM: Frozen = Frozen {
+        embedding: true,
+        linear1: true,
+    };
+}
+
 /// One SGD step on one batch without a gradient buffer. Returns the batch loss before the
 /// update.
 pub fn train_step_in_place<
@@ -54,6 +81,25 @@ pub fn train_step_in_place<
     scratch: &mut InPlaceScratch<E, T, B>,
     batch: &Batch<T, B>,
     lr: f32,
+) -> f32 {
+    train_step_in_place_frozen(model, state, scratch, batch, lr, Frozen::NONE)
+}
+
+/// [`train_step_in_place`] with the layers `frozen` names left as they are.
+pub fn train_step_in_place_frozen<
+    const V: usize,
+    const VP: usize,
+    const E: usize,
+    const T: usize,
+    const H: usize,
+    const B: usize,
+>(
+    model: &mut Model<V, E, T, H>,
+    state: &mut TrainState<VP, H, B>,
+    scratch: &mut InPlaceScratch<E, T, B>,
+    batch: &Batch<T, B>,
+    lr: f32,
+    frozen: Frozen,
 ) -> f32 {
     let loss = state.forward(&model.params, batch).loss();
     model
@@ -88,15 +134,19 @@ pub fn train_step_in_place<
 
     // 3. dhprebn with the old gain, then gain and bias.
     let (mut dgain, mut dbias) = ([0.0f32; H], [0.0f32; H]);
-    let dhprebn = &mut state.h;
-    layers::batchnorm_backward(
-        dhprebn,
-        &mut dgain,
-        &mut dbias,
-        &state.bnraw,
-        &state.bnvar_inv,
-        &p.gain,
-    );
+    let needs_dhprebn = !(frozen.embedding && frozen.linear1);
+    if needs_dhprebn {
+        layers::batchnorm_backward(
+            &mut state.h,
+            &mut dgain,
+            &mut dbias,
+            &state.bnraw,
+            &state.bnvar_inv,
+            &p.gain,
+        );
+    } else {
+        layers::batchnorm_params_backward(&mut dgain, &mut dbias, &state.h, &state.bnraw);
+    }
     p.gain
         .iter_mut()
         .zip(&dgain)
@@ -105,25 +155,34 @@ pub fn train_step_in_place<
         .iter_mut()
         .zip(&dbias)
         .for_each(|(b, d)| *b += neg_lr * d);
+    if !needs_dhprebn {
+        return loss;
+    }
 
     // 4. demb with the old W1; W1 and b1 with the old C; then C.
     let dhprebn = &state.h;
-    for (dy, demb) in dhprebn.iter().zip(scratch.demb.iter_mut()) {
-        layers::demb_row(demb, dy, &p.w1);
-    }
-    let c = &p.c;
     let x = &batch.x;
-    let emb = |i: usize, b: usize| neg_lr * c[x[b][i / E].index()][i % E];
-    rows_times_matrix(p.w1.as_flattened_mut(), Start::Out, B, emb, |b| &dhprebn[b]);
-    rows_times_matrix(
-        core::array::from_mut(&mut p.b1),
-        Start::Out,
-        B,
-        |_, _| neg_lr,
-        |b| &dhprebn[b],
-    );
-    for (context, demb) in x.iter().zip(&scratch.demb) {
-        layers::scatter_add(&mut p.c, context, demb, neg_lr);
+    if !frozen.embedding {
+        for (dy, demb) in dhprebn.iter().zip(scratch.demb.iter_mut()) {
+            layers::demb_row(demb, dy, &p.w1);
+        }
+    }
+    if !frozen.linear1 {
+        let c = &p.c;
+        let emb = |i: usize, b: usize| neg_lr * c[x[b][i / E].index()][i % E];
+        rows_times_matrix(p.w1.as_flattened_mut(), Start::Out, B, emb, |b| &dhprebn[b]);
+        rows_times_matrix(
+            core::array::from_mut(&mut p.b1),
+            Start::Out,
+            B,
+            |_, _| neg_lr,
+            |b| &dhprebn[b],
+        );
+    }
+    if !frozen.embedding {
+        for (context, demb) in x.iter().zip(&scratch.demb) {
+            layers::scatter_add(&mut p.c, context, demb, neg_lr);
+        }
     }
     loss
 }

@@ -251,6 +251,29 @@ pub fn batchnorm_backward<const H: usize>(
     });
 }
 
+/// Only the gradients of gain and bias, for a step that trains no layer below batch norm:
+/// dgain += Σ_b dy·x̂, dbias += Σ_b dy, summed exactly as [`batchnorm_backward`] sums them (so
+/// bit for bit its values), without dhprebn. dy, bnraw: [B×H].
+pub fn batchnorm_params_backward<const H: usize>(
+    dgain: &mut [f32; H],
+    dbias: &mut [f32; H],
+    dy: &[[f32; H]],
+    bnraw: &[[f32; H]],
+) {
+    debug_assert_eq!(dy.len(), bnraw.len());
+    by_registers!(H, |col, X| {
+        let mut sum_dy = X::ZERO;
+        let mut sum_dy_raw = X::ZERO;
+        for (dy_row, raw_row) in dy.iter().zip(bnraw) {
+            let d = X::load(dy_row, col);
+            sum_dy += d;
+            sum_dy_raw = d.mul_add(X::load(raw_row, col), sum_dy_raw);
+        }
+        (X::load(dgain, col) + sum_dy_raw).store(dgain, col);
+        (X::load(dbias, col) + sum_dy).store(dbias, col);
+    });
+}
+
 /// Batch norm in inference mode, with stored statistics:
 /// hpreact = gain·(hprebn − mean)·(var + ε)^−½ + bias, in place on one row [H].
 pub fn batchnorm_inference<const H: usize>(

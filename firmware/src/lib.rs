@@ -1,6 +1,9 @@
 //! What the firmware images share: the training state, names compiled into flash as training
-//! examples, and a painted stack to measure how deep the stack went.
+//! examples, a painted stack to measure how deep the stack went, and instructions counted
+//! under QEMU's `-icount` ([`icount`]).
 #![no_std]
+
+pub mod icount;
 
 use charmlp_core::in_place::InPlaceScratch;
 use charmlp_core::{
