@@ -125,8 +125,9 @@ adapt() {
     local new_words=$PWD/../data/japanese-given-names.txt
     echo "== adapt: the exported model to $(wc -l < "$new_words") new words; the host's losses before"
     charmlp pack --data "$new_words" --alphabet a-z --out "$work/new-words.cmlw"
-    charmlp eval --model "$work/model.safetensors" --data "$new_words" 2> /dev/null |
-        tee "$work/host-eval.log"
+    charmlp eval --model "$work/model.safetensors" --data "$new_words" > "$work/host-eval.log" \
+        2> "$work/host-eval.err" || { cat "$work/host-eval.err" >&2; fail "adapt: the host's eval failed"; }
+    cat "$work/host-eval.log"
     CHARMLP_NEW_WORDS=$work/new-words.cmlw cargo build --quiet --release --bin adapt
     sizes adapt
     echo "== adapt: run under QEMU's -icount"
@@ -138,28 +139,42 @@ adapt() {
     stack=$(awk '/^stack high-water mark:/ { print $4 }' "$work/adapt.log")
     echo "adapt: RAM static $ram + stack $stack = $((ram + stack)) bytes of 65536"
     [ $((ram + stack)) -le 65536 ] || fail "adapt: RAM over 64 KB"
-    # The model as exported: the host's losses on the same split. After each run: lower losses
-    # on the new words' train and val splits. Freezing: fewer instructions a step.
+    # The model as exported: the host's losses on the same split, to 0.001. After each of the
+    # two runs, each once: lower losses on the new words' train and val splits. Freezing: fewer
+    # instructions a step. Every figure a plain number (not NaN or inf) and every line there.
     awk '
-        FNR == NR && /^(train|val|test) [0-9.]+$/ { host[$1] = $2; next }
-        /^losses before:/ {
-            for (i = 3; i <= 7; i += 2) {
-                before[$i] = $(i + 1); d = $(i + 1) - host[$i]; if (d < 0) d = -d
-                if (d > 0.001) { print "adapt: " $i " loss " $(i + 1) " before, the host says " host[$i]; bad = 1 }
+        function number(s) { return s ~ /^[0-9]+(\.[0-9]+)?(e[-+]?[0-9]+)?$/ }
+        function no(why) { print "adapt: " why; bad = 1 }
+        FNR == NR && /^(train|val|test) / { if (number($2)) host[$1] = $2; next }
+        /^losses / && !/^losses [a-z-]+: train [^ ]+ val [^ ]+ test [^ ]+ old [^ ]+$/ {
+            no("a losses line not as expected: " $0)
+        }
+        /^losses before: / {
+            for (i = 4; i <= 8; i += 2) {
+                split_name = $(i - 1)
+                if (!number($i)) { no(split_name " loss before is " $i); continue }
+                before[split_name] = $i
+                if (split_name == "old") continue
+                if (!(split_name in host)) { no("the host printed no " split_name " loss"); continue }
+                d = $i - host[split_name]; if (d < 0) d = -d
+                if (d > 0.001) no(split_name " loss " $i " before, the host says " host[split_name])
             }
             seen++
         }
-        /^losses [a-z-]+:/ && $2 != "before:" {
-            printf "adapt: %s train %s -> %s, val %s -> %s\n", $2, before["train"], $4, before["val"], $6
-            if (!($4 < before["train"] && $6 < before["val"])) { print "adapt: the loss did not fall"; bad = 1 }
-            runs++
+        /^losses (all-layers|frozen-below-batch-norm): / {
+            run = substr($2, 1, length($2) - 1)
+            printf "adapt: %s train %s -> %s, val %s -> %s\n", run, before["train"], $4, before["val"], $6
+            if (!number($4) || !number($6) || !($4 + 0 < before["train"] + 0 && $6 + 0 < before["val"] + 0))
+                no("the loss did not fall")
+            runs[run]++
         }
-        /^instructions per step / { steps[$4] = $5 }
+        /^instructions per step [a-z-]+: [0-9]+$/ { steps[substr($4, 1, length($4) - 1)] = $5 }
         END {
-            if (!(steps["frozen-below-batch-norm:"] < steps["all-layers:"])) {
-                print "adapt: freezing did not cut the instructions a step"; bad = 1
-            }
-            exit (bad || seen != 1 || runs != 2)
+            if (seen != 1) no("not one losses line before")
+            if (runs["all-layers"] != 1 || runs["frozen-below-batch-norm"] != 1) no("not each run once")
+            all = steps["all-layers"] + 0; frozen = steps["frozen-below-batch-norm"] + 0
+            if (!(frozen > 0 && frozen < all)) no("freezing did not cut the instructions a step")
+            exit bad
         }' "$work/host-eval.log" "$work/adapt.log" || fail "adapt: losses not as they should be"
     [ "$(grep '^name before:' "$work/adapt.log" | cut -d: -f2)" != \
         "$(grep '^name all-layers:' "$work/adapt.log" | cut -d: -f2)" ] ||

@@ -49,6 +49,13 @@ fn main() -> ! {
         hprintln!("adapt: the core peripherals are taken");
         exit(false)
     };
+    if NEW_WORDS.is_empty() {
+        hprintln!(
+            "adapt: no new words built in: build with CHARMLP_NEW_WORDS=FILE, a file `charmlp \
+             pack` wrote (firmware/run.sh does)"
+        );
+        exit(false)
+    }
     let packed = match Packed::parse(NEW_WORDS) {
         Ok(p) => p,
         Err(e) => {
@@ -66,10 +73,17 @@ fn main() -> ! {
         .chars()
         .eq(model::ALPHABET.chars().iter().copied())
     {
+        let mut model_chars = heapless::String::<128>::new();
+        for &ch in model::ALPHABET.chars() {
+            // The model's alphabet has at most 127 characters, most of them one byte; a
+            // longer one is cut short in this message only.
+            let _ = model_chars.push(ch);
+        }
         hprintln!(
-            "adapt: the new words are packed with the alphabet {:?}, not the model's: pack them \
-             with `charmlp pack --alphabet` and the model's characters",
-            packed.alphabet()
+            "adapt: the new words are packed with the alphabet {:?}, not the model's {:?}: pack \
+             them with `charmlp pack --alphabet` and the model's characters",
+            packed.alphabet(),
+            model_chars.as_str()
         );
         exit(false)
     }
@@ -84,7 +98,7 @@ fn main() -> ! {
         splits[2].len()
     );
     let Some(counter) = Counter::start(&mut peripherals.SYST) else {
-        hprintln!("adapt: SysTick did not move");
+        hprintln!("adapt: SysTick does not run");
         exit(false)
     };
     // A static of its own, outside any critical section: SysTick's wraps are counted by its

@@ -33,7 +33,7 @@ fn main() -> ! {
     };
     let train = packed.split(0);
     let Some(counter) = Counter::start(&mut peripherals.SYST) else {
-        hprintln!("count: SysTick did not move");
+        hprintln!("count: SysTick does not run");
         exit(false)
     };
 

@@ -50,6 +50,13 @@ static RECIPE: Mutex<RefCell<Training>> = Mutex::new(RefCell::new(Training::new(
 #[entry]
 fn main() -> ! {
     paint_stack();
+    if WORDS.is_empty() {
+        hprintln!(
+            "recipe: no words built in: build with CHARMLP_WORDS=FILE, a file `charmlp pack` \
+             wrote (firmware/run.sh does)"
+        );
+        exit(false)
+    }
     let packed = match Packed::parse(WORDS) {
         Ok(p) => p,
         Err(e) => {
