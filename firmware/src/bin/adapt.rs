@@ -130,14 +130,7 @@ fn run(t: &mut Training, splits: [PackedSplit<'_>; 3], counter: &Counter) -> boo
                 hprintln!("adapt: the new words' training split is empty");
                 return false;
             }
-            train_step_in_place_frozen(
-                &mut t.model,
-                &mut t.state,
-                &mut t.scratch,
-                &t.batch,
-                LR,
-                frozen,
-            );
+            step(t, frozen);
         }
         let per_step = counter.since(start) / f64::from(STEPS);
         hprintln!("instructions per step {}: {}", label, per_step as u64);
@@ -151,6 +144,20 @@ fn run(t: &mut Training, splits: [PackedSplit<'_>; 3], counter: &Counter) -> boo
         report(label, t, splits);
     }
     true
+}
+
+/// One step, out of line: both runs execute the same code, with only the flags differing, and
+/// `run` stays a frame of its own.
+#[inline(never)]
+fn step(t: &mut Training, frozen: Frozen) -> f32 {
+    train_step_in_place_frozen(
+        &mut t.model,
+        &mut t.state,
+        &mut t.scratch,
+        &t.batch,
+        LR,
+        frozen,
+    )
 }
 
 /// The exported model into RAM, tensor by tensor: no model-sized temporary on the stack.
