@@ -63,9 +63,10 @@ fn gather<const V: usize, const E: usize, const T: usize>(
     emb
 }
 
-/// Backward of [`embed_linear_forward`] to the first layer's parameters, accumulating:
-/// db1 += Σ_b dhprebn[b]; dW1[t][e] += Σ_b emb[b][t][e]·dhprebn[b]. The embedding's part is
-/// [`embed_backward`] (or [`embed_backward_w1t`]).
+/// Backward of [`embed_linear_forward`] to the first layer's parameters, written over what the
+/// buffers held (as [`linear_backward`]): db1 = Σ_b dhprebn[b]; dW1[t][e] = Σ_b
+/// emb[b][t][e]·dhprebn[b]. The embedding's part is [`embed_backward`] (or
+/// [`embed_backward_w1t`]).
 ///
 /// dhprebn [B][H], x [B][T], C [V][E] → dW1 [T][E][H], db1 [H].
 pub fn linear1_backward<const V: usize, const E: usize, const T: usize, const H: usize>(
@@ -78,24 +79,24 @@ pub fn linear1_backward<const V: usize, const E: usize, const T: usize, const H:
     let n = dhprebn.len();
     rows_times_matrix(
         core::array::from_mut(db1),
-        Start::Out,
+        Start::Zero,
         n,
         |_, _| 1.0,
         |b| &dhprebn[b],
     );
     if GATHER_ROWS == 0 {
         let emb = |i: usize, b: usize| c[x[b][i / E].index()][i % E];
-        rows_times_matrix(dw1.as_flattened_mut(), Start::Out, n, emb, |b| &dhprebn[b]);
+        rows_times_matrix(dw1.as_flattened_mut(), Start::Zero, n, emb, |b| &dhprebn[b]);
         return;
     }
     // Chunk by chunk of the batch, each output's chain of FMAs continues where the last chunk
-    // stored it: the same sums as one pass.
+    // stored it (the first starts from 0): the same sums as one pass.
+    let mut start = Start::Zero;
     for (dy, xs) in dhprebn.chunks(GATHER_ROWS).zip(x.chunks(GATHER_ROWS)) {
         let emb = gather::<V, E, T>(c, xs);
         let emb = |i: usize, b: usize| emb[b].as_flattened()[i];
-        rows_times_matrix(dw1.as_flattened_mut(), Start::Out, dy.len(), emb, |b| {
-            &dy[b]
-        });
+        rows_times_matrix(dw1.as_flattened_mut(), start, dy.len(), emb, |b| &dy[b]);
+        start = Start::Out;
     }
 }
 
@@ -208,7 +209,7 @@ pub fn bn_affine<X: Register, const H: usize>(
 }
 
 /// Backward of [`batchnorm_forward`], with the fused formula for the input gradient:
-/// dgain += Σ_b bnraw·dhpreact, dbias += Σ_b dhpreact, and
+/// dgain = Σ_b bnraw·dhpreact, dbias = Σ_b dhpreact (written over what they held), and
 /// dhprebn = gain·bnvar_inv/B · (B·dhpreact − Σ_b dhpreact − B/(B−1)·bnraw·Σ_b(dhpreact·bnraw)).
 ///
 /// dy [B][H] holds dhpreact on entry and dhprebn on return; bnraw [B][H], bnvar_inv, gain [H]
@@ -238,8 +239,8 @@ pub fn batchnorm_backward<const H: usize>(
             sum_dy += d;
             sum_dy_raw = d.mul_add(X::load(raw_row, col), sum_dy_raw);
         }
-        (X::load(dgain, col) + sum_dy_raw).store(dgain, col);
-        (X::load(dbias, col) + sum_dy).store(dbias, col);
+        sum_dy_raw.store(dgain, col);
+        sum_dy.store(dbias, col);
         let scale = X::load(gain, col) * X::load(bnvar_inv, col) / n;
         let bessel_sum = bessel * sum_dy_raw;
         for (dy_row, raw_row) in dy.iter_mut().zip(bnraw) {
@@ -252,7 +253,7 @@ pub fn batchnorm_backward<const H: usize>(
 }
 
 /// Only the gradients of gain and bias, for a step that trains no layer below batch norm:
-/// dgain += Σ_b dy·x̂, dbias += Σ_b dy, summed exactly as [`batchnorm_backward`] sums them (so
+/// dgain = Σ_b dy·x̂, dbias = Σ_b dy, summed exactly as [`batchnorm_backward`] sums them (so
 /// bit for bit its values), without dhprebn. dy, bnraw: [B×H].
 pub fn batchnorm_params_backward<const H: usize>(
     dgain: &mut [f32; H],
@@ -269,8 +270,8 @@ pub fn batchnorm_params_backward<const H: usize>(
             sum_dy += d;
             sum_dy_raw = d.mul_add(X::load(raw_row, col), sum_dy_raw);
         }
-        (X::load(dgain, col) + sum_dy_raw).store(dgain, col);
-        (X::load(dbias, col) + sum_dy).store(dbias, col);
+        sum_dy_raw.store(dgain, col);
+        sum_dy.store(dbias, col);
     });
 }
 
@@ -435,19 +436,23 @@ pub fn linear_forward_row<const V: usize, const H: usize>(
     }
 }
 
-/// The output layer's backward to its parameters: dW2 += hᵀ·dlogits (stored transposed:
-/// dW2ᵀ[k] += Σ_b dlogits[b][k]·h[b]), db2 += Σ_b dlogits.
+/// The output layer's backward to its parameters, written over what the buffers held:
+/// dW2 = hᵀ·dlogits (stored transposed: dW2ᵀ[k] = Σ_b dlogits[b][k]·h[b]), db2 = Σ_b dlogits.
 /// dlogits [B][VP] (the padding is ignored), h [B][H] → dW2ᵀ [V][H], db2 [V].
+///
+/// Each sum is the chain of adds or FMAs an accumulation into zeros would make, from 0: the
+/// same values as zeroing the gradients first (up to the sign of a zero), without the pass.
 pub fn linear_backward<const V: usize, const VP: usize, const H: usize>(
     dw2t: &mut [[f32; H]; V],
     db2: &mut [f32; V],
     dlogits: &[[f32; VP]],
     h: &[[f32; H]],
 ) {
+    db2.fill(0.0);
     for dy in dlogits {
         zip_map(db2, &dy[..V], |acc, d| acc + d, |acc, d| acc + d);
     }
-    rows_times_matrix(dw2t, Start::Out, h.len(), |k, b| dlogits[b][k], |b| &h[b]);
+    rows_times_matrix(dw2t, Start::Zero, h.len(), |k, b| dlogits[b][k], |b| &h[b]);
 }
 
 /// The output layer's backward to its input, fused with tanh's backward:

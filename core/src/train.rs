@@ -120,7 +120,7 @@ pub enum Stage {
     SoftmaxCrossEntropy,
     /// The batch-norm running statistics.
     RunningStats,
-    /// Setting every gradient to 0.
+    /// Setting dC to 0: the other gradients are written whole by their kernels.
     ZeroGrads,
     /// dlogits = (probs − onehot)/B.
     SoftmaxCrossEntropyBackward,
@@ -161,7 +161,7 @@ impl Stage {
             Stage::Linear2 => "linear2 fwd",
             Stage::SoftmaxCrossEntropy => "softmax-CE fwd",
             Stage::RunningStats => "running statistics",
-            Stage::ZeroGrads => "zero gradients",
+            Stage::ZeroGrads => "zero dC",
             Stage::SoftmaxCrossEntropyBackward => "softmax-CE bwd",
             Stage::Linear2Backward => "dW2, db2",
             Stage::Linear2TanhBackward => "dh + tanh bwd",
@@ -254,7 +254,8 @@ fn backward_rows<
     copies: &mut impl WeightCopies<V, VP, E, T, H>,
     marks: &mut impl StageMarks,
 ) {
-    grads.fill_zero();
+    // Every other gradient is written whole by its kernel; dC is scattered into.
+    grads.c.iter_mut().for_each(|row| row.fill(0.0));
     marks.done(Stage::ZeroGrads);
     let dlogits = s.probs;
     layers::softmax_cross_entropy_backward(dlogits, y);
@@ -612,6 +613,45 @@ mod tests {
             assert_eq!(n, 13);
             assert_eq!(seen, Stage::ALL);
         }
+    }
+
+    /// The backward overwrites every gradient: whatever `grads` held (NaN here), the gradients
+    /// are those computed into zeroed buffers, for firmware's step and the host's.
+    #[test]
+    fn the_backward_overwrites_every_gradient() {
+        overwrites(&mut NoCopies);
+        overwrites(&mut Transposed::<32, 32, 64>::new());
+    }
+
+    fn overwrites(copies: &mut impl WeightCopies<27, 32, 10, 3, 64>) {
+        let (model, batch) = model_and_batch(6);
+        let mut state = crate::DefaultTrainState::new();
+        let [mut zeroed, mut stale] = [0.0, f32::NAN].map(|fill| {
+            let mut grads = crate::DefaultParams::zeroed();
+            grads.tensors_mut().into_iter().for_each(|t| t.fill(fill));
+            grads
+        });
+        for grads in [&mut zeroed, &mut stale] {
+            let (mut m, rows) = (model.clone(), state.rows());
+            gradient_rows(
+                &mut m,
+                grads,
+                rows,
+                &batch.x,
+                &batch.y,
+                copies,
+                &mut NoMarks,
+            );
+        }
+        assert!(
+            zeroed
+                .tensors()
+                .iter()
+                .flat_map(|t| t.iter())
+                .any(|g| *g != 0.0)
+        );
+        // `==` on f32: a NaN left anywhere fails it; a zero's sign does not matter.
+        assert_eq!(zeroed, stale);
     }
 
     #[test]
