@@ -230,15 +230,8 @@ pub fn batchnorm_backward<const H: usize>(
     let (n, bessel) = (rows as f32, rows as f32 / (rows - 1) as f32);
     by_registers!(H, |col, X| {
         let (n, bessel) = (X::splat(n), X::splat(bessel));
-        // Σ_b dy and Σ_b dy·x̂ of this batch: the gradients of bias and gain, and the two sums
-        // the fused formula needs.
-        let mut sum_dy = X::ZERO;
-        let mut sum_dy_raw = X::ZERO;
-        for (dy_row, raw_row) in dy.iter().zip(bnraw) {
-            let d = X::load(dy_row, col);
-            sum_dy += d;
-            sum_dy_raw = d.mul_add(X::load(raw_row, col), sum_dy_raw);
-        }
+        // The gradients of bias and gain, and the two sums the fused formula needs.
+        let (sum_dy, sum_dy_raw) = bn_param_sums::<X, H>(dy, bnraw, col);
         sum_dy_raw.store(dgain, col);
         sum_dy.store(dbias, col);
         let scale = X::load(gain, col) * X::load(bnvar_inv, col) / n;
@@ -252,9 +245,27 @@ pub fn batchnorm_backward<const H: usize>(
     });
 }
 
+/// Σ_b dy and Σ_b dy·x̂ over the batch, in the register at lane `col`: the gradients of batch
+/// norm's bias and gain. One function for both backwards, so that they sum alike.
+#[inline(always)]
+fn bn_param_sums<X: Register, const H: usize>(
+    dy: &[[f32; H]],
+    bnraw: &[[f32; H]],
+    col: usize,
+) -> (X, X) {
+    let mut sum_dy = X::ZERO;
+    let mut sum_dy_raw = X::ZERO;
+    for (dy_row, raw_row) in dy.iter().zip(bnraw) {
+        let d = X::load(dy_row, col);
+        sum_dy += d;
+        sum_dy_raw = d.mul_add(X::load(raw_row, col), sum_dy_raw);
+    }
+    (sum_dy, sum_dy_raw)
+}
+
 /// Only the gradients of gain and bias, for a step that trains no layer below batch norm:
-/// dgain = Σ_b dy·x̂, dbias = Σ_b dy, summed exactly as [`batchnorm_backward`] sums them (so
-/// bit for bit its values), without dhprebn. dy, bnraw: [B×H].
+/// dgain = Σ_b dy·x̂, dbias = Σ_b dy, summed by [`batchnorm_backward`]'s code (so bit for bit
+/// its values), without dhprebn. dy, bnraw: [B×H].
 pub fn batchnorm_params_backward<const H: usize>(
     dgain: &mut [f32; H],
     dbias: &mut [f32; H],
@@ -263,13 +274,7 @@ pub fn batchnorm_params_backward<const H: usize>(
 ) {
     debug_assert_eq!(dy.len(), bnraw.len());
     by_registers!(H, |col, X| {
-        let mut sum_dy = X::ZERO;
-        let mut sum_dy_raw = X::ZERO;
-        for (dy_row, raw_row) in dy.iter().zip(bnraw) {
-            let d = X::load(dy_row, col);
-            sum_dy += d;
-            sum_dy_raw = d.mul_add(X::load(raw_row, col), sum_dy_raw);
-        }
+        let (sum_dy, sum_dy_raw) = bn_param_sums::<X, H>(dy, bnraw, col);
         sum_dy_raw.store(dgain, col);
         sum_dy.store(dbias, col);
     });

@@ -591,6 +591,17 @@ mod tests {
         for x in worst.into_iter().chain(even) {
             let want = libm::tanhf(x);
             let got = tanh(f32x8::splat(x)).to_array()[0];
+            // Odd bit for bit, never past ±1, and exactly ±1 from ±9.5 on (the doc's promises).
+            let negated = tanh(f32x8::splat(-x)).to_array()[0];
+            assert_eq!(
+                negated.to_bits(),
+                (-got).to_bits(),
+                "tanh(−{x}) is not −tanh({x})"
+            );
+            assert!(got.abs() <= 1.0, "tanh({x}) = {got}");
+            if x.abs() >= 9.5 {
+                assert_eq!(got, x.signum(), "tanh({x})");
+            }
             abs_err = abs_err.max((got - want).abs());
             if want != 0.0 {
                 rel_err = rel_err.max(((got - want) / want).abs());

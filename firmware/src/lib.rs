@@ -50,6 +50,27 @@ impl Default for Training {
     }
 }
 
+/// What an image that counts instructions starts with: SysTick started and calibrated
+/// ([`icount::Counter`]), and the training state in a static of its own, outside any critical
+/// section (SysTick's wraps are counted by its interrupt, which a critical section would hold
+/// off). Exits with a message naming `image` if either cannot be had, as on a second call.
+pub fn start_counting(image: &str) -> (icount::Counter, &'static mut Training) {
+    use cortex_m_semihosting::hprintln;
+    let Some(mut peripherals) = cortex_m::Peripherals::take() else {
+        hprintln!("{}: the core peripherals are taken", image);
+        exit(false)
+    };
+    let Some(counter) = icount::Counter::start(&mut peripherals.SYST) else {
+        hprintln!("{}: SysTick does not run", image);
+        exit(false)
+    };
+    let Some(training) = cortex_m::singleton!(: Training = Training::new()) else {
+        hprintln!("{}: the training state is taken", image);
+        exit(false)
+    };
+    (counter, training)
+}
+
 /// The first `WORDS` names of the built-in census list (see `data/README.md`).
 const NAMES: &[u8] = include_bytes!("../../data/census-1990-first-names.txt");
 pub const WORDS: usize = 300;

@@ -19,7 +19,7 @@ use charmlp_core::in_place::{Frozen, train_step_in_place_frozen};
 use charmlp_core::packed::{Packed, PackedSplit};
 use charmlp_core::{CONTEXT, DefaultModel, Sampling};
 use charmlp_firmware::icount::Counter;
-use charmlp_firmware::{EXAMPLES, Training, exit, paint_stack, stack_high_water};
+use charmlp_firmware::{EXAMPLES, Training, exit, paint_stack, stack_high_water, start_counting};
 use cortex_m_rt::entry;
 use cortex_m_semihosting::hprintln;
 use panic_semihosting as _;
@@ -45,10 +45,6 @@ const RUNS: [(&str, Frozen); 2] = [
 #[entry]
 fn main() -> ! {
     paint_stack();
-    let Some(mut peripherals) = cortex_m::Peripherals::take() else {
-        hprintln!("adapt: the core peripherals are taken");
-        exit(false)
-    };
     if NEW_WORDS.is_empty() {
         hprintln!(
             "adapt: no new words built in: build with CHARMLP_NEW_WORDS=FILE, a file `charmlp \
@@ -97,16 +93,7 @@ fn main() -> ! {
         splits[1].len(),
         splits[2].len()
     );
-    let Some(counter) = Counter::start(&mut peripherals.SYST) else {
-        hprintln!("adapt: SysTick does not run");
-        exit(false)
-    };
-    // A static of its own, outside any critical section: SysTick's wraps are counted by its
-    // interrupt, which a critical section would hold off.
-    let Some(t) = cortex_m::singleton!(: Training = Training::new()) else {
-        hprintln!("adapt: the training state is taken");
-        exit(false)
-    };
+    let (counter, t) = start_counting("adapt");
     let ok = run(t, splits, &counter);
     hprintln!("stack high-water mark: {} bytes", stack_high_water());
     hprintln!("result: {}", if ok { "done" } else { "failed" });

@@ -7,8 +7,7 @@
 use charmlp_core::in_place::train_step_in_place;
 use charmlp_core::packed::Packed;
 use charmlp_core::{Alphabet, CONTEXT, Sampling};
-use charmlp_firmware::icount::Counter;
-use charmlp_firmware::{Training, exit};
+use charmlp_firmware::{exit, start_counting};
 use cortex_m_rt::entry;
 use cortex_m_semihosting::hprintln;
 use panic_semihosting as _;
@@ -23,26 +22,12 @@ const NAMES: u32 = 200;
 
 #[entry]
 fn main() -> ! {
-    let Some(mut peripherals) = cortex_m::Peripherals::take() else {
-        hprintln!("count: the core peripherals are taken");
-        exit(false)
-    };
     let Ok(packed) = Packed::parse(WORDS) else {
         hprintln!("count: no packed words (build with CHARMLP_WORDS, as firmware/run.sh does)");
         exit(false)
     };
     let train = packed.split(0);
-    let Some(counter) = Counter::start(&mut peripherals.SYST) else {
-        hprintln!("count: SysTick does not run");
-        exit(false)
-    };
-
-    // A static of its own, outside any critical section: SysTick's wraps are counted by its
-    // interrupt, which a critical section would hold off.
-    let Some(t) = cortex_m::singleton!(: Training = Training::new()) else {
-        hprintln!("count: the training state is taken");
-        exit(false)
-    };
+    let (counter, t) = start_counting("count");
     let ok = (|| {
         t.model.init(&mut Xoshiro256PlusPlus::seed_from_u64(1));
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(2);
