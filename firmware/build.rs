@@ -25,13 +25,27 @@ fn main() {
     fs::write(out.join("recipe_steps.rs"), format!("{steps}")).expect("OUT_DIR is writable");
 }
 
+/// The most a words file may hold: the boards' flash (512 KB).
+const MAX_WORDS_BYTES: u64 = 512 * 1024;
+
 /// Copies the file that environment variable `var` names to `out/name`, or writes an empty
-/// file there without the variable.
+/// file there without the variable. A FIFO, a device or a directory is refused before it is
+/// read (a FIFO would block the build, /dev/zero fill memory), and so is a file past flash.
 fn include_file(out: &Path, var: &str, name: &str) {
     println!("cargo:rerun-if-env-changed={var}");
     let bytes = match env::var_os(var) {
         Some(path) => {
             println!("cargo:rerun-if-changed={}", PathBuf::from(&path).display());
+            let meta = fs::metadata(&path).unwrap_or_else(|e| panic!("{var} {path:?}: {e}"));
+            if !meta.is_file() {
+                panic!("{var} {path:?}: not a regular file; give a file `charmlp pack` wrote");
+            }
+            if meta.len() > MAX_WORDS_BYTES {
+                panic!(
+                    "{var} {path:?}: {} bytes, more than the {MAX_WORDS_BYTES} bytes of flash",
+                    meta.len()
+                );
+            }
             fs::read(&path).unwrap_or_else(|e| panic!("{var} {path:?}: {e}"))
         }
         None => Vec::new(),
