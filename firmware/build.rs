@@ -1,5 +1,10 @@
-//! Puts memory.x where cortex-m-rt's link.x finds it, and the packed words and the recipe's
-//! step count where the images include them.
+//! Puts the target's memory layout, as memory.x, where cortex-m-rt's link.x finds it, and the
+//! packed words and the recipe's step count where the images include them.
+//!
+//! Layouts: `memory-an386.x` for the MPS2 AN386 (Cortex-M4F, thumbv7em-none-eabihf, 64 KB of
+//! RAM), `memory-microbit.x` for the micro:bit (Cortex-M0, thumbv6m-none-eabi, cut to 32 KB of
+//! flash and 8 KB of RAM). No file here may be called memory.x: the linker, run in this
+//! directory, would find it before OUT_DIR's.
 //!
 //! `CHARMLP_WORDS`: a file `charmlp pack` wrote (firmware/run.sh makes one of names.txt); without
 //! it the recipe and count images hold no words and say so. `CHARMLP_NEW_WORDS`: the same for
@@ -9,9 +14,14 @@ use std::{env, fs, path::Path, path::PathBuf};
 
 fn main() {
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
-    fs::write(out.join("memory.x"), include_bytes!("memory.x")).expect("OUT_DIR is writable");
+    let memory: &[u8] = match env::var("TARGET").as_deref() {
+        Ok("thumbv6m-none-eabi") => include_bytes!("memory-microbit.x"),
+        _ => include_bytes!("memory-an386.x"),
+    };
+    fs::write(out.join("memory.x"), memory).expect("OUT_DIR is writable");
     println!("cargo:rustc-link-search={}", out.display());
-    println!("cargo:rerun-if-changed=memory.x");
+    println!("cargo:rerun-if-changed=memory-an386.x");
+    println!("cargo:rerun-if-changed=memory-microbit.x");
 
     include_file(&out, "CHARMLP_WORDS", "words.cmlw");
     include_file(&out, "CHARMLP_NEW_WORDS", "new_words.cmlw");

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Builds both firmware images and runs them under QEMU (MPS2 AN386: Cortex-M4F, 64 KB of RAM
-# by memory.x), failing when their output is not what it should be.
+# Builds the firmware images and runs them under QEMU (MPS2 AN386: Cortex-M4F, 64 KB of RAM by
+# memory-an386.x; the micro:bit: Cortex-M0), failing when their output is not what it should be.
 #   1. train: trains on 300 names in flash; must report that the loss fell.
 #   2. infer: samples from a model trained on the host and exported with `charmlp export`.
 #   3. check: the fast path against the PyTorch reference state in flash; every row must be
@@ -12,6 +12,10 @@
 #   6. adapt: the inference image's model adapted to 247 Japanese given names in flash, every
 #      layer trained and then the embedding and first layer frozen, under -icount; its losses
 #      before must be the host's `eval`, and its loss on the new words must fall.
+#   7. int8: the inference image's model quantised (`charmlp export --int8`), integer inference
+#      on the Cortex-M0 (QEMU microbit, in 32 KB of flash and 8 KB of RAM) and on the
+#      Cortex-M4F, under -icount; its validation loss and names must be the host's exactly.
+# It ends with one table of every image: flash, RAM, stack, instructions, result.
 #
 #   bash firmware/run.sh recipe    the whole recipe alone: 200,000 steps (about 18 minutes of
 #                                  QEMU), val at most 2.17 (PyTorch's peer: 2.159)
@@ -25,12 +29,14 @@ names_txt=$PWD/../../shared/data/names.txt
 # Cortex-M target.
 charmlp() { (cd .. && cargo run --quiet --release -p charmlp -- "$@"); }
 
-# Flash and static RAM of an image, as `size -A` gives its sections; sets $flash and $ram.
+# Flash and static RAM of image $1 (built in $2, by default the Cortex-M4F's directory), as
+# `size -A` gives its sections; sets $flash and $ram.
 sizes() {
+    local elf=${2:-$elf_dir}/$1
     echo "== $1: sizes (bytes, from size -A)"
-    size -A "$elf_dir/$1" | awk '
+    size -A "$elf" | awk '
         $1 ~ /^\.(vector_table|text|rodata|data|bss|uninit)$/ { printf "  %-14s %7d\n", $1, $2 }'
-    read -r flash ram < <(size -A "$elf_dir/$1" | awk '
+    read -r flash ram < <(size -A "$elf" | awk '
         $1 == ".vector_table" || $1 == ".text" || $1 == ".rodata" { flash += $2 }
         $1 == ".data" { flash += $2; ram += $2 }
         $1 == ".bss" || $1 == ".uninit" { ram += $2 }
@@ -40,6 +46,21 @@ sizes() {
 
 fail() { echo "firmware/run.sh: $*" >&2; exit 1; }
 elf_dir=target/thumbv7em-none-eabihf/release
+
+# The stack high-water mark an image printed in log $1.
+stack_of() { awk '/^stack high-water mark: [0-9]+ bytes$/ { print $4 }' "$1"; }
+
+# One row of the closing table: target (QEMU machine), core, image, flash, static RAM, stack,
+# instructions (per what), result. CI logs it on every run, so that growth is seen.
+table=$work/table
+row() { printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >> "$table"; }
+print_table() {
+    echo "== firmware: every image (bytes; instructions under QEMU's -icount)"
+    { printf 'target\tcore\timage\tflash\tstatic RAM\tstack\tinstructions\tresult\n'; cat "$table"; } |
+        awk -F '\t' '{ line[NR] = $0; for (i = 1; i <= NF; i++) if (length($i) > w[i]) w[i] = length($i) }
+            END { for (r = 1; r <= NR; r++) { n = split(line[r], f, "\t")
+                for (i = 1; i <= n; i++) printf "%-*s%s", w[i], f[i], (i < n ? "  " : "\n") } }'
+}
 
 # The recipe image for $1 steps, run; its losses checked against the host's same run, val
 # against $2.
@@ -61,7 +82,7 @@ recipe() {
     echo "recipe: $((SECONDS - start)) s under QEMU"
     grep -q '^result: done$' "$work/recipe.log" || fail "recipe: did not finish"
     local stack
-    stack=$(awk '/^stack high-water mark:/ { print $4 }' "$work/recipe.log")
+    stack=$(stack_of "$work/recipe.log")
     echo "recipe: RAM static $ram + stack $stack = $((ram + stack)) bytes of 65536"
     [ $((ram + stack)) -le 65536 ] || fail "recipe: RAM over 64 KB"
     # Device and host losses, split by split, and val against its bound.
@@ -76,6 +97,8 @@ recipe() {
         }
         END { exit (bad || seen != 3) }' "$work/host-recipe.log" "$work/recipe.log" ||
         fail "recipe: losses not as they should be"
+    row mps2-an386 M4F recipe "$flash" "$ram" "$stack" - \
+        "$steps steps: val $(awk '/^val loss/ { print $3 }' "$work/recipe.log")"
     echo "== count: instructions per step and per name, under QEMU's -icount"
     CHARMLP_WORDS=$work/names.cmlw cargo build --quiet --release --bin count
     timeout 600 qemu-system-arm -cpu cortex-m4 -machine mps2-an386 -nographic \
@@ -86,10 +109,14 @@ recipe() {
                 ($3 == "training" ? "a step" : "a name"), $5 / 64e3, $5 / 168e3 }' "$work/count.log"
     grep -q '^instructions per training step: [1-9][0-9]*$' "$work/count.log" ||
         fail "count: no instruction count"
+    row mps2-an386 M4F count - - - \
+        "$(awk '/^instructions per training step:/ { s = $5 } /^instructions per sampled name:/ { n = $5 }
+            END { print s " a step, " n " a name" }' "$work/count.log")" counted
 }
 
 if [ "${1:-}" = recipe ]; then
     recipe 200000 2.17
+    print_table
     echo "firmware: the whole recipe ran as expected"
     exit 0
 fi
@@ -98,12 +125,15 @@ echo "== host: train a model and export it as Rust for the inference image"
 charmlp train --steps 20000 --seed 42 --out "$work/model.safetensors" > "$work/host-train.log"
 grep '^loss:' "$work/host-train.log"
 charmlp export --lang rust --model "$work/model.safetensors" --out "$PWD/src/bin/infer/model.rs"
+charmlp export --int8 --lang rust --model "$work/model.safetensors" --out "$PWD/src/bin/int8/model.rs"
 
 echo "== build"
 cargo build --quiet --release --bins
 
+declare -A image_flash image_ram
 for image in train infer check; do
     sizes "$image"
+    image_flash[$image]=$flash image_ram[$image]=$ram
     echo "== $image: run under QEMU"
     timeout 600 cargo run --quiet --release --bin "$image" | tee "$work/$image.log"
 done
@@ -120,6 +150,59 @@ for image in train infer; do
     [ "$names" -ge 5 ] || fail "$image image: $names names, expected at least 5"
     grep -q '^stack high-water mark: [0-9]* bytes$' "$work/$image.log" || fail "$image: no stack measure"
 done
+row mps2-an386 M4F train "${image_flash[train]}" "${image_ram[train]}" "$(stack_of "$work/train.log")" - \
+    "the loss fell"
+row mps2-an386 M4F infer "${image_flash[infer]}" "${image_ram[infer]}" "$(stack_of "$work/infer.log")" - \
+    "loss $(awk '/^loss over/ { print $NF }' "$work/infer.log")"
+row mps2-an386 M4F check "${image_flash[check]}" "${image_ram[check]}" "$(stack_of "$work/check.log")" - \
+    "15 of 15 tensors as PyTorch's"
+
+# int8 inference (the inference image's model quantised) on the Cortex-M0 and the Cortex-M4F,
+# under -icount. Its loss (as a fixed-point sum) and its names must be the host's exactly; the
+# Cortex-M0 image must fit 32 KB of flash (its memory layout holds no more) and 8 KB of RAM.
+int8() {
+    echo "== int8: the host's loss and names of the quantised model"
+    charmlp pack --only val --out "$work/val.cmlw"
+    charmlp eval --int8 --json --model "$work/model.safetensors" > "$work/host-int8.json"
+    local host_loss
+    host_loss=$(sed -n 's/.*"val":{"bits_q16":\([0-9]*\),"loss":\([0-9.]*\),"n":\([0-9]*\)}.*/bits_q16 \1 over \3 examples/p' \
+        "$work/host-int8.json")
+    [ -n "$host_loss" ] || fail "int8: no int8 val loss from the host's eval --json"
+    echo "host: int8 val loss as $host_loss"
+    charmlp sample --int8 -n 8 --seed 42 --model "$work/model.safetensors" 2> /dev/null |
+        cut -f1 > "$work/host-int8-names"
+    cat "$work/host-int8-names"
+    local board triple machine core ram_max flash_max log stack
+    for board in microbit mps2-an386; do
+        case $board in
+            microbit) triple=thumbv6m-none-eabi machine=(-machine microbit) core=M0
+                ram_max=8192 flash_max=32768 ;;
+            mps2-an386) triple=thumbv7em-none-eabihf machine=(-cpu cortex-m4 -machine mps2-an386)
+                core=M4F ram_max=65536 flash_max=$((1024 * 1024)) ;;
+        esac
+        CHARMLP_WORDS=$work/val.cmlw cargo build --quiet --release --bin int8 --target "$triple"
+        sizes int8 "target/$triple/release"
+        echo "== int8 on the $board ($core): run under QEMU's -icount"
+        log=$work/int8-$board.log
+        timeout 600 qemu-system-arm "${machine[@]}" -nographic \
+            -semihosting-config enable=on,target=native -icount shift=0,align=off,sleep=off \
+            -kernel "target/$triple/release/int8" | tee "$log"
+        grep -q '^result: done$' "$log" || fail "int8 on the $board: did not finish"
+        grep -q "^int8 val loss: [0-9]*\.[0-9]* ($host_loss)\$" "$log" ||
+            fail "int8 on the $board: the loss is not the host's ($host_loss)"
+        sed -n 's/^name: //p' "$log" | diff - "$work/host-int8-names" ||
+            fail "int8 on the $board: the names are not the host's"
+        stack=$(stack_of "$log")
+        [ -n "$stack" ] || fail "int8 on the $board: no stack measure"
+        echo "int8 on the $board: flash $flash of $flash_max, RAM static $ram + stack $stack = $((ram + stack)) of $ram_max"
+        [ "$flash" -le "$flash_max" ] || fail "int8 on the $board: flash over $flash_max"
+        [ $((ram + stack)) -le "$ram_max" ] || fail "int8 on the $board: RAM over $ram_max"
+        row "$board" "$core" int8 "$flash" "$ram" "$stack" \
+            "$(awk '/^instructions per example/ { e = $NF } /^instructions per sampled name/ { n = $5 }
+                END { print e " an example, " n " a name" }' "$log")" \
+            "val $(awk '/^int8 val loss:/ { print $4 }' "$log"), the host's"
+    done
+}
 # The inference image's model adapted to new words; run under -icount to count its steps.
 adapt() {
     local new_words=$PWD/../data/japanese-given-names.txt
@@ -136,7 +219,7 @@ adapt() {
         -kernel "$elf_dir/adapt" | tee "$work/adapt.log"
     grep -q '^result: done$' "$work/adapt.log" || fail "adapt: did not finish"
     local stack
-    stack=$(awk '/^stack high-water mark:/ { print $4 }' "$work/adapt.log")
+    stack=$(stack_of "$work/adapt.log")
     echo "adapt: RAM static $ram + stack $stack = $((ram + stack)) bytes of 65536"
     [ $((ram + stack)) -le 65536 ] || fail "adapt: RAM over 64 KB"
     # The model as exported: the host's losses on the same split, to 0.001. After each of the
@@ -179,8 +262,13 @@ adapt() {
     [ "$(grep '^name before:' "$work/adapt.log" | cut -d: -f2)" != \
         "$(grep '^name all-layers:' "$work/adapt.log" | cut -d: -f2)" ] ||
         fail "adapt: the names did not change"
+    row mps2-an386 M4F adapt "$flash" "$ram" "$stack" \
+        "$(awk '/^instructions per step all-layers:/ { a = $NF } /^instructions per step frozen/ { f = $NF }
+            END { print a " a step, " f " frozen" }' "$work/adapt.log")" "the new words' loss fell"
 }
 
+int8
 adapt
 recipe 20000 2.25
-echo "firmware: the six images ran as expected"
+print_table
+echo "firmware: the seven images ran as expected"

@@ -20,8 +20,14 @@ const RELOAD: u32 = 0x00FF_FFFF;
 static WRAPS: AtomicU32 = AtomicU32::new(0);
 
 /// Counts one SysTick wrap: the handler [`count_systick_wraps!`] defines calls it.
+///
+/// A load and a store, not `fetch_add`, which ARMv6-M (Cortex-M0) lacks: the handler is the only
+/// writer and cannot preempt itself, and the main thread only reads, so no increment is lost.
 pub fn wrapped() {
-    WRAPS.fetch_add(1, Ordering::Relaxed);
+    WRAPS.store(
+        WRAPS.load(Ordering::Relaxed).wrapping_add(1),
+        Ordering::Relaxed,
+    );
 }
 
 /// Defines the SysTick exception handler, counting wraps for [`Counter`]. Once, in an image that
@@ -70,9 +76,10 @@ fn spin(n: u32) {
     }
 }
 
-/// SysTick running, with its ticks per instruction.
+/// SysTick running, with the ticks of the calibration loop. Integer arithmetic only, so that an
+/// image for a core without an FPU links no floating-point code for it.
 pub struct Counter {
-    ticks_per_instruction: f64,
+    loop_ticks: u64,
 }
 
 /// A point in time to count instructions from.
@@ -100,9 +107,7 @@ impl Counter {
             loop_ticks,
             2 * LOOP
         );
-        (loop_ticks > 0).then(|| Counter {
-            ticks_per_instruction: loop_ticks as f64 / (2.0 * f64::from(LOOP)),
-        })
+        (loop_ticks > 0).then_some(Counter { loop_ticks })
     }
 
     /// Now, to count from.
@@ -110,8 +115,9 @@ impl Counter {
         Mark(ticks())
     }
 
-    /// Instructions since `mark`.
-    pub fn since(&self, mark: Mark) -> f64 {
-        (ticks() - mark.0) as f64 / self.ticks_per_instruction
+    /// Instructions since `mark`: ticks · (2 · LOOP) / loop ticks. Below 2⁶⁴ for any run
+    /// shorter than 2⁶⁴ / 10⁷ ticks (a year of SysTick at 25 MHz).
+    pub fn since(&self, mark: Mark) -> u64 {
+        (ticks() - mark.0).saturating_mul(2 * u64::from(LOOP)) / self.loop_ticks
     }
 }

@@ -1,7 +1,9 @@
 //! What every fuzz target asserts of a model that loaded: the loader's promise that what it
 //! accepts can be used.
 
-use charmlp_core::{Alphabet, Example, InferState, Model, Temperature, Token};
+use charmlp_core::{
+    Alphabet, Example, InferState, Int8Model, Int8State, Model, Temperature, Token,
+};
 use rand_core::SeedableRng;
 
 /// A loaded model's loss over contexts of its alphabet's tokens drawn from `data` is finite
@@ -42,5 +44,27 @@ pub fn behaves<const V: usize, const H: usize>(
         .collect();
     if let Some(loss) = model.loss(&examples, &mut state) {
         assert!(loss.is_finite() && loss >= 0.0, "loss {loss}");
+    }
+
+    // Its int8 form (what `export --int8` writes): names in the alphabet, a finite loss, and
+    // weights only on the present symbols, each at least 1.
+    let q = Int8Model::quantize(model, symbols);
+    let mut q_state = Int8State::new();
+    for _ in 0..3 {
+        let name: heapless::String<64> = q.sample_name(&mut rng, &mut q_state, alphabet);
+        assert!(name.chars().all(|c| alphabet.token(c).is_some()), "{name}");
+    }
+    for ex in &examples {
+        let sum = q.weights(&ex.context, &mut q_state).get();
+        assert_eq!(
+            q_state.weights.iter().map(|&w| u64::from(w)).sum::<u64>(),
+            u64::from(sum)
+        );
+        assert!(q_state.weights[..symbols].iter().all(|&w| w >= 1));
+        assert!(q_state.weights[symbols..].iter().all(|&w| w == 0));
+    }
+    let loss = q.loss_each(examples.iter().copied(), &mut q_state);
+    if let Some(nats) = loss.nats() {
+        assert!(nats.is_finite() && nats >= 0.0, "int8 loss {nats}");
     }
 }

@@ -255,6 +255,10 @@ pub struct SampleArgs {
     /// after 1000 draws in a row without one
     #[arg(long)]
     pub new_only: bool,
+    /// Draw from the model quantised to int8, by integer arithmetic alone, as a device without
+    /// an FPU does (at temperature 1: no --temperature, --top-k, --prefix or --max-len)
+    #[arg(long, conflicts_with_all = ["temperature", "top_k", "prefix", "max_len"])]
+    pub int8: bool,
     #[command(flatten)]
     pub words: EvalWords,
 }
@@ -278,6 +282,10 @@ pub struct EvalArgs {
     /// Print the losses as one JSON object ({"train": …, "val": …, "test": …, …})
     #[arg(long)]
     pub json: bool,
+    /// Also the losses of the model quantised to int8 (integer inference, as `export --int8`
+    /// writes it), and their difference from the f32 model's
+    #[arg(long)]
+    pub int8: bool,
 }
 
 /// How `eval` reads its words file.
@@ -300,9 +308,21 @@ pub struct PackArgs {
     /// Seed of the 80/10/10 split, as `train --split-seed`
     #[arg(long, default_value_t = DEFAULT_SEED, value_parser = whole_u64, allow_negative_numbers = true)]
     pub split_seed: u64,
+    /// Pack this split alone (the others empty): an evaluation set for a device with little
+    /// flash
+    #[arg(long, value_enum)]
+    pub only: Option<Split>,
     /// Where to write the packed file
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
+}
+
+/// One of the three splits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Split {
+    Train,
+    Val,
+    Test,
 }
 
 #[derive(Debug, Args)]
@@ -312,6 +332,10 @@ pub struct ExportArgs {
     /// Source language: rust (a `static MODEL: charmlp_core::Model`) or c (a header of arrays)
     #[arg(long, value_enum)]
     pub lang: Lang,
+    /// Write the model quantised to int8 (a `static MODEL: charmlp_core::Int8Model`): int8
+    /// weights with a scale per channel, batch norm folded in, integer-only inference
+    #[arg(long)]
+    pub int8: bool,
     /// Where to write the source
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,

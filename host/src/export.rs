@@ -1,7 +1,7 @@
 //! A model as source code that firmware compiles in: a Rust `static` of charmlp-core's own
 //! `Model` type (used as it is, no parsing), or C arrays.
 
-use crate::shapes::Loaded;
+use crate::shapes::{IntValues, Loaded};
 use std::fmt::Write;
 
 /// Output languages.
@@ -34,18 +34,38 @@ fn tensors(m: &dyn Loaded) -> [(&'static str, &'static str, Vec<usize>, &[f32]);
 /// Writes `values` as nested array literals of shape `dims`: `[`/`]` in Rust, `{`/`}` in C.
 /// Each float is printed in its shortest form that reads back to the same f32.
 fn nested(out: &mut String, lang: Lang, dims: &[usize], values: &[f32], indent: usize) {
-    let (open, close, suffix) = match lang {
-        Lang::Rust => ('[', ']', ""),
-        Lang::C => ('{', '}', "f"),
+    let suffix = match lang {
+        Lang::Rust => "",
+        Lang::C => "f",
+    };
+    nested_with(out, lang, dims, values, indent, 8, &|out, x| {
+        let _ = write!(out, "{x:?}{suffix}");
+    });
+}
+
+/// [`nested`] of any values, `per_line` on a line, each written by `item`.
+fn nested_with<T>(
+    out: &mut String,
+    lang: Lang,
+    dims: &[usize],
+    values: &[T],
+    indent: usize,
+    per_line: usize,
+    item: &dyn Fn(&mut String, &T),
+) {
+    let (open, close) = match lang {
+        Lang::Rust => ('[', ']'),
+        Lang::C => ('{', '}'),
     };
     let pad = " ".repeat(indent + 4);
     out.push(open);
     out.push('\n');
     if dims.len() == 1 {
-        for line in values.chunks(8) {
+        for line in values.chunks(per_line) {
             out.push_str(&pad);
             for x in line {
-                let _ = write!(out, "{x:?}{suffix}, ");
+                item(out, x);
+                out.push_str(", ");
             }
             out.truncate(out.trim_end().len());
             out.push('\n');
@@ -54,7 +74,7 @@ fn nested(out: &mut String, lang: Lang, dims: &[usize], values: &[f32], indent: 
         let inner: usize = dims[1..].iter().product();
         for chunk in values.chunks(inner) {
             out.push_str(&pad);
-            nested(out, lang, &dims[1..], chunk, indent + 4);
+            nested_with(out, lang, &dims[1..], chunk, indent + 4, per_line, item);
             out.push_str(",\n");
         }
     }
@@ -102,16 +122,7 @@ fn c_string(ch: char) -> String {
 /// Rust source declaring `pub static MODEL: charmlp_core::Model<V, E, T, H>` and
 /// `pub static ALPHABET: charmlp_core::Alphabet<V>`, built at compile time.
 pub fn rust_source(m: &dyn Loaded, origin: &str) -> String {
-    let [what, shape] = banner(m, origin);
-    let s = m.shape();
-    let (v, e, t, h) = (s.vocab, s.embed, s.context, s.hidden);
-    let mut out = format!("// {what}\n// {shape}\n");
-    out.push_str("#[rustfmt::skip]\n");
-    out.push_str("#[allow(clippy::approx_constant, clippy::excessive_precision)]\n");
-    let _ = writeln!(
-        out,
-        "pub static MODEL: charmlp_core::Model<{v}, {e}, {t}, {h}> = charmlp_core::Model {{"
-    );
+    let mut out = rust_model_head(m, origin, "", "Model");
     out.push_str("    params: charmlp_core::Params {\n");
     for (i, (field, _, dims, values)) in tensors(m).into_iter().enumerate() {
         if i == 7 {
@@ -123,6 +134,29 @@ pub fn rust_source(m: &dyn Loaded, origin: &str) -> String {
         out.push_str(",\n");
     }
     out.push_str("    },\n};\n\n");
+    rust_alphabet(&mut out, m);
+    out
+}
+
+/// The banner (its shape line ending in `note`) and the opening of `pub static MODEL:
+/// charmlp_core::{ty}<V, E, T, H> = charmlp_core::{ty} {`.
+fn rust_model_head(m: &dyn Loaded, origin: &str, note: &str, ty: &str) -> String {
+    let [what, shape] = banner(m, origin);
+    let s = m.shape();
+    let (v, e, t, h) = (s.vocab, s.embed, s.context, s.hidden);
+    let mut out = format!("// {what}\n// {shape}{note}\n");
+    out.push_str("#[rustfmt::skip]\n");
+    out.push_str("#[allow(clippy::approx_constant, clippy::excessive_precision)]\n");
+    let _ = writeln!(
+        out,
+        "pub static MODEL: charmlp_core::{ty}<{v}, {e}, {t}, {h}> = charmlp_core::{ty} {{"
+    );
+    out
+}
+
+/// `pub static ALPHABET: charmlp_core::Alphabet<V>`, built at compile time.
+fn rust_alphabet(out: &mut String, m: &dyn Loaded) {
+    let v = m.shape().vocab;
     out.push_str("/// The characters of tokens 1.. (token 0 is the boundary).\n#[rustfmt::skip]\n");
     let _ = write!(
         out,
@@ -137,6 +171,94 @@ pub fn rust_source(m: &dyn Loaded, origin: &str) -> String {
     out.push_str(
         "\n]) {\n    Ok(alphabet) => alphabet,\n    Err(_) => panic!(\"not an alphabet\"),\n};\n",
     );
+}
+
+/// Rust source declaring `pub static MODEL: charmlp_core::Int8Model<V, E, T, H>` (the model
+/// quantised: [`Loaded::quantized`]) and `pub static ALPHABET`, as [`rust_source`] does.
+pub fn rust_int8_source(m: &dyn Loaded, origin: &str) -> String {
+    let mut out = rust_model_head(m, origin, " Quantised to int8.", "Int8Model");
+    for (field, dims, values) in m.quantized().arrays() {
+        let _ = write!(out, "    {field}: ");
+        match &values {
+            IntValues::I8(x) => nested_with(&mut out, Lang::Rust, &dims, x, 4, 16, &number),
+            IntValues::I32(x) => nested_with(&mut out, Lang::Rust, &dims, x, 4, 8, &number),
+            IntValues::Requant(x) => {
+                nested_with(&mut out, Lang::Rust, &dims, x, 4, 2, &|out, r| {
+                    let _ = write!(
+                        out,
+                        "charmlp_core::Requant {{ multiplier: {}, shift: {} }}",
+                        r.multiplier, r.shift
+                    );
+                })
+            }
+        }
+        out.push_str(",\n");
+    }
+    let _ = writeln!(out, "    symbols: {},\n}};\n", m.shape().vocab);
+    rust_alphabet(&mut out, m);
+    out
+}
+
+/// An integer as a literal of either language.
+fn number<T: std::fmt::Display>(out: &mut String, x: &T) {
+    let _ = write!(out, "{x}");
+}
+
+/// A C header of the model quantised to int8: `int8_t` and `int32_t` arrays, each
+/// requantisation as a multiplier array and a shift array, and the arithmetic in a comment.
+pub fn c_int8_source(m: &dyn Loaded, origin: &str) -> String {
+    let [what, shape] = banner(m, origin);
+    let mut out =
+        format!("/* {what}\n * {shape}\n * Quantised to int8 (charmlp_core::Int8Model).\n");
+    for line in [
+        "For a context x[CONTEXT], with requant(a, m, s) = round(a * m / 2^(31 - s)),",
+        "halves rounded up, in 64-bit arithmetic:",
+        "  hpreact[j] = b1[j] + sum over t, e of c[x[t]][e] * w1[t][e][j]",
+        "  code[j]    = clamp(requant(hpreact[j], to_tanh_multiplier[j], to_tanh_shift[j]),",
+        "                     -128, 127)",
+        "  h[j]       = tanh[code[j] + 128]",
+        "  acc[k]     = b2[k] + sum over j of h[j] * w2t[k][j]",
+        "  logit[k]   = requant(acc[k], to_logit_multiplier[k], to_logit_shift[k])",
+        "Logits are in steps of ln(2)/64: p[k] is proportional to 2^(logit[k]/64).",
+        "charmlp_symbols[token] is the token's character in UTF-8; token 0 is the",
+        "boundary (start and end of a word), the empty string. */",
+    ] {
+        let _ = writeln!(out, " * {line}");
+    }
+    out.push_str("#ifndef CHARMLP_INT8_MODEL_H\n#define CHARMLP_INT8_MODEL_H\n\n");
+    out.push_str("#include <stdint.h>\n\n");
+    c_dimensions(&mut out, m);
+    out.push('\n');
+    c_symbols(&mut out, m);
+    for (field, dims, values) in m.quantized().arrays() {
+        let dims_c: String = dims.iter().map(|d| format!("[{d}]")).collect();
+        match &values {
+            IntValues::I8(x) => {
+                let _ = write!(out, "static const int8_t charmlp_{field}{dims_c} = ");
+                nested_with(&mut out, Lang::C, &dims, x, 0, 16, &number);
+            }
+            IntValues::I32(x) => {
+                let _ = write!(out, "static const int32_t charmlp_{field}{dims_c} = ");
+                nested_with(&mut out, Lang::C, &dims, x, 0, 8, &number);
+            }
+            IntValues::Requant(x) => {
+                let multipliers: Vec<i32> = x.iter().map(|r| r.multiplier).collect();
+                let shifts: Vec<i8> = x.iter().map(|r| r.shift).collect();
+                let _ = write!(
+                    out,
+                    "static const int32_t charmlp_{field}_multiplier{dims_c} = "
+                );
+                nested_with(&mut out, Lang::C, &dims, &multipliers, 0, 8, &number);
+                let _ = write!(
+                    out,
+                    ";\n\nstatic const int8_t charmlp_{field}_shift{dims_c} = "
+                );
+                nested_with(&mut out, Lang::C, &dims, &shifts, 0, 16, &number);
+            }
+        }
+        out.push_str(";\n\n");
+    }
+    out.push_str("#endif /* CHARMLP_INT8_MODEL_H */\n");
     out
 }
 
@@ -144,7 +266,6 @@ pub fn rust_source(m: &dyn Loaded, origin: &str) -> String {
 /// the alphabet as one UTF-8 string per token.
 pub fn c_source(m: &dyn Loaded, origin: &str) -> String {
     let [what, shape] = banner(m, origin);
-    let s = m.shape();
     let mut out = format!("/* {what}\n * {shape}\n");
     out.push_str(" * Tensors are row-major, as in charmlp-core: W1[context][embed][hidden],\n");
     out.push_str(" * W2T[vocab][hidden] (W2 transposed); batch norm:\n");
@@ -152,19 +273,9 @@ pub fn c_source(m: &dyn Loaded, origin: &str) -> String {
     out.push_str(" * charmlp_symbols[token] is the token's character in UTF-8; token 0 is the\n");
     out.push_str(" * boundary (start and end of a word), the empty string. */\n");
     out.push_str("#ifndef CHARMLP_MODEL_H\n#define CHARMLP_MODEL_H\n\n");
-    let _ = writeln!(out, "#define CHARMLP_VOCAB {}", s.vocab);
-    let _ = writeln!(out, "#define CHARMLP_EMBED {}", s.embed);
-    let _ = writeln!(out, "#define CHARMLP_CONTEXT {}", s.context);
-    let _ = writeln!(out, "#define CHARMLP_HIDDEN {}", s.hidden);
+    c_dimensions(&mut out, m);
     let _ = writeln!(out, "#define CHARMLP_BN_EPS 1e-5f\n");
-    out.push_str("static const char *const charmlp_symbols[CHARMLP_VOCAB] = {\n    \"\",");
-    for (i, ch) in m.chars().iter().enumerate() {
-        if i % 12 == 11 {
-            out.push_str("\n   ");
-        }
-        let _ = write!(out, " \"{}\",", c_string(*ch));
-    }
-    out.push_str("\n};\n\n");
+    c_symbols(&mut out, m);
     for (_, name, dims, values) in tensors(m) {
         let dims_c: String = dims.iter().map(|d| format!("[{d}]")).collect();
         let _ = write!(out, "static const float charmlp_{name}{dims_c} = ");
@@ -173,6 +284,27 @@ pub fn c_source(m: &dyn Loaded, origin: &str) -> String {
     }
     out.push_str("#endif /* CHARMLP_MODEL_H */\n");
     out
+}
+
+/// The dimensions as macros: `CHARMLP_VOCAB`, `_EMBED`, `_CONTEXT`, `_HIDDEN`.
+fn c_dimensions(out: &mut String, m: &dyn Loaded) {
+    let s = m.shape();
+    let _ = writeln!(out, "#define CHARMLP_VOCAB {}", s.vocab);
+    let _ = writeln!(out, "#define CHARMLP_EMBED {}", s.embed);
+    let _ = writeln!(out, "#define CHARMLP_CONTEXT {}", s.context);
+    let _ = writeln!(out, "#define CHARMLP_HIDDEN {}", s.hidden);
+}
+
+/// `charmlp_symbols[CHARMLP_VOCAB]`: each token's character as a UTF-8 string.
+fn c_symbols(out: &mut String, m: &dyn Loaded) {
+    out.push_str("static const char *const charmlp_symbols[CHARMLP_VOCAB] = {\n    \"\",");
+    for (i, ch) in m.chars().iter().enumerate() {
+        if i % 12 == 11 {
+            out.push_str("\n   ");
+        }
+        let _ = write!(out, " \"{}\",", c_string(*ch));
+    }
+    out.push_str("\n};\n\n");
 }
 
 #[cfg(test)]

@@ -236,12 +236,16 @@ fn sample(args: &SampleArgs) -> Result<()> {
         modeldata::Found::NotAtHand(_) => None,
     };
     let mut out = Out::new(false);
+    let int8 = args.int8.then(|| model.quantized());
+    let drawn = match &int8 {
+        Some(int8) => names::Drawn::Int8(int8.as_ref()),
+        None => names::Drawn::F32(model.as_ref(), &how),
+    };
     let tally = names::print(
         &mut out,
-        model.as_ref(),
+        drawn,
         args.count,
         args.seed,
-        &how,
         marks.as_ref(),
         args.new_only,
     )?;
@@ -318,7 +322,11 @@ fn eval(args: &EvalArgs) -> Result<()> {
         .iter()
         .map(|words| model.loss(words).unwrap_or(f64::NAN))
         .collect();
-    out.event(serde_json::json!({
+    let int8 = args.int8.then(|| {
+        let q = model.quantized();
+        splits.iter().map(|words| q.loss(words)).collect::<Vec<_>>()
+    });
+    let mut event = serde_json::json!({
         "event": "eval",
         "model": args.model.model.to_string_lossy(),
         "train": json_number(losses[0]),
@@ -326,16 +334,39 @@ fn eval(args: &EvalArgs) -> Result<()> {
         "test": json_number(losses[2]),
         "skipped": skipped,
         "notes": found.notes,
-    }))?;
+    });
+    if let Some(int8) = &int8 {
+        // The fixed-point sums too: a device's integer loss equals them exactly.
+        let split = |l: &charmlp_core::Int8Loss| {
+            serde_json::json!({
+                "loss": l.nats().and_then(json_number),
+                "bits_q16": l.bits_q16,
+                "n": l.n,
+            })
+        };
+        event["int8"] = serde_json::json!({
+            "train": split(&int8[0]),
+            "val": split(&int8[1]),
+            "test": split(&int8[2]),
+        });
+    }
+    out.event(event)?;
     if skipped > 0 {
         out.line(format_args!(
             "skipped: {} with characters outside the model's alphabet",
             count(skipped as u64, "word")
         ))?;
     }
-    for (name, loss) in ["train", "val", "test"].into_iter().zip(losses) {
-        let digits = usize::from(args.digits);
-        out.line(format_args!("{name} {loss:.digits$}"))?;
+    let digits = usize::from(args.digits);
+    for (i, name) in ["train", "val", "test"].into_iter().enumerate() {
+        let loss = losses[i];
+        match int8.as_ref().and_then(|q| q[i].nats()) {
+            Some(q) => out.line(format_args!(
+                "{name} {loss:.digits$}  int8 {q:.digits$} ({:+.digits$})",
+                q - loss
+            ))?,
+            None => out.line(format_args!("{name} {loss:.digits$}"))?,
+        }
     }
     out.flush()
 }
@@ -352,9 +383,11 @@ fn export(args: &ExportArgs) -> Result<()> {
         &args.model.model,
         args.model.alphabet.as_ref().map(|a| &a.0[..]),
     )?;
-    let source = match args.lang {
-        Lang::Rust => export::rust_source(model.as_ref(), &origin),
-        Lang::C => export::c_source(model.as_ref(), &origin),
+    let source = match (args.lang, args.int8) {
+        (Lang::Rust, false) => export::rust_source(model.as_ref(), &origin),
+        (Lang::C, false) => export::c_source(model.as_ref(), &origin),
+        (Lang::Rust, true) => export::rust_int8_source(model.as_ref(), &origin),
+        (Lang::C, true) => export::c_int8_source(model.as_ref(), &origin),
     };
     target.write(source.as_bytes())?;
     let mut out = Out::new(true);

@@ -2,7 +2,7 @@
 //! split of the training data) or `new`, with a summary of how many are new; `--new-only`
 //! keeps drawing until it has the names asked for, all new.
 
-use crate::shapes::Loaded;
+use crate::shapes::{Loaded, Quantized};
 use crate::stdout::{self, Out};
 use crate::{Stream, count, stream};
 use anyhow::Result;
@@ -73,6 +73,13 @@ impl Tally {
     }
 }
 
+/// The model [`print`] draws from: the f32 model with makemore's options, or its int8 form.
+#[derive(Clone, Copy)]
+pub enum Drawn<'a> {
+    F32(&'a dyn Loaded, &'a Sampling<'a>),
+    Int8(&'a dyn Quantized),
+}
+
 /// Names drawn at once by [`print`].
 const BLOCK: u64 = 4096;
 
@@ -83,10 +90,9 @@ const BLOCK: u64 = 4096;
 /// gone.
 pub fn print(
     out: &mut Out,
-    model: &dyn Loaded,
+    model: Drawn<'_>,
     n: u64,
     seed: u64,
-    how: &Sampling<'_>,
     marks: Option<&Marks>,
     new_only: bool,
 ) -> Result<Tally> {
@@ -106,7 +112,10 @@ pub fn print(
             // for every lane side by side, at most 4,096.
             let wanted = (n - tally.printed).saturating_mul(if new_only { 2 } else { 1 });
             let count = wanted.clamp(crate::shapes::SAMPLE_LANES as u64, BLOCK) as usize;
-            block.extend(model.sample_names(base, drawn, count, how));
+            block.extend(match model {
+                Drawn::F32(model, how) => model.sample_names(base, drawn, count, how),
+                Drawn::Int8(model) => model.sample_names(base, drawn, count),
+            });
             drawn += count as u64;
         }
         let Some(name) = block.pop_front() else {

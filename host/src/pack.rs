@@ -20,7 +20,14 @@ pub fn run(args: &PackArgs) -> Result<()> {
     // Below MAX_SYMBOLS (128) by the reader's rule, so within u16 and 7 bits.
     let symbols = u16::try_from(words.symbols()).context("too many symbols")?;
     let alphabet: String = words.chars.iter().collect();
-    let splits = split_words(words.words, args.split_seed).with_context(|| source.clone())?;
+    let mut splits = split_words(words.words, args.split_seed).with_context(|| source.clone())?;
+    if let Some(only) = args.only {
+        for (i, split) in splits.iter_mut().enumerate() {
+            if i != only as usize {
+                split.clear();
+            }
+        }
+    }
     let examples = splits.each_ref().map(|s| example_count(s));
     let total: usize = examples.iter().sum();
     let len = packed::file_len(total as u64, symbols, alphabet.len());

@@ -31,9 +31,9 @@ use charmlp_core::bytes::{Shape, peek_shape};
 use charmlp_core::safetensors;
 use charmlp_core::sample::sample_token;
 use charmlp_core::{
-    Alphabet, Batch, BnCalibration, CountedExample, Drawing, EmptySplit, Example, InferRows, Model,
-    NoMarks, Optim, Optimizer, Params, Sampling, Schedule, Stage, Token, TrainState, Transposed,
-    padded,
+    Alphabet, Batch, BnCalibration, CountedExample, Drawing, EmptySplit, Example, InferRows,
+    Int8Loss, Int8Model, Int8State, Model, NoMarks, Optim, Optimizer, Params, Requant, Sampling,
+    Schedule, Stage, Token, TrainState, Transposed, padded,
 };
 use rand_xoshiro::Xoshiro256PlusPlus;
 use std::cell::RefCell;
@@ -690,6 +690,97 @@ pub trait Loaded {
 
     /// The nine tensors in file order, with the present symbols' rows: name and values.
     fn tensors(&self) -> [(&'static str, &[f32]); 9];
+
+    /// The model quantised to int8 ([`Int8Model::quantize`]).
+    fn quantized(&self) -> Box<dyn Quantized>;
+}
+
+/// A loaded model quantised to int8, as the shape-free commands see it: integer inference
+/// ([`Int8Model`]), exactly what a device computes.
+pub trait Quantized {
+    /// The loss over the examples of `words`, in fixed point (`n` 0 for none).
+    fn loss(&self, words: &[Vec<Token>]) -> Int8Loss;
+
+    /// Names `first..first + count` of the sample stream whose generators [`name_rng`] derives
+    /// from `base`, at temperature 1 ([`Int8Model::sample_name`]).
+    fn sample_names(
+        &self,
+        base: u64,
+        first: u64,
+        count: usize,
+    ) -> Vec<heapless::String<MAX_NAME_LEN>>;
+
+    /// The model's fields in [`Int8Model`]'s order, with the present symbols' rows: field name,
+    /// dimensions, values.
+    fn arrays(&self) -> Vec<(&'static str, Vec<usize>, IntValues)>;
+}
+
+/// The values of one of [`Int8Model`]'s arrays.
+#[derive(Clone, Debug, PartialEq)]
+pub enum IntValues {
+    I8(Vec<i8>),
+    I32(Vec<i32>),
+    Requant(Vec<Requant>),
+}
+
+struct QuantizedModel<const V: usize, const E: usize, const T: usize, const H: usize> {
+    model: Box<Int8Model<V, E, T, H>>,
+    alphabet: Alphabet<V>,
+}
+
+impl<const V: usize, const E: usize, const T: usize, const H: usize> Quantized
+    for QuantizedModel<V, E, T, H>
+{
+    fn loss(&self, words: &[Vec<Token>]) -> Int8Loss {
+        self.model
+            .loss_counted(&counted(&examples::<T>(words)), &mut Int8State::new())
+    }
+
+    fn sample_names(
+        &self,
+        base: u64,
+        first: u64,
+        count: usize,
+    ) -> Vec<heapless::String<MAX_NAME_LEN>> {
+        let mut state = Int8State::new();
+        (first..first + count as u64)
+            .map(|i| {
+                self.model
+                    .sample_name(&mut name_rng(base, i), &mut state, &self.alphabet)
+            })
+            .collect()
+    }
+
+    fn arrays(&self) -> Vec<(&'static str, Vec<usize>, IntValues)> {
+        let m = &*self.model;
+        let n = m.symbols();
+        vec![
+            (
+                "c",
+                vec![n, E],
+                IntValues::I8(m.c[..n].as_flattened().to_vec()),
+            ),
+            (
+                "w1",
+                vec![T, E, H],
+                IntValues::I8(m.w1.as_flattened().as_flattened().to_vec()),
+            ),
+            ("b1", vec![H], IntValues::I32(m.b1.to_vec())),
+            ("to_tanh", vec![H], IntValues::Requant(m.to_tanh.to_vec())),
+            ("tanh", vec![256], IntValues::I8(m.tanh.to_vec())),
+            (
+                "w2t",
+                vec![n, H],
+                IntValues::I8(m.w2t[..n].as_flattened().to_vec()),
+            ),
+            ("b2", vec![n], IntValues::I32(m.b2[..n].to_vec())),
+            (
+                "to_logit",
+                vec![n],
+                IntValues::Requant(m.to_logit[..n].to_vec()),
+            ),
+        ]
+    }
 }
 
 struct LoadedModel<const V: usize, const VP: usize, const E: usize, const T: usize, const H: usize>
@@ -803,6 +894,13 @@ impl<const V: usize, const VP: usize, const E: usize, const T: usize, const H: u
 
     fn tensors(&self) -> [(&'static str, &[f32]); 9] {
         self.model.file_tensors(self.alphabet.len())
+    }
+
+    fn quantized(&self) -> Box<dyn Quantized> {
+        Box::new(QuantizedModel {
+            model: Box::new(Int8Model::quantize(&self.model, self.alphabet.len())),
+            alphabet: self.alphabet,
+        })
     }
 }
 

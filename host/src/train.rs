@@ -578,10 +578,9 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     let marks = crate::names::Marks::new(&splits, &chars);
     let tally = crate::names::print(
         &mut out,
-        model.as_ref(),
+        crate::names::Drawn::F32(model.as_ref(), &charmlp_core::Sampling::PLAIN),
         20,
         args.seed,
-        &charmlp_core::Sampling::PLAIN,
         Some(&marks),
         false,
     )?;

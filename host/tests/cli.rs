@@ -64,8 +64,15 @@ impl Scratch {
 
     /// Exports `model` as `lang` source to `out` and returns its path.
     fn export(&self, model: &Path, lang: &str, out: PathBuf) -> PathBuf {
+        self.export_with(model, &["--lang", lang], out)
+    }
+
+    /// `charmlp export` of `model` with `flags` to `out`, which must succeed.
+    fn export_with(&self, model: &Path, flags: &[&str], out: PathBuf) -> PathBuf {
         charmlp()
-            .args(["export", "--lang", lang, "--model"])
+            .arg("export")
+            .args(flags)
+            .arg("--model")
             .arg(model)
             .arg("--out")
             .arg(&out)
@@ -414,6 +421,76 @@ fn same_seed_same_model_bytes() {
     assert!(a != c, "different seeds, same model file");
 }
 
+/// `eval --int8` prints the int8 model's losses beside the f32 model's, and their fixed-point
+/// sums in JSON; `sample --int8` draws at temperature 1 only, the same names for the same seed.
+#[test]
+fn int8_losses_and_names_come_from_flags() {
+    let s = Scratch::new();
+    let data = s.words(300);
+    let model = s.train(&data, "m.safetensors", &[]);
+    let eval = |extra: &[&str]| {
+        stdout_of(
+            charmlp()
+                .args(["eval", "--int8", "--model"])
+                .arg(&model)
+                .arg("--data")
+                .arg(&data)
+                .args(extra),
+        )
+    };
+    let text = eval(&[]);
+    let json: serde_json::Value = serde_json::from_str(eval(&["--json"]).trim()).unwrap();
+    for (line, split) in text.lines().zip(["train", "val", "test"]) {
+        // "val 2.1635  int8 2.1637 (+0.0003)"
+        let words: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!((words[0], words[2]), (split, "int8"), "{text}");
+        let (f32_loss, int8_loss): (f64, f64) =
+            (words[1].parse().unwrap(), words[3].parse().unwrap());
+        assert!((int8_loss - f32_loss).abs() < 0.01, "{line}");
+        assert_eq!(
+            words[4],
+            format!(
+                "({:+.4})",
+                json["int8"][split]["loss"].as_f64().unwrap() - json[split].as_f64().unwrap()
+            )
+        );
+        let q = &json["int8"][split];
+        let (bits, n) = (q["bits_q16"].as_f64().unwrap(), q["n"].as_f64().unwrap());
+        let nats = bits / 65_536.0 / n * std::f64::consts::LN_2;
+        assert!((nats - q["loss"].as_f64().unwrap()).abs() < 1e-12, "{q}");
+        assert_eq!(format!("{int8_loss:.4}"), format!("{nats:.4}"));
+    }
+    let names = |seed: &str| {
+        stdout_of(
+            charmlp()
+                .args(["sample", "--int8", "-n", "30", "--seed", seed, "--model"])
+                .arg(&model),
+        )
+    };
+    let a = names("5");
+    assert_eq!(a.lines().count(), 30);
+    assert_eq!(a, names("5"));
+    assert_ne!(a, names("6"));
+    for flag in [
+        ["--temperature", "0.5"],
+        ["--top-k", "3"],
+        ["--prefix", "ma"],
+        ["--max-len", "4"],
+    ] {
+        let err = charmlp()
+            .args(["sample", "--int8", "--model"])
+            .arg(&model)
+            .args(flag)
+            .assert()
+            .failure()
+            .get_output()
+            .stderr
+            .clone();
+        let err = String::from_utf8(err).unwrap();
+        assert!(err.contains("cannot be used with"), "{flag:?}: {err}");
+    }
+}
+
 #[test]
 fn train_sample_eval_export_round_trip() {
     let s = Scratch::new();
@@ -590,9 +667,14 @@ int main(void) {
     )
     .unwrap();
     s.export(&model, "rust", krate.join("src/model.rs"));
+    s.export_with(
+        &model,
+        &["--int8", "--lang", "rust"],
+        krate.join("src/int8.rs"),
+    );
     std::fs::write(
         krate.join("src/main.rs"),
-        "mod model;\nuse rand_core::SeedableRng;\nuse std::io::Write;\n\
+        "mod model;\nmod int8;\nuse rand_core::SeedableRng;\nuse std::io::Write;\n\
          fn main() {\n\
          \x20   let mut buf = vec![0u8; 1 << 20];\n\
          \x20   let n = model::MODEL.write_bytes(&model::ALPHABET, &mut buf).unwrap();\n\
@@ -610,13 +692,32 @@ int main(void) {
          \x20           &mut rng, charmlp_core::Temperature::ONE, &mut state, &model::ALPHABET);\n\
          \x20       eprintln!(\"{name}\");\n\
          \x20   }\n\
+         \x20   // The int8 model: logits of fixed contexts, then five names of `sample --int8`.\n\
+         \x20   let mut report = String::new();\n\
+         \x20   let mut state = charmlp_core::Int8State::new();\n\
+         \x20   let v = int8::MODEL.symbols();\n\
+         \x20   for i in 0..4 * v {\n\
+         \x20       let context = core::array::from_fn(|t| charmlp_core::Token::wrapping(\n\
+         \x20           (i * (1 + 6 * t) % v) as u8, v));\n\
+         \x20       for l in int8::MODEL.logits(&context, &mut state) { report += &format!(\"{l} \"); }\n\
+         \x20       report += \"\\n\";\n\
+         \x20   }\n\
+         \x20   for i in 0..5u64 {\n\
+         \x20       let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(base.wrapping_add(i));\n\
+         \x20       let name = int8::MODEL.sample_name::<_, 64>(&mut rng, &mut state, &int8::ALPHABET);\n\
+         \x20       report += &format!(\"{name}\\n\");\n\
+         \x20   }\n\
+         \x20   std::fs::write(std::env::args().nth(1).unwrap(), report).unwrap();\n\
          }\n",
     )
     .unwrap();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let int8_report = s.path("int8-report.txt");
     let run = std::process::Command::new(cargo)
         .args(["run", "--quiet", "--offline", "--manifest-path"])
         .arg(krate.join("Cargo.toml"))
+        .arg("--")
+        .arg(&int8_report)
         .env("CARGO_TARGET_DIR", s.path("target"))
         .env("RUSTFLAGS", "-D warnings")
         .output()
@@ -641,7 +742,67 @@ int main(void) {
         String::from_utf8(run.stderr).unwrap(),
         String::from_utf8(sampled.stdout).unwrap()
     );
+
+    // int8: the Rust static samples `sample --int8`'s names, and a C program following the C
+    // header's comment computes the Rust's logits exactly.
+    let report = std::fs::read_to_string(&int8_report).unwrap();
+    let (logits, names) =
+        report.split_at(report.match_indices('\n').nth(4 * 27 - 1).unwrap().0 + 1);
+    let sampled = stdout_of(
+        charmlp()
+            .args(["sample", "--int8", "-n", "5", "--model"])
+            .arg(&model),
+    );
+    assert_eq!(names, sampled);
+    s.export_with(&model, &["--int8", "--lang", "c"], s.path("charmlp_int8.h"));
+    let main_c = s.write("int8.c", INT8_LOGITS_C);
+    let exe = s.path("int8");
+    let status = std::process::Command::new(&cc)
+        .args(["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-o"])
+        .arg(&exe)
+        .arg(&main_c)
+        .status()
+        .unwrap();
+    assert!(status.success(), "the exported int8 C does not compile");
+    let c_logits = std::process::Command::new(&exe).output().unwrap();
+    assert!(c_logits.status.success());
+    assert_eq!(String::from_utf8(c_logits.stdout).unwrap(), logits);
 }
+
+/// The int8 forward as the exported C header's comment states it, printing the logits of the
+/// contexts the exported Rust prints (token (i·(1 + 6t)) mod V at place t, i < 4V).
+const INT8_LOGITS_C: &str = r#"#include <stdio.h>
+#include "charmlp_int8.h"
+static int32_t requant(int32_t a, int32_t m, int8_t s) {
+    int down = 31 - s;
+    int64_t r = ((int64_t)a * m + ((int64_t)1 << (down - 1))) >> down;
+    return r > INT32_MAX ? INT32_MAX : r < INT32_MIN ? INT32_MIN : (int32_t)r;
+}
+int main(void) {
+    int v = CHARMLP_VOCAB;
+    for (int i = 0; i < 4 * v; i++) {
+        int32_t hpreact[CHARMLP_HIDDEN];
+        int8_t h[CHARMLP_HIDDEN];
+        for (int j = 0; j < CHARMLP_HIDDEN; j++) hpreact[j] = charmlp_b1[j];
+        for (int t = 0; t < CHARMLP_CONTEXT; t++)
+            for (int e = 0; e < CHARMLP_EMBED; e++)
+                for (int j = 0; j < CHARMLP_HIDDEN; j++)
+                    hpreact[j] += charmlp_c[i * (1 + 6 * t) % v][e] * charmlp_w1[t][e][j];
+        for (int j = 0; j < CHARMLP_HIDDEN; j++) {
+            int32_t code = requant(hpreact[j], charmlp_to_tanh_multiplier[j], charmlp_to_tanh_shift[j]);
+            code = code < -128 ? -128 : code > 127 ? 127 : code;
+            h[j] = charmlp_tanh[code + 128];
+        }
+        for (int k = 0; k < v; k++) {
+            int32_t acc = charmlp_b2[k];
+            for (int j = 0; j < CHARMLP_HIDDEN; j++) acc += h[j] * charmlp_w2t[k][j];
+            printf("%ld ", (long)requant(acc, charmlp_to_logit_multiplier[k], charmlp_to_logit_shift[k]));
+        }
+        printf("\n");
+    }
+    return charmlp_symbols[0][0];
+}
+"#;
 
 /// A shape from the menu other than the default (makemore part 5's embedding and context) on a
 /// non-ASCII alphabet: the file records it, and sample and eval read it from the file alone.
@@ -1368,6 +1529,22 @@ fn pack_writes_the_split_train_makes() {
         let got: Vec<_> = packed.split(i).examples::<3>().collect();
         assert_eq!(&got, want, "split {i}");
     }
+    // --only val: that split alone, the same examples; the others empty.
+    let val_only = s.path("val.cmlw");
+    charmlp()
+        .args(["pack", "--split-seed", "7", "--only", "val", "--data"])
+        .arg(&data)
+        .arg("--out")
+        .arg(&val_only)
+        .assert()
+        .success();
+    let val_bytes = std::fs::read(&val_only).unwrap();
+    let val_packed = Packed::parse(&val_bytes).unwrap();
+    assert!(val_bytes.len() < bytes.len() / 5, "{}", val_bytes.len());
+    assert_eq!(val_packed.split(0).examples::<3>().count(), 0);
+    assert_eq!(val_packed.split(2).examples::<3>().count(), 0);
+    let got: Vec<_> = val_packed.split(1).examples::<3>().collect();
+    assert_eq!(got, splits.val);
     let other = s.path("other.cmlw");
     charmlp()
         .args(["pack", "--data"])

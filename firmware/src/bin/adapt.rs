@@ -119,8 +119,8 @@ fn run(t: &mut Training, splits: [PackedSplit<'_>; 3], counter: &Counter) -> boo
             }
             step(t, frozen);
         }
-        let per_step = counter.since(start) / f64::from(STEPS);
-        hprintln!("instructions per step {}: {}", label, per_step as u64);
+        let per_step = counter.since(start) / u64::from(STEPS);
+        hprintln!("instructions per step {}: {}", label, per_step);
         if t.model
             .calibrate_each(train.examples(), &mut t.calibration, &mut t.infer)
             .is_err()

@@ -39,7 +39,7 @@ fn main() -> ! {
             }
             train_step_in_place(&mut t.model, &mut t.state, &mut t.scratch, &t.batch, 0.1);
         }
-        let step = counter.since(start) / f64::from(STEPS);
+        let step = counter.since(start) / u64::from(STEPS);
         let (start, mut chars) = (counter.mark(), 0usize);
         for _ in 0..NAMES {
             let name: heapless::String<64> = t.model.sample_name_with(
@@ -51,17 +51,14 @@ fn main() -> ! {
             chars += name.chars().count() + 1;
         }
         let names = counter.since(start);
-        hprintln!("instructions per training step: {}", step as u64);
+        hprintln!("instructions per training step: {}", step);
         hprintln!(
             "instructions per sampled name: {} ({} characters and ends in {} names)",
-            (names / f64::from(NAMES)) as u64,
+            names / u64::from(NAMES),
             chars,
             NAMES
         );
-        hprintln!(
-            "instructions per character drawn: {}",
-            (names / chars as f64) as u64
-        );
+        hprintln!("instructions per character drawn: {}", names / chars as u64);
         true
     })();
     exit(ok)
