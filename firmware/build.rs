@@ -1,9 +1,11 @@
 //! Puts the target's memory layout, as memory.x, where cortex-m-rt's link.x finds it, and the
 //! packed words and the recipe's step count where the images include them.
 //!
-//! Layouts: `memory-an386.x` for the MPS2 AN386 (Cortex-M4F, thumbv7em-none-eabihf, 64 KB of
-//! RAM), `memory-microbit.x` for the micro:bit (Cortex-M0, thumbv6m-none-eabi, cut to 32 KB of
-//! flash and 8 KB of RAM). No file here may be called memory.x: the linker, run in this
+//! Layouts, one per target: `memory-an386.x` for the MPS2 AN386 (Cortex-M4F,
+//! thumbv7em-none-eabihf, 64 KB of RAM; the AN500's Cortex-M7 runs the same images),
+//! `memory-lm3s6965.x` for the LM3S6965 (Cortex-M3, thumbv7m-none-eabi, 256 KB of flash, 64 KB
+//! of RAM) and `memory-microbit.x` for the micro:bit (Cortex-M0, thumbv6m-none-eabi, cut to
+//! 32 KB of flash and 8 KB of RAM). No file here may be called memory.x: the linker, run in this
 //! directory, would find it before OUT_DIR's.
 //!
 //! `CHARMLP_WORDS`: a file `charmlp pack` wrote (firmware/run.sh makes one of names.txt); without
@@ -16,12 +18,14 @@ fn main() {
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     let memory: &[u8] = match env::var("TARGET").as_deref() {
         Ok("thumbv6m-none-eabi") => include_bytes!("memory-microbit.x"),
+        Ok("thumbv7m-none-eabi") => include_bytes!("memory-lm3s6965.x"),
         _ => include_bytes!("memory-an386.x"),
     };
     fs::write(out.join("memory.x"), memory).expect("OUT_DIR is writable");
     println!("cargo:rustc-link-search={}", out.display());
     println!("cargo:rerun-if-changed=memory-an386.x");
     println!("cargo:rerun-if-changed=memory-microbit.x");
+    println!("cargo:rerun-if-changed=memory-lm3s6965.x");
 
     include_file(&out, "CHARMLP_WORDS", "words.cmlw");
     include_file(&out, "CHARMLP_NEW_WORDS", "new_words.cmlw");

@@ -2,7 +2,8 @@
 # Builds the firmware images and runs them under QEMU (MPS2 AN386: Cortex-M4F, 64 KB of RAM by
 # memory-an386.x; the micro:bit: Cortex-M0), failing when their output is not what it should be.
 #   1. train: trains on 300 names in flash; must report that the loss fell.
-#   2. infer: samples from a model trained on the host and exported with `charmlp export`.
+#   2. infer: samples from a model trained on the host and exported with `charmlp export`; built
+#      for size, its flash must fit 40 KB.
 #   3. check: the fast path against the PyTorch reference state in flash; every row must be
 #      within tolerance, as `charmlp check` requires on the host.
 #   4. recipe: makemore's recipe on names.txt packed in flash (`charmlp pack`), 20,000 steps;
@@ -15,6 +16,8 @@
 #   7. int8: the inference image's model quantised (`charmlp export --int8`), integer inference
 #      on the Cortex-M0 (QEMU microbit, in 32 KB of flash and 8 KB of RAM) and on the
 #      Cortex-M4F, under -icount; its validation loss and names must be the host's exactly.
+#   Then train and count on the Cortex-M3 (lm3s6965evb, f32 in software) and the Cortex-M7
+#   (mps2-an500): the train image must print the Cortex-M4F's losses and names exactly.
 # It ends with one table of every image: flash, RAM, stack, instructions, result.
 #
 #   bash firmware/run.sh recipe    the whole recipe alone: 200,000 steps (about 18 minutes of
@@ -129,16 +132,25 @@ charmlp export --int8 --lang rust --model "$work/model.safetensors" --out "$PWD/
 
 echo "== build"
 cargo build --quiet --release --bins
+# The f32 inference image for size (Cargo.toml's profile.size): its flash must fit 40 KB.
+cargo build --quiet --profile size --bin infer
+size_dir=target/thumbv7em-none-eabihf/size
 
 declare -A image_flash image_ram
 for image in train infer check; do
-    sizes "$image"
+    dir=$elf_dir
+    [ "$image" = infer ] && dir=$size_dir
+    sizes "$image" "$dir"
     image_flash[$image]=$flash image_ram[$image]=$ram
     echo "== $image: run under QEMU"
-    timeout 600 cargo run --quiet --release --bin "$image" | tee "$work/$image.log"
+    timeout 600 qemu-system-arm -cpu cortex-m4 -machine mps2-an386 -nographic \
+        -semihosting-config enable=on,target=native -kernel "$dir/$image" | tee "$work/$image.log"
 done
+[ "${image_flash[infer]}" -le 40960 ] || fail "inference image: flash ${image_flash[infer]} over 40 KB"
 
 grep -q '^result: the loss fell$' "$work/train.log" || fail "training image: the loss did not fall"
+grep -q "^examples: the names' text gives the table's$" "$work/train.log" ||
+    fail "training image: name_examples() is not EXAMPLES"
 grep -q '^result: the model beats a uniform guess$' "$work/infer.log" || fail "inference image: bad model"
 grep -q "^largest shape's file length: refused" "$work/infer.log" ||
     fail "inference image: Shape::file_len wrapped on a 32-bit target"
@@ -267,8 +279,52 @@ adapt() {
             END { print a " a step, " f " frozen" }' "$work/adapt.log")" "the new words' loss fell"
 }
 
+# f32 training on other cores: the train image on the Cortex-M3 (lm3s6965evb: no FPU, f32 in
+# software) and on the Cortex-M7 (mps2-an500: the M4F's image as it is). Each must print the
+# M4F's losses and names exactly: IEEE arithmetic, with no fused operations, rounds the same in
+# hardware and in software. Then `count`, from the built-in names' training split, counts the
+# instructions of a step and of a name on each under -icount.
+boards() {
+    charmlp pack --only train --out "$work/train.cmlw"
+    local board triple machine core log stack
+    for board in lm3s6965evb mps2-an500; do
+        case $board in
+            lm3s6965evb) triple=thumbv7m-none-eabi machine=(-machine lm3s6965evb) core=M3 ;;
+            mps2-an500) triple=thumbv7em-none-eabihf machine=(-cpu cortex-m7 -machine mps2-an500)
+                core=M7 ;;
+        esac
+        cargo build --quiet --release --bin train --target "$triple"
+        sizes train "target/$triple/release"
+        echo "== train on the $board ($core): run under QEMU"
+        log=$work/train-$board.log
+        timeout 900 qemu-system-arm "${machine[@]}" -nographic \
+            -semihosting-config enable=on,target=native -kernel "target/$triple/release/train" |
+            tee "$log"
+        grep -q '^result: the loss fell$' "$log" || fail "train on the $board: the loss did not fall"
+        local printed='^(step [0-9]+: loss|loss: |calibrated |name: )'
+        diff <(grep -E "$printed" "$work/train.log") <(grep -E "$printed" "$log") ||
+            fail "train on the $board: its losses or names are not the Cortex-M4F's"
+        stack=$(stack_of "$log")
+        [ -n "$stack" ] && [ $((ram + stack)) -le 65536 ] ||
+            fail "train on the $board: RAM over 64 KB, or no stack measure"
+        row "$board" "$core" train "$flash" "$ram" "$stack" - "the M4F's losses and names"
+        echo "== count on the $board ($core): run under QEMU's -icount"
+        CHARMLP_WORDS=$work/train.cmlw cargo build --quiet --release --bin count --target "$triple"
+        log=$work/count-$board.log
+        timeout 900 qemu-system-arm "${machine[@]}" -nographic \
+            -semihosting-config enable=on,target=native -icount shift=0,align=off,sleep=off \
+            -kernel "target/$triple/release/count" | tee "$log"
+        grep -q '^instructions per training step: [1-9][0-9]*$' "$log" ||
+            fail "count on the $board: no instruction count"
+        row "$board" "$core" count - - - \
+            "$(awk '/^instructions per training step:/ { s = $5 } /^instructions per sampled name:/ { n = $5 }
+                END { print s " a step, " n " a name" }' "$log")" counted
+    done
+}
+
 int8
+boards
 adapt
 recipe 20000 2.25
 print_table
-echo "firmware: the seven images ran as expected"
+echo "firmware: every image ran as expected"

@@ -24,7 +24,7 @@ fn trained() -> (Box<DefaultModel>, Vec<Example<3>>) {
 
 /// The README's promise: int8 inference costs names.txt's validation loss less than 0.005 nat
 /// (the issue asked 0.02; the full recipe's is 0.0003, `.ci/run`'s int8 check). Per context,
-/// no probability moves by more than 0.03 (0.020 seen, over every 7th validation example).
+/// no probability moves by more than 0.03 (0.026 seen, over every validation example).
 #[test]
 fn the_int8_model_is_within_0_005_of_the_f32_models_loss() {
     let (model, val) = trained();
@@ -40,7 +40,7 @@ fn the_int8_model_is_within_0_005_of_the_f32_models_loss() {
 
     let (mut fs, mut qs) = (InferState::new(), Int8State::new());
     let mut worst = 0.0f64;
-    for ex in val.iter().step_by(7) {
+    for ex in &val {
         let p = *model.probs(&ex.context, Temperature::ONE, &mut fs);
         let sum = q.weights(&ex.context, &mut qs).get();
         for (k, &pk) in p.iter().enumerate() {
@@ -83,6 +83,11 @@ fn absent_symbols_are_never_drawn_and_present_ones_always_possible() {
     model.init_with_symbols(&mut rng(3), 28);
     // A symbol made very unlikely: its logit 40 nats below the rest.
     model.params.b2[5] = -40.0;
+    // Told of more symbols than the model has, quantising keeps the absent ones absent.
+    for told in [28, 32] {
+        let q = Int8Model::quantize(&model, told);
+        assert_eq!(q.symbols(), 28, "told {told}");
+    }
     let q = Int8Model::quantize(&model, 28);
     let alphabet = test_alphabet::<32>(28);
     let mut state = Int8State::new();

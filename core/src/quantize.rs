@@ -15,8 +15,9 @@
 use crate::int8::{Int8Model, LOGIT_STEPS_PER_HALVING, Requant};
 use crate::model::{BN_EPS, Model};
 
-/// Largest magnitude of a quantised bias: sums of at most 200·127·128 products then stay in
-/// i32. A scale is raised, if need be, so that its bias fits.
+/// Largest magnitude of a quantised bias. A scale is raised, if need be, so that its bias fits;
+/// a bias plus n products of at most 128·127 then stays in i32 while n < 66,000 (the menu's
+/// widest sums: T·E = 192 inputs, H = 200 hidden units). Past that, sums wrap, and never panic.
 const BIAS_LIMIT: f64 = (1u32 << 30) as f64;
 
 /// The tanh input step: the code 127 maps to the input where 127·tanh first rounds to 127.
@@ -26,11 +27,14 @@ pub fn tanh_step() -> f64 {
 
 impl Requant {
     /// The fixed-point form of `real` ≥ 0: `multiplier · 2^(shift − 31)` to 31 significant bits.
-    /// Below 2⁻³² it is [`Requant::ZERO`]; from 2³⁰ on, the largest representable. A NaN is
-    /// ZERO.
+    /// Below 2⁻³² it is [`Requant::ZERO`]; from 2³⁰ on (infinity included), [`Requant::LARGEST`],
+    /// just below 2³⁰. A NaN is ZERO.
     pub fn from_real(real: f64) -> Requant {
         if real.is_nan() || real < libm::ldexp(1.0, -32) {
             return Requant::ZERO;
+        }
+        if real >= libm::ldexp(1.0, 30) {
+            return Requant::LARGEST;
         }
         let (fraction, exponent) = libm::frexp(real); // real = fraction · 2^exponent, fraction in [0.5, 1)
         let mut multiplier = libm::round(fraction * 2_147_483_648.0) as i64;
@@ -40,10 +44,8 @@ impl Requant {
             shift += 1;
         }
         if shift > 30 {
-            return Requant {
-                multiplier: i32::MAX,
-                shift: 30,
-            };
+            // Just below 2³⁰, rounded up to it.
+            return Requant::LARGEST;
         }
         Requant {
             multiplier: multiplier as i32,
@@ -79,11 +81,13 @@ fn channel_scale(max_abs: f64, bias: f64, input_scale: f64) -> f64 {
 }
 
 impl<const V: usize, const E: usize, const T: usize, const H: usize> Int8Model<V, E, T, H> {
-    /// Quantises `model`, of which `symbols` (≤ V) are present. The model's values must be
-    /// finite (a trained, calibrated model's are); a NaN becomes 0.
+    /// Quantises `model`, of which `symbols` (≤ V) are present; symbols the model marks absent
+    /// ([`crate::Params::ABSENT_BIAS`]) stay absent whatever `symbols` says. The model's values
+    /// should be finite (a trained, calibrated model's are); a NaN becomes 0.
     pub fn quantize(model: &Model<V, E, T, H>, symbols: usize) -> Self {
         let p = &model.params;
-        let n = symbols.min(V).min(crate::alphabet::MAX_SYMBOLS);
+        // No more than the model has: an absent symbol's bias is −∞ and must stay absent.
+        let n = symbols.min(p.symbols()).min(crate::alphabet::MAX_SYMBOLS);
         let mut q = Int8Model::zeroed();
         q.symbols = n as u8;
         let f = f64::from;
@@ -168,7 +172,25 @@ mod tests {
         assert_eq!(Requant::from_real(0.0), Requant::ZERO);
         assert_eq!(Requant::from_real(f64::NAN), Requant::ZERO);
         assert_eq!(Requant::from_real(1e-12), Requant::ZERO);
-        assert_eq!(Requant::from_real(1e30).shift, 30);
+        for huge in [
+            1_073_741_823.999_999_9,
+            1_073_741_824.0,
+            2_147_483_647.0,
+            1e30,
+            f64::MAX,
+            f64::INFINITY,
+        ] {
+            assert_eq!(Requant::from_real(huge), Requant::LARGEST, "{huge}");
+        }
+        // Every shift that can come out is in range.
+        for e in -40..40 {
+            for f in [0.5, 0.75, 0.999_999_999_9] {
+                let r = Requant::from_real(libm::ldexp(f, e));
+                assert!((-31..=30).contains(&r.shift), "{f}·2^{e}: {r:?}");
+            }
+        }
+        let big = Requant::from_real(5e8);
+        assert!((big.to_real() / 5e8 - 1.0).abs() < 1e-9, "{big:?}");
     }
 
     #[test]

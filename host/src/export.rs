@@ -204,23 +204,27 @@ fn number<T: std::fmt::Display>(out: &mut String, x: &T) {
     let _ = write!(out, "{x}");
 }
 
-/// A C header of the model quantised to int8: `int8_t` and `int32_t` arrays, each
-/// requantisation as a multiplier array and a shift array, and the arithmetic in a comment.
+/// A C header of the model quantised to int8: `int8_t` and `int32_t` arrays named
+/// `charmlp_int8_*` (so that it can sit beside the f32 model's header), each requantisation as
+/// a multiplier array and a shift array, the softmax's table, and the arithmetic in a comment.
 pub fn c_int8_source(m: &dyn Loaded, origin: &str) -> String {
     let [what, shape] = banner(m, origin);
     let mut out =
         format!("/* {what}\n * {shape}\n * Quantised to int8 (charmlp_core::Int8Model).\n");
     for line in [
         "For a context x[CONTEXT], with requant(a, m, s) = round(a * m / 2^(31 - s)),",
-        "halves rounded up, in 64-bit arithmetic:",
+        "halves rounded up, in 64-bit arithmetic, and every array charmlp_int8_NAME:",
         "  hpreact[j] = b1[j] + sum over t, e of c[x[t]][e] * w1[t][e][j]",
         "  code[j]    = clamp(requant(hpreact[j], to_tanh_multiplier[j], to_tanh_shift[j]),",
         "                     -128, 127)",
         "  h[j]       = tanh[code[j] + 128]",
         "  acc[k]     = b2[k] + sum over j of h[j] * w2t[k][j]",
         "  logit[k]   = requant(acc[k], to_logit_multiplier[k], to_logit_shift[k])",
-        "Logits are in steps of ln(2)/64: p[k] is proportional to 2^(logit[k]/64).",
-        "charmlp_symbols[token] is the token's character in UTF-8; token 0 is the",
+        "  d[k]       = (largest logit) - logit[k]",
+        "  weight[k]  = pow2_q24[d[k] % 64] >> (d[k] / 64) (0 from d[k] / 64 >= 32 on),",
+        "               and at least 1",
+        "Logits are in steps of ln(2)/64, and p[k] = weight[k] / (sum of the weights).",
+        "charmlp_int8_symbols[token] is the token's character in UTF-8; token 0 is the",
         "boundary (start and end of a word), the empty string. */",
     ] {
         let _ = writeln!(out, " * {line}");
@@ -229,16 +233,16 @@ pub fn c_int8_source(m: &dyn Loaded, origin: &str) -> String {
     out.push_str("#include <stdint.h>\n\n");
     c_dimensions(&mut out, m);
     out.push('\n');
-    c_symbols(&mut out, m);
+    c_symbols(&mut out, m, "charmlp_int8_symbols");
     for (field, dims, values) in m.quantized().arrays() {
         let dims_c: String = dims.iter().map(|d| format!("[{d}]")).collect();
         match &values {
             IntValues::I8(x) => {
-                let _ = write!(out, "static const int8_t charmlp_{field}{dims_c} = ");
+                let _ = write!(out, "static const int8_t charmlp_int8_{field}{dims_c} = ");
                 nested_with(&mut out, Lang::C, &dims, x, 0, 16, &number);
             }
             IntValues::I32(x) => {
-                let _ = write!(out, "static const int32_t charmlp_{field}{dims_c} = ");
+                let _ = write!(out, "static const int32_t charmlp_int8_{field}{dims_c} = ");
                 nested_with(&mut out, Lang::C, &dims, x, 0, 8, &number);
             }
             IntValues::Requant(x) => {
@@ -246,19 +250,22 @@ pub fn c_int8_source(m: &dyn Loaded, origin: &str) -> String {
                 let shifts: Vec<i8> = x.iter().map(|r| r.shift).collect();
                 let _ = write!(
                     out,
-                    "static const int32_t charmlp_{field}_multiplier{dims_c} = "
+                    "static const int32_t charmlp_int8_{field}_multiplier{dims_c} = "
                 );
                 nested_with(&mut out, Lang::C, &dims, &multipliers, 0, 8, &number);
                 let _ = write!(
                     out,
-                    ";\n\nstatic const int8_t charmlp_{field}_shift{dims_c} = "
+                    ";\n\nstatic const int8_t charmlp_int8_{field}_shift{dims_c} = "
                 );
                 nested_with(&mut out, Lang::C, &dims, &shifts, 0, 16, &number);
             }
         }
         out.push_str(";\n\n");
     }
-    out.push_str("#endif /* CHARMLP_INT8_MODEL_H */\n");
+    out.push_str("static const uint32_t charmlp_int8_pow2_q24[64] = ");
+    let pow2 = charmlp_core::int8::POW2_Q24;
+    nested_with(&mut out, Lang::C, &[64], &pow2, 0, 8, &number);
+    out.push_str(";\n\n#endif /* CHARMLP_INT8_MODEL_H */\n");
     out
 }
 
@@ -275,7 +282,7 @@ pub fn c_source(m: &dyn Loaded, origin: &str) -> String {
     out.push_str("#ifndef CHARMLP_MODEL_H\n#define CHARMLP_MODEL_H\n\n");
     c_dimensions(&mut out, m);
     let _ = writeln!(out, "#define CHARMLP_BN_EPS 1e-5f\n");
-    c_symbols(&mut out, m);
+    c_symbols(&mut out, m, "charmlp_symbols");
     for (_, name, dims, values) in tensors(m) {
         let dims_c: String = dims.iter().map(|d| format!("[{d}]")).collect();
         let _ = write!(out, "static const float charmlp_{name}{dims_c} = ");
@@ -295,9 +302,12 @@ fn c_dimensions(out: &mut String, m: &dyn Loaded) {
     let _ = writeln!(out, "#define CHARMLP_HIDDEN {}", s.hidden);
 }
 
-/// `charmlp_symbols[CHARMLP_VOCAB]`: each token's character as a UTF-8 string.
-fn c_symbols(out: &mut String, m: &dyn Loaded) {
-    out.push_str("static const char *const charmlp_symbols[CHARMLP_VOCAB] = {\n    \"\",");
+/// `name[CHARMLP_VOCAB]`: each token's character as a UTF-8 string.
+fn c_symbols(out: &mut String, m: &dyn Loaded, name: &str) {
+    let _ = write!(
+        out,
+        "static const char *const {name}[CHARMLP_VOCAB] = {{\n    \"\","
+    );
     for (i, ch) in m.chars().iter().enumerate() {
         if i % 12 == 11 {
             out.push_str("\n   ");

@@ -361,10 +361,13 @@ fn eval(args: &EvalArgs) -> Result<()> {
     for (i, name) in ["train", "val", "test"].into_iter().enumerate() {
         let loss = losses[i];
         match int8.as_ref().and_then(|q| q[i].nats()) {
-            Some(q) => out.line(format_args!(
-                "{name} {loss:.digits$}  int8 {q:.digits$} ({:+.digits$})",
-                q - loss
-            ))?,
+            Some(q) => {
+                // The difference of the printed figures, so that the line adds up.
+                let (loss, q) = (format!("{loss:.digits$}"), format!("{q:.digits$}"));
+                let shown = |s: &str| s.parse::<f64>().unwrap_or(f64::NAN);
+                let d = shown(&q) - shown(&loss);
+                out.line(format_args!("{name} {loss}  int8 {q} ({d:+.digits$})"))?
+            }
             None => out.line(format_args!("{name} {loss:.digits$}"))?,
         }
     }

@@ -447,13 +447,13 @@ fn int8_losses_and_names_come_from_flags() {
         let (f32_loss, int8_loss): (f64, f64) =
             (words[1].parse().unwrap(), words[3].parse().unwrap());
         assert!((int8_loss - f32_loss).abs() < 0.01, "{line}");
+        // The difference of the printed figures: the line adds up.
         assert_eq!(
             words[4],
-            format!(
-                "({:+.4})",
-                json["int8"][split]["loss"].as_f64().unwrap() - json[split].as_f64().unwrap()
-            )
+            format!("({:+.4})", int8_loss - f32_loss),
+            "{line}"
         );
+        assert_eq!(words[1], format!("{:.4}", json[split].as_f64().unwrap()));
         let q = &json["int8"][split];
         let (bits, n) = (q["bits_q16"].as_f64().unwrap(), q["n"].as_f64().unwrap());
         let nats = bits / 65_536.0 / n * std::f64::consts::LN_2;
@@ -699,7 +699,9 @@ int main(void) {
          \x20   for i in 0..4 * v {\n\
          \x20       let context = core::array::from_fn(|t| charmlp_core::Token::wrapping(\n\
          \x20           (i * (1 + 6 * t) % v) as u8, v));\n\
-         \x20       for l in int8::MODEL.logits(&context, &mut state) { report += &format!(\"{l} \"); }\n\
+         \x20       int8::MODEL.weights(&context, &mut state);\n\
+         \x20       for l in state.logits { report += &format!(\"{l} \"); }\n\
+         \x20       for w in state.weights { report += &format!(\"{w} \"); }\n\
          \x20       report += \"\\n\";\n\
          \x20   }\n\
          \x20   for i in 0..5u64 {\n\
@@ -769,9 +771,11 @@ int main(void) {
     assert_eq!(String::from_utf8(c_logits.stdout).unwrap(), logits);
 }
 
-/// The int8 forward as the exported C header's comment states it, printing the logits of the
-/// contexts the exported Rust prints (token (i·(1 + 6t)) mod V at place t, i < 4V).
+/// The int8 forward as the exported C header's comment states it, printing the logits and the
+/// softmax's weights of the contexts the exported Rust prints (token (i·(1 + 6t)) mod V at place
+/// t, i < 4V). The f32 model's header is included too: the two sit side by side.
 const INT8_LOGITS_C: &str = r#"#include <stdio.h>
+#include "charmlp_model.h"
 #include "charmlp_int8.h"
 static int32_t requant(int32_t a, int32_t m, int8_t s) {
     int down = 31 - s;
@@ -783,24 +787,32 @@ int main(void) {
     for (int i = 0; i < 4 * v; i++) {
         int32_t hpreact[CHARMLP_HIDDEN];
         int8_t h[CHARMLP_HIDDEN];
-        for (int j = 0; j < CHARMLP_HIDDEN; j++) hpreact[j] = charmlp_b1[j];
+        for (int j = 0; j < CHARMLP_HIDDEN; j++) hpreact[j] = charmlp_int8_b1[j];
         for (int t = 0; t < CHARMLP_CONTEXT; t++)
             for (int e = 0; e < CHARMLP_EMBED; e++)
                 for (int j = 0; j < CHARMLP_HIDDEN; j++)
-                    hpreact[j] += charmlp_c[i * (1 + 6 * t) % v][e] * charmlp_w1[t][e][j];
+                    hpreact[j] += charmlp_int8_c[i * (1 + 6 * t) % v][e] * charmlp_int8_w1[t][e][j];
         for (int j = 0; j < CHARMLP_HIDDEN; j++) {
-            int32_t code = requant(hpreact[j], charmlp_to_tanh_multiplier[j], charmlp_to_tanh_shift[j]);
+            int32_t code = requant(hpreact[j], charmlp_int8_to_tanh_multiplier[j], charmlp_int8_to_tanh_shift[j]);
             code = code < -128 ? -128 : code > 127 ? 127 : code;
-            h[j] = charmlp_tanh[code + 128];
+            h[j] = charmlp_int8_tanh[code + 128];
+        }
+        int32_t logit[CHARMLP_VOCAB], largest = INT32_MIN;
+        for (int k = 0; k < v; k++) {
+            int32_t acc = charmlp_int8_b2[k];
+            for (int j = 0; j < CHARMLP_HIDDEN; j++) acc += h[j] * charmlp_int8_w2t[k][j];
+            logit[k] = requant(acc, charmlp_int8_to_logit_multiplier[k], charmlp_int8_to_logit_shift[k]);
+            largest = logit[k] > largest ? logit[k] : largest;
+            printf("%ld ", (long)logit[k]);
         }
         for (int k = 0; k < v; k++) {
-            int32_t acc = charmlp_b2[k];
-            for (int j = 0; j < CHARMLP_HIDDEN; j++) acc += h[j] * charmlp_w2t[k][j];
-            printf("%ld ", (long)requant(acc, charmlp_to_logit_multiplier[k], charmlp_to_logit_shift[k]));
+            uint32_t d = (uint32_t)(largest - logit[k]);
+            uint32_t w = d / 64 >= 32 ? 0 : charmlp_int8_pow2_q24[d % 64] >> (d / 64);
+            printf("%lu ", (unsigned long)(w > 0 ? w : 1));
         }
         printf("\n");
     }
-    return charmlp_symbols[0][0];
+    return charmlp_int8_symbols[0][0] + charmlp_symbols[0][0];
 }
 "#;
 

@@ -43,6 +43,12 @@ fn main() -> ! {
         size_of::<InferState<VOCAB, HIDDEN>>(),
         size_of::<BnCalibration<HIDDEN>>()
     );
+    // The examples an evaluating image builds one by one are this table's.
+    let same = charmlp_firmware::name_examples().eq(EXAMPLES.iter().copied());
+    hprintln!(
+        "examples: the names' text gives {} table's",
+        if same { "the" } else { "not the" }
+    );
     let fell = critical_section::with(|cs| train(&mut TRAINING.borrow_ref_mut(cs)));
     hprintln!("stack high-water mark: {} bytes", stack_high_water());
     if fell {

@@ -7,7 +7,7 @@
 mod model;
 
 use charmlp_core::{Alphabet, HIDDEN, InferState, Params, Shape, Temperature, VOCAB};
-use charmlp_firmware::{EXAMPLES, N_EXAMPLES, exit, paint_stack, stack_high_water};
+use charmlp_firmware::{Fixed4, N_EXAMPLES, exit, name_examples, paint_stack, stack_high_water};
 use core::cell::RefCell;
 use cortex_m_rt::entry;
 use cortex_m_semihosting::hprintln;
@@ -29,11 +29,11 @@ fn main() -> ! {
     );
     let loss = critical_section::with(|cs| {
         let infer = &mut INFER.borrow_ref_mut(cs);
-        let loss = model.loss(&EXAMPLES, infer).unwrap_or(f64::NAN);
+        let loss = model.loss_each(name_examples(), infer).unwrap_or(f64::NAN);
         hprintln!(
             "loss over {} examples in flash: {}",
             N_EXAMPLES,
-            loss as f32
+            Fixed4(loss)
         );
         let mut rng = Xoshiro128PlusPlus::seed_from_u64(7);
         for _ in 0..8 {
