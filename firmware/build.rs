@@ -4,8 +4,9 @@
 //! Layouts, one per target: `memory-an386.x` for the MPS2 AN386 (Cortex-M4F,
 //! thumbv7em-none-eabihf, 64 KB of RAM; the AN500's Cortex-M7 runs the same images),
 //! `memory-lm3s6965.x` for the LM3S6965 (Cortex-M3, thumbv7m-none-eabi, 256 KB of flash, 64 KB
-//! of RAM) and `memory-microbit.x` for the micro:bit (Cortex-M0, thumbv6m-none-eabi, cut to
-//! 32 KB of flash and 8 KB of RAM). No file here may be called memory.x: the linker, run in this
+//! of RAM), `memory-microbit.x` for the micro:bit (Cortex-M0, thumbv6m-none-eabi, cut to 32 KB
+//! of flash and 8 KB of RAM), and for thumbv8m.main-none-eabihf, by `CHARMLP_BOARD`,
+//! `memory-an505.x` (Cortex-M33) or `memory-an547.x` (Cortex-M55). No file here may be called memory.x: the linker, run in this
 //! directory, would find it before OUT_DIR's.
 //!
 //! `CHARMLP_WORDS`: a file `charmlp pack` wrote (firmware/run.sh makes one of names.txt); without
@@ -16,9 +17,18 @@ use std::{env, fs, path::Path, path::PathBuf};
 
 fn main() {
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
-    let memory: &[u8] = match env::var("TARGET").as_deref() {
-        Ok("thumbv6m-none-eabi") => include_bytes!("memory-microbit.x"),
-        Ok("thumbv7m-none-eabi") => include_bytes!("memory-lm3s6965.x"),
+    // Armv8-M Mainline serves two boards with different maps: CHARMLP_BOARD names one.
+    println!("cargo:rerun-if-env-changed=CHARMLP_BOARD");
+    let board = env::var("CHARMLP_BOARD").ok();
+    let memory: &[u8] = match (env::var("TARGET").as_deref(), board.as_deref()) {
+        (Ok("thumbv6m-none-eabi"), _) => include_bytes!("memory-microbit.x"),
+        (Ok("thumbv7m-none-eabi"), _) => include_bytes!("memory-lm3s6965.x"),
+        (Ok("thumbv8m.main-none-eabihf"), Some("mps2-an505")) => include_bytes!("memory-an505.x"),
+        (Ok("thumbv8m.main-none-eabihf"), Some("mps3-an547")) => include_bytes!("memory-an547.x"),
+        (Ok("thumbv8m.main-none-eabihf"), other) => panic!(
+            "CHARMLP_BOARD {other:?}: for thumbv8m.main-none-eabihf give mps2-an505 (Cortex-M33) \
+             or mps3-an547 (Cortex-M55)"
+        ),
         _ => include_bytes!("memory-an386.x"),
     };
     fs::write(out.join("memory.x"), memory).expect("OUT_DIR is writable");
@@ -26,6 +36,8 @@ fn main() {
     println!("cargo:rerun-if-changed=memory-an386.x");
     println!("cargo:rerun-if-changed=memory-microbit.x");
     println!("cargo:rerun-if-changed=memory-lm3s6965.x");
+    println!("cargo:rerun-if-changed=memory-an505.x");
+    println!("cargo:rerun-if-changed=memory-an547.x");
 
     include_file(&out, "CHARMLP_WORDS", "words.cmlw");
     include_file(&out, "CHARMLP_NEW_WORDS", "new_words.cmlw");

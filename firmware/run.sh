@@ -16,8 +16,9 @@
 #   7. int8: the inference image's model quantised (`charmlp export --int8`), integer inference
 #      on the Cortex-M0 (QEMU microbit, in 32 KB of flash and 8 KB of RAM) and on the
 #      Cortex-M4F, under -icount; its validation loss and names must be the host's exactly.
-#   Then train and count on the Cortex-M3 (lm3s6965evb, f32 in software) and the Cortex-M7
-#   (mps2-an500): the train image must print the Cortex-M4F's losses and names exactly.
+#   Then train and count on the Cortex-M3 (lm3s6965evb, f32 in software), the Cortex-M7
+#   (mps2-an500), the Cortex-M33 (mps2-an505) and the Cortex-M55 (mps3-an547): the train image
+#   must print the Cortex-M4F's losses and names exactly.
 # It ends with one table of every image: flash, RAM, stack, instructions, result.
 #
 #   bash firmware/run.sh recipe    the whole recipe alone: 200,000 steps (about 18 minutes of
@@ -280,19 +281,24 @@ adapt() {
 }
 
 # f32 training on other cores: the train image on the Cortex-M3 (lm3s6965evb: no FPU, f32 in
-# software) and on the Cortex-M7 (mps2-an500: the M4F's image as it is). Each must print the
+# software), the Cortex-M7 (mps2-an500: the M4F's image as it is), the Cortex-M33 (mps2-an505)
+# and the Cortex-M55 (mps3-an547; Armv8-M Mainline code, Helium unused). Each must print the
 # M4F's losses and names exactly: IEEE arithmetic, with no fused operations, rounds the same in
 # hardware and in software. Then `count`, from the built-in names' training split, counts the
 # instructions of a step and of a name on each under -icount.
 boards() {
     charmlp pack --only train --out "$work/train.cmlw"
     local board triple machine core log stack
-    for board in lm3s6965evb mps2-an500; do
+    for board in lm3s6965evb mps2-an500 mps2-an505 mps3-an547; do
         case $board in
             lm3s6965evb) triple=thumbv7m-none-eabi machine=(-machine lm3s6965evb) core=M3 ;;
             mps2-an500) triple=thumbv7em-none-eabihf machine=(-cpu cortex-m7 -machine mps2-an500)
                 core=M7 ;;
+            mps2-an505) triple=thumbv8m.main-none-eabihf machine=(-machine mps2-an505) core=M33 ;;
+            mps3-an547) triple=thumbv8m.main-none-eabihf machine=(-machine mps3-an547) core=M55 ;;
         esac
+        # build.rs picks the memory map by target, and by board for Armv8-M Mainline.
+        export CHARMLP_BOARD=$board
         cargo build --quiet --release --bin train --target "$triple"
         sizes train "target/$triple/release"
         echo "== train on the $board ($core): run under QEMU"
@@ -320,6 +326,7 @@ boards() {
             "$(awk '/^instructions per training step:/ { s = $5 } /^instructions per sampled name:/ { n = $5 }
                 END { print s " a step, " n " a name" }' "$log")" counted
     done
+    unset CHARMLP_BOARD
 }
 
 int8
