@@ -17,8 +17,9 @@
 #      on the Cortex-M0 (QEMU microbit, in 32 KB of flash and 8 KB of RAM) and on the
 #      Cortex-M4F, under -icount; its validation loss and names must be the host's exactly.
 #   Then train and count on the Cortex-M3 (lm3s6965evb, f32 in software), the Cortex-M7
-#   (mps2-an500), the Cortex-M33 (mps2-an505) and the Cortex-M55 (mps3-an547): the train image
-#   must print the Cortex-M4F's losses and names exactly.
+#   (mps2-an500), the Cortex-M33 (mps2-an505), the Cortex-M55 (mps3-an547) and RISC-V
+#   (rv32imac, QEMU virt; firmware-riscv/): the train image must print the Cortex-M4F's losses
+#   and names exactly.
 # It ends with one table of every image: flash, RAM, stack, instructions, result.
 #
 #   bash firmware/run.sh recipe    the whole recipe alone: 200,000 steps (about 18 minutes of
@@ -38,14 +39,16 @@ charmlp() { (cd .. && cargo run --quiet --release -p charmlp -- "$@"); }
 sizes() {
     local elf=${2:-$elf_dir}/$1
     echo "== $1: sizes (bytes, from size -A)"
+    # (.init.rust and .eh_frame are riscv-rt's, .vector_table cortex-m-rt's.)
     size -A "$elf" | awk '
-        $1 ~ /^\.(vector_table|text|rodata|data|bss|uninit)$/ { printf "  %-14s %7d\n", $1, $2 }'
+        $1 ~ /^\.(vector_table|init\.rust|text|rodata|eh_frame|data|bss|uninit)$/ {
+            printf "  %-14s %7d\n", $1, $2 }'
     read -r flash ram < <(size -A "$elf" | awk '
-        $1 == ".vector_table" || $1 == ".text" || $1 == ".rodata" { flash += $2 }
+        $1 ~ /^\.(vector_table|init\.rust|text|rodata|eh_frame)$/ { flash += $2 }
         $1 == ".data" { flash += $2; ram += $2 }
         $1 == ".bss" || $1 == ".uninit" { ram += $2 }
         END { print flash + 0, ram + 0 }')
-    echo "  flash (.vector_table+.text+.rodata+.data) $flash, static RAM (.data+.bss+.uninit) $ram"
+    echo "  flash (code, read-only data and .data) $flash, static RAM (.data+.bss+.uninit) $ram"
 }
 
 fail() { echo "firmware/run.sh: $*" >&2; exit 1; }
@@ -280,6 +283,17 @@ adapt() {
             END { print a " a step, " f " frozen" }' "$work/adapt.log")" "the new words' loss fell"
 }
 
+# The train image's log $1 on another core ($2 names it): the loss fell, its lines are the
+# Cortex-M4F's exactly, and RAM (static $ram + measured stack) fits 64 KB. Sets $stack.
+like_the_m4f() {
+    grep -q '^result: the loss fell$' "$1" || fail "$2: the loss did not fall"
+    local printed='^(step [0-9]+: loss|loss: |calibrated |name: )'
+    diff <(grep -E "$printed" "$work/train.log") <(grep -E "$printed" "$1") ||
+        fail "$2: its losses or names are not the Cortex-M4F's"
+    stack=$(stack_of "$1")
+    [ -n "$stack" ] && [ $((ram + stack)) -le 65536 ] || fail "$2: RAM over 64 KB, or no stack measure"
+}
+
 # f32 training on other cores: the train image on the Cortex-M3 (lm3s6965evb: no FPU, f32 in
 # software), the Cortex-M7 (mps2-an500: the M4F's image as it is), the Cortex-M33 (mps2-an505)
 # and the Cortex-M55 (mps3-an547; Armv8-M Mainline code, Helium unused). Each must print the
@@ -306,13 +320,7 @@ boards() {
         timeout 900 qemu-system-arm "${machine[@]}" -nographic \
             -semihosting-config enable=on,target=native -kernel "target/$triple/release/train" |
             tee "$log"
-        grep -q '^result: the loss fell$' "$log" || fail "train on the $board: the loss did not fall"
-        local printed='^(step [0-9]+: loss|loss: |calibrated |name: )'
-        diff <(grep -E "$printed" "$work/train.log") <(grep -E "$printed" "$log") ||
-            fail "train on the $board: its losses or names are not the Cortex-M4F's"
-        stack=$(stack_of "$log")
-        [ -n "$stack" ] && [ $((ram + stack)) -le 65536 ] ||
-            fail "train on the $board: RAM over 64 KB, or no stack measure"
+        like_the_m4f "$log" "train on the $board"
         row "$board" "$core" train "$flash" "$ram" "$stack" - "the M4F's losses and names"
         echo "== count on the $board ($core): run under QEMU's -icount"
         CHARMLP_WORDS=$work/train.cmlw cargo build --quiet --release --bin count --target "$triple"
@@ -329,8 +337,31 @@ boards() {
     unset CHARMLP_BOARD
 }
 
+# The train image on RISC-V (rv32imac: no FPU, f32 in software; QEMU virt), from
+# firmware-riscv/, its own crate (riscv-rt) that includes the same training run: its lines must
+# be the Cortex-M4F's exactly. Under -icount, it also counts a step's and a name's instructions
+# (minstret).
+riscv() {
+    echo "== train on RISC-V (rv32imac, QEMU virt): build"
+    (cd ../firmware-riscv && cargo build --quiet --release --locked)
+    local dir=../firmware-riscv/target/riscv32imac-unknown-none-elf/release
+    sizes charmlp-firmware-riscv "$dir"
+    echo "== train on RISC-V: run under QEMU's -icount"
+    local log=$work/train-riscv.log stack
+    timeout 900 qemu-system-riscv32 -machine virt -bios none -nographic \
+        -semihosting-config enable=on,target=native -icount shift=0,align=off,sleep=off \
+        -kernel "$dir/charmlp-firmware-riscv" | tee "$log"
+    like_the_m4f "$log" "train on RISC-V"
+    grep -q '^instructions per training step: [1-9][0-9]*$' "$log" ||
+        fail "train on RISC-V: no instruction count"
+    row virt rv32imac train "$flash" "$ram" "$stack" \
+        "$(awk '/^instructions per training step:/ { s = $5 } /^instructions per sampled name:/ { n = $5 }
+            END { print s " a step, " n " a name" }' "$log")" "the M4F's losses and names"
+}
+
 int8
 boards
+riscv
 adapt
 recipe 20000 2.25
 print_table

@@ -4,10 +4,10 @@
 #![no_std]
 #![no_main]
 
+use charmlp_core::CONTEXT;
 use charmlp_core::in_place::train_step_in_place;
 use charmlp_core::packed::Packed;
-use charmlp_core::{Alphabet, CONTEXT, Sampling};
-use charmlp_firmware::{exit, start_counting};
+use charmlp_firmware::{draw_names, exit, start_counting};
 use cortex_m_rt::entry;
 use cortex_m_semihosting::hprintln;
 use panic_semihosting as _;
@@ -40,16 +40,8 @@ fn main() -> ! {
             train_step_in_place(&mut t.model, &mut t.state, &mut t.scratch, &t.batch, 0.1);
         }
         let step = counter.since(start) / u64::from(STEPS);
-        let (start, mut chars) = (counter.mark(), 0usize);
-        for _ in 0..NAMES {
-            let name: heapless::String<64> = t.model.sample_name_with(
-                &mut rng,
-                &Sampling::PLAIN,
-                &mut t.infer,
-                &Alphabet::MAKEMORE,
-            );
-            chars += name.chars().count() + 1;
-        }
+        let start = counter.mark();
+        let chars = draw_names(t, &mut rng, u64::from(NAMES));
         let names = counter.since(start);
         hprintln!("instructions per training step: {}", step);
         hprintln!(
@@ -58,7 +50,7 @@ fn main() -> ! {
             chars,
             NAMES
         );
-        hprintln!("instructions per character drawn: {}", names / chars as u64);
+        hprintln!("instructions per character drawn: {}", names / chars);
         true
     })();
     exit(ok)
