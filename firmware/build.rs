@@ -17,19 +17,25 @@ use std::{env, fs, path::Path, path::PathBuf};
 
 fn main() {
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
-    // Armv8-M Mainline serves two boards with different maps: CHARMLP_BOARD names one.
+    // Each target serves one memory map, but Armv8-M Mainline two: CHARMLP_BOARD names the
+    // board where it must, and may name it elsewhere; a board the target cannot be is refused.
     println!("cargo:rerun-if-env-changed=CHARMLP_BOARD");
+    let target = env::var("TARGET").unwrap_or_default();
     let board = env::var("CHARMLP_BOARD").ok();
-    let memory: &[u8] = match (env::var("TARGET").as_deref(), board.as_deref()) {
-        (Ok("thumbv6m-none-eabi"), _) => include_bytes!("memory-microbit.x"),
-        (Ok("thumbv7m-none-eabi"), _) => include_bytes!("memory-lm3s6965.x"),
-        (Ok("thumbv8m.main-none-eabihf"), Some("mps2-an505")) => include_bytes!("memory-an505.x"),
-        (Ok("thumbv8m.main-none-eabihf"), Some("mps3-an547")) => include_bytes!("memory-an547.x"),
-        (Ok("thumbv8m.main-none-eabihf"), other) => panic!(
-            "CHARMLP_BOARD {other:?}: for thumbv8m.main-none-eabihf give mps2-an505 (Cortex-M33) \
-             or mps3-an547 (Cortex-M55)"
+    let memory: &[u8] = match (target.as_str(), board.as_deref()) {
+        ("thumbv6m-none-eabi", None | Some("microbit")) => include_bytes!("memory-microbit.x"),
+        ("thumbv7m-none-eabi", None | Some("lm3s6965evb")) => include_bytes!("memory-lm3s6965.x"),
+        ("thumbv7em-none-eabihf", None | Some("mps2-an386" | "mps2-an500")) => {
+            include_bytes!("memory-an386.x")
+        }
+        ("thumbv8m.main-none-eabihf", Some("mps2-an505")) => include_bytes!("memory-an505.x"),
+        ("thumbv8m.main-none-eabihf", Some("mps3-an547")) => include_bytes!("memory-an547.x"),
+        (target, board) => panic!(
+            "target {target} with CHARMLP_BOARD {board:?}: the boards are microbit \
+             (thumbv6m-none-eabi), lm3s6965evb (thumbv7m-none-eabi), mps2-an386 or mps2-an500 \
+             (thumbv7em-none-eabihf), and mps2-an505 or mps3-an547 (thumbv8m.main-none-eabihf, \
+             where CHARMLP_BOARD must name one)"
         ),
-        _ => include_bytes!("memory-an386.x"),
     };
     fs::write(out.join("memory.x"), memory).expect("OUT_DIR is writable");
     println!("cargo:rustc-link-search={}", out.display());

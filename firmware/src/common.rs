@@ -122,8 +122,9 @@ const fn first_bytes() -> [u8; N_EXAMPLES] {
 }
 
 /// The examples of [`EXAMPLES`], one by one from the names' text: no table in flash, for an
-/// image that only evaluates (`name_examples_are_the_tables`, printed by the train image, checks
-/// that they are the table's).
+/// image that only evaluates. That they are the table's is checked on the device (the train
+/// image's `examples:` line, which run.sh requires) and on the host
+/// (`name_examples_are_the_tables`, tests/firmware_common.rs).
 pub fn name_examples() -> impl Iterator<Item = Example<CONTEXT>> {
     let mut context = [Token::BOUNDARY; CONTEXT];
     NAMES_TEXT.iter().map(move |&byte| {
@@ -144,8 +145,9 @@ pub fn name_examples() -> impl Iterator<Item = Example<CONTEXT>> {
 }
 
 /// A number printed with four decimals by integer arithmetic: `2.1013`. Formatting an f32 or
-/// f64 with `{}` links about 18 KB of float-to-decimal code; this links none. Non-finite and
-/// negative values print as such, without digits.
+/// f64 with `{}` links about 18 KB of float-to-decimal code; this links none. Only [0, 10¹⁵)
+/// prints in digits: NaN prints `NaN`, a negative value `negative`, and 10¹⁵ or more `inf`
+/// (a loss is never negative, and never near 10¹⁵ unless infinite).
 pub struct Fixed4(pub f64);
 
 impl core::fmt::Display for Fixed4 {

@@ -51,7 +51,9 @@ unsafe extern "C" {
 /// The word-aligned range [lowest stack address, current stack pointer − margin) of
 /// cortex-m-rt's stack.
 fn free_stack() -> stack::Free {
-    let bottom = (&raw const _stack_end).cast_mut();
+    // The address alone, with exposed provenance: the stack below `_stack_end` is no Rust
+    // object, and a pointer derived from the 4-byte static could not reach past it.
+    let bottom = core::ptr::with_exposed_provenance_mut((&raw const _stack_end) as usize);
     // Stay 64 words below the live frame of the caller.
     let top = (cortex_m::register::msp::read() as usize & !3) - 256;
     stack::Free {
