@@ -50,3 +50,23 @@ fn the_training_run_every_core_executes_lowers_the_loss() {
     assert_eq!(lines[0], "step 0: loss 3.4620912", "{lines:#?}");
     assert_eq!(lines.iter().filter(|l| l.starts_with("name: ")).count(), 5);
 }
+
+/// The devices' streams are the host's: the recipe and int8 images draw `charmlp sample`'s names.
+#[test]
+fn the_firmwares_streams_are_the_hosts() {
+    use rand_core::Rng;
+    for (which, host) in [
+        (1, charmlp::Stream::Init),
+        (2, charmlp::Stream::Batches),
+        (3, charmlp::Stream::Samples),
+    ] {
+        for seed in [0, 42, u64::MAX] {
+            let (mut device, mut host) = (common::stream(seed, which), charmlp::stream(seed, host));
+            assert_eq!(
+                device.next_u64(),
+                host.next_u64(),
+                "stream {which} of {seed}"
+            );
+        }
+    }
+}

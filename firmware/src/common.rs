@@ -225,6 +225,18 @@ pub fn train_run(t: &mut Training, print: &mut dyn FnMut(core::fmt::Arguments<'_
     recent < first - 0.5
 }
 
+/// Stream `which` of a seed, as the host's `charmlp::stream` derives it: the seed's generator
+/// advanced by `which` jumps (1: initialisation, 2: batches, 3: names; name i of `charmlp
+/// sample` is drawn by the generator seeded with the names stream's first output plus i).
+pub fn stream(seed: u64, which: u32) -> rand_xoshiro::Xoshiro256PlusPlus {
+    use rand_core::SeedableRng;
+    let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(seed);
+    for _ in 0..which {
+        rng.jump();
+    }
+    rng
+}
+
 /// Draws `n` names from `t.model` at temperature 1 (`charmlp sample`'s rule), for an image that
 /// counts their instructions; returns their characters and ends.
 pub fn draw_names<R: rand_core::Rng>(t: &mut Training, rng: &mut R, n: u64) -> u64 {

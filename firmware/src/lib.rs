@@ -8,11 +8,10 @@ pub mod icount;
 mod common;
 pub use common::*;
 
-/// What an image that counts instructions starts with: SysTick started and calibrated
-/// ([`icount::Counter`]), and the training state in a static of its own, outside any critical
-/// section (SysTick's wraps are counted by its interrupt, which a critical section would hold
-/// off). Exits with a message naming `image` if either cannot be had, as on a second call.
-pub fn start_counting(image: &str) -> (icount::Counter, &'static mut Training) {
+/// SysTick started and calibrated ([`icount::Counter`]), for an image that counts
+/// instructions. Exits with a message naming `image` if the core peripherals are taken (as on a
+/// second call) or SysTick does not run.
+pub fn start_counter(image: &str) -> icount::Counter {
     use cortex_m_semihosting::hprintln;
     let Some(mut peripherals) = cortex_m::Peripherals::take() else {
         hprintln!("{}: the core peripherals are taken", image);
@@ -22,6 +21,16 @@ pub fn start_counting(image: &str) -> (icount::Counter, &'static mut Training) {
         hprintln!("{}: SysTick does not run", image);
         exit(false)
     };
+    counter
+}
+
+/// What a training image that counts instructions starts with: [`start_counter`], and the
+/// training state in a static of its own, outside any critical section (SysTick's wraps are
+/// counted by its interrupt, which a critical section would hold off). Exits with a message
+/// naming `image` if any cannot be had.
+pub fn start_counting(image: &str) -> (icount::Counter, &'static mut Training) {
+    use cortex_m_semihosting::hprintln;
+    let counter = start_counter(image);
     let Some(training) = cortex_m::singleton!(: Training = Training::new()) else {
         hprintln!("{}: the training state is taken", image);
         exit(false)

@@ -17,7 +17,7 @@ use charmlp_core::{
     Alphabet, BATCH, BnCalibration, CONTEXT, DefaultBatch, DefaultModel, DefaultTrainState, EMBED,
     HIDDEN, InferState, Sampling, Schedule, VOCAB,
 };
-use charmlp_firmware::{Training, exit, paint_stack, stack_high_water};
+use charmlp_firmware::{Training, exit, paint_stack, stack_high_water, stream};
 use core::cell::RefCell;
 use core::mem::size_of;
 use cortex_m_rt::entry;
@@ -34,16 +34,6 @@ const STEPS: u64 = include!(concat!(env!("OUT_DIR"), "/recipe_steps.rs"));
 const SEED: u64 = 42;
 /// Loss lines printed during training.
 const REPORTS: u64 = 20;
-
-/// Stream `which` of a seed, as the host's `charmlp::stream` derives it: the seed's generator
-/// advanced by `which` jumps (1: initialisation, 2: batches, 3: names).
-fn stream(seed: u64, which: u32) -> Xoshiro256PlusPlus {
-    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
-    for _ in 0..which {
-        rng.jump();
-    }
-    rng
-}
 
 static RECIPE: Mutex<RefCell<Training>> = Mutex::new(RefCell::new(Training::new()));
 

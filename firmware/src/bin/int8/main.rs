@@ -14,8 +14,7 @@ mod model;
 
 use charmlp_core::Int8State;
 use charmlp_core::packed::Packed;
-use charmlp_firmware::icount::Counter;
-use charmlp_firmware::{exit, paint_stack, stack_high_water};
+use charmlp_firmware::{exit, paint_stack, stack_high_water, start_counter, stream};
 use cortex_m_rt::entry;
 use cortex_m_semihosting::hprintln;
 use panic_semihosting as _;
@@ -48,14 +47,7 @@ fn main() -> ! {
         hprintln!("int8: the packed words' alphabet is not the model's");
         exit(false)
     }
-    let Some(mut peripherals) = cortex_m::Peripherals::take() else {
-        hprintln!("int8: the core peripherals are taken");
-        exit(false)
-    };
-    let Some(counter) = Counter::start(&mut peripherals.SYST) else {
-        hprintln!("int8: SysTick does not run");
-        exit(false)
-    };
+    let counter = start_counter("int8");
     hprintln!(
         "charmlp firmware: int8 inference, integer arithmetic only ({} bytes of model in flash)",
         core::mem::size_of_val(model)
@@ -78,13 +70,8 @@ fn main() -> ! {
         loss.n
     );
 
-    // charmlp's sample stream: the seed's generator three jumps on; its first output plus i
-    // seeds name i's generator.
-    let mut stream = Xoshiro256PlusPlus::seed_from_u64(SEED);
-    for _ in 0..3 {
-        stream.jump();
-    }
-    let base = stream.next_u64();
+    // charmlp's sample stream: its first output plus i seeds name i's generator.
+    let base = stream(SEED, 3).next_u64();
     let (start, mut chars) = (counter.mark(), 0u64);
     for i in 0..NAMES {
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(base.wrapping_add(i));
