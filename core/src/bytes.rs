@@ -105,6 +105,12 @@ pub enum LoadError {
     },
     /// More bytes than the shape needs.
     TrailingBytes { expected: usize, got: usize },
+    /// A tensor given as values ([`Model::read_tensors`]) of another length than its shape's.
+    TensorLength {
+        tensor: &'static str,
+        expected: usize,
+        got: usize,
+    },
     /// The bytes were changed after they were written.
     ChecksumMismatch { stored: u32, computed: u32 },
     /// A NaN or infinity in a tensor (index into the flattened tensor).
@@ -162,6 +168,14 @@ impl fmt::Display for LoadError {
                     got - expected
                 )
             }
+            LoadError::TensorLength {
+                tensor,
+                expected,
+                got,
+            } => write!(
+                f,
+                "model tensor {tensor} has {got} values; its shape has {expected}"
+            ),
             LoadError::ChecksumMismatch { stored, computed } => write!(
                 f,
                 "model checksum mismatch (stored {stored:#010x}, computed {computed:#010x}): the file is corrupt"
@@ -423,35 +437,16 @@ impl<const V: usize, const E: usize, const T: usize, const H: usize> Model<V, E,
                 .chunks_exact(4)
                 .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
         };
-        let mut values = floats();
         let mut starts = [0; 9];
         let mut start = 0;
-        for ((name, tensor), tensor_start) in
-            self.file_tensors(symbols).into_iter().zip(&mut starts)
-        {
+        for ((_, tensor), tensor_start) in self.file_tensors(symbols).into_iter().zip(&mut starts) {
             *tensor_start = start;
             start += tensor.len();
-            for index in 0..tensor.len() {
-                if !values.next().is_some_and(f32::is_finite) {
-                    return Err(LoadError::NonFinite {
-                        tensor: name,
-                        index,
-                    });
-                }
-            }
         }
-        let at = |tensor: usize, i: usize| {
+        Self::check_values(symbols, |tensor: usize, i: usize| {
             let b = floats_at + 4 * (starts[tensor] + i);
             f32::from_le_bytes([body[b], body[b + 1], body[b + 2], body[b + 3]])
-        };
-        for index in 0..H {
-            let value = at(8, index);
-            // −0.0 is a variance of zero, not a negative one.
-            if value < 0.0 {
-                return Err(LoadError::NegativeVariance { index, value });
-            }
-        }
-        crate::bounds::check::<E, T, H>(symbols, at).map_err(LoadError::Overflow)?;
+        })?;
         // Absent symbols first (zero rows, bias −∞), then the file's rows over the present ones.
         self.params.init_absent(symbols);
         let mut values = floats();
@@ -462,6 +457,77 @@ impl<const V: usize, const E: usize, const T: usize, const H: usize> Model<V, E,
         }
         *alphabet = read_alphabet;
         Ok(())
+    }
+
+    /// Replaces this model and `alphabet` with `chars` (the characters of tokens 1..) and the
+    /// nine tensors in file order ([`Model::file_tensors`]: C, W1, b1, gain, bias, W2ᵀ, b2,
+    /// bn mean, bn var, row-major), with `chars.len() + 1` rows of C, W2ᵀ and b2: what a C
+    /// header written by `charmlp export --lang c` holds. The same checks as
+    /// [`Model::read_bytes`] (symbols, alphabet, every value finite, variances non-negative,
+    /// activations bounded) come before anything is written: on error `self` and `alphabet`
+    /// are unchanged.
+    pub fn read_tensors(
+        &mut self,
+        alphabet: &mut Alphabet<V>,
+        chars: &[char],
+        tensors: [&[f32]; 9],
+    ) -> Result<(), LoadError> {
+        let symbols = chars.len() + 1;
+        if !(2..=V).contains(&symbols) {
+            return Err(LoadError::Symbols {
+                found: u16::try_from(symbols).unwrap_or(u16::MAX),
+                capacity: V,
+            });
+        }
+        let read_alphabet = Alphabet::new(chars).map_err(|e| LoadError::BadAlphabet {
+            index: 0,
+            error: Some(e),
+        })?;
+        let names = self.file_tensors(symbols).map(|(name, _)| name);
+        for ((tensor, expected), given) in
+            names.into_iter().zip(Self::file_lens(symbols)).zip(tensors)
+        {
+            if given.len() != expected {
+                return Err(LoadError::TensorLength {
+                    tensor,
+                    expected,
+                    got: given.len(),
+                });
+            }
+        }
+        Self::check_values(symbols, |tensor, i| tensors[tensor][i])?;
+        self.params.init_absent(symbols);
+        for (to, from) in self.file_tensors_mut(symbols).into_iter().zip(tensors) {
+            to.copy_from_slice(from);
+        }
+        *alphabet = read_alphabet;
+        Ok(())
+    }
+
+    /// The lengths of the tensors of [`Model::file_tensors`] with `symbols` rows.
+    const fn file_lens(symbols: usize) -> [usize; 9] {
+        [symbols * E, T * E * H, H, H, H, symbols * H, symbols, H, H]
+    }
+
+    /// The loader's checks of a model's values, given as `at(tensor, index)` in file order
+    /// with `symbols` rows: every value finite, every variance at least 0, and activations
+    /// bounded for every context ([`crate::bounds`]).
+    fn check_values(symbols: usize, at: impl Fn(usize, usize) -> f32) -> Result<(), LoadError> {
+        let names = Params::<V, E, T, H>::NAMES;
+        let names = names.iter().copied().chain(["bn mean", "bn var"]);
+        for (t, (tensor, len)) in names.zip(Self::file_lens(symbols)).enumerate() {
+            if let Some(index) = (0..len).find(|&i| !at(t, i).is_finite()) {
+                return Err(LoadError::NonFinite { tensor, index });
+            }
+        }
+        for index in 0..H {
+            let value = at(8, index);
+            // −0.0 is a variance of zero, not a negative one.
+            if value < 0.0 {
+                return Err(LoadError::NegativeVariance { index, value });
+            }
+        }
+        crate::bounds::check::<E, T, H>(symbols, at).map_err(LoadError::Overflow)
     }
 
     fn file_tensors_mut(&mut self, symbols: usize) -> [&mut [f32]; 9] {

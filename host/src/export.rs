@@ -289,7 +289,14 @@ pub fn c_source(m: &dyn Loaded, origin: &str) -> String {
         nested(&mut out, Lang::C, &dims, values, 0);
         out.push_str(";\n\n");
     }
-    out.push_str("#endif /* CHARMLP_MODEL_H */\n");
+    out.push_str(concat!(
+        "/* The arrays as the C library's charmlp_arrays (ffi/include/charmlp.h):\n",
+        " * const charmlp_arrays a = CHARMLP_ARRAYS; charmlp_model_load_arrays(&model, &a); */\n",
+        "#define CHARMLP_ARRAYS {CHARMLP_VOCAB, CHARMLP_EMBED, CHARMLP_CONTEXT, CHARMLP_HIDDEN, \\\n",
+        "    charmlp_symbols, &charmlp_C[0][0], &charmlp_W1[0][0][0], charmlp_b1, charmlp_gain, \\\n",
+        "    charmlp_bias, &charmlp_W2T[0][0], charmlp_b2, charmlp_bn_mean, charmlp_bn_var}\n\n",
+        "#endif /* CHARMLP_MODEL_H */\n",
+    ));
     out
 }
 

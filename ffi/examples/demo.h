@@ -1,0 +1,16 @@
+/* The tour of demo.c, and what a platform gives it. */
+#ifndef CHARMLP_DEMO_H
+#define CHARMLP_DEMO_H
+
+#include "charmlp.h"
+
+/* Runs the tour; 0 when every call did what it should. */
+int charmlp_demo(void);
+
+/* The model the tour loaded and fine-tuned. */
+extern charmlp_model demo_model;
+
+/* The platform's: prints one line (without its newline). */
+void demo_print(const char *text);
+
+#endif
