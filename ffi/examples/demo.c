@@ -1,7 +1,8 @@
 /* A tour of the C library, the same on a host (host.c) and on a Cortex-M4F under QEMU
- * (arm/main.c): load the model a header from `charmlp export --lang c` holds, predict the next
- * character, sample names, fine-tune on ten names and sample again. No C library is needed:
- * the numbers are formatted here, and the platform prints each line (demo_print).
+ * (arm/main.c): load a model file and the arrays `charmlp export --lang c` wrote of it and
+ * check that they predict alike, predict the next character, sample names, fine-tune on ten
+ * names and sample again. No C library is needed: the numbers are formatted here, and the
+ * platform prints each line (demo_print).
  *
  * ffi/run.sh builds it both ways and checks its output against the CLI's. */
 #include "charmlp.h"
@@ -142,12 +143,44 @@ static uint32_t draw_below(uint32_t n) {
     return (uint32_t)((lcg >> 33) % n);
 }
 
-int charmlp_demo(void) {
+/* FNV-1a over the bits of the probabilities of every 10th context: a fingerprint of what the
+ * model predicts. */
+static int fingerprint(uint32_t *hash, uint32_t *count) {
+    *hash = 2166136261u;
+    *count = 0;
+    for (uint32_t i = 0; i < (uint32_t)CHARMLP_VOCAB * CHARMLP_VOCAB * CHARMLP_VOCAB; i += 10) {
+        uint8_t context[CHARMLP_LIB_CONTEXT] = {(uint8_t)(i / (CHARMLP_VOCAB * CHARMLP_VOCAB)),
+                                                (uint8_t)(i / CHARMLP_VOCAB % CHARMLP_VOCAB),
+                                                (uint8_t)(i % CHARMLP_VOCAB)};
+        float probs[CHARMLP_LIB_CAPACITY];
+        CHECK(charmlp_probs(&demo_model, context, 1.0f, 0, probs, CHARMLP_LIB_CAPACITY));
+        const unsigned char *bytes = (const unsigned char *)probs;
+        for (size_t b = 0; b < sizeof(float) * CHARMLP_VOCAB; b++)
+            *hash = (*hash ^ bytes[b]) * 16777619u;
+        ++*count;
+    }
+    return 0;
+}
+
+int charmlp_demo(const uint8_t *file, size_t file_len) {
+    /* The file, then the arrays of the same model into the same storage: the same predictions. */
+    uint32_t from_file, from_arrays, counted;
+    CHECK(charmlp_model_load(&demo_model, file, file_len));
+    if (fingerprint(&from_file, &counted)) return 1;
     const charmlp_arrays arrays = CHARMLP_ARRAYS;
     CHECK(charmlp_model_load_arrays(&demo_model, &arrays));
+    if (fingerprint(&from_arrays, &counted)) return 1;
+    char *at = put_str(line, "file and arrays: ");
+    at = put_str(at, from_file == from_arrays ? "the same" : "different");
+    at = put_str(at, " probabilities for ");
+    at = put_u64(at, counted);
+    put_str(at, " contexts");
+    demo_print(line);
+    if (from_file != from_arrays) return 1;
+
     charmlp_shape shape;
     CHECK(charmlp_model_shape(&demo_model, &shape));
-    char *at = put_str(line, "model: ");
+    at = put_str(line, "model: ");
     at = put_u64(at, shape.symbols);
     at = put_str(at, " symbols, embedding ");
     at = put_u64(at, shape.embed);

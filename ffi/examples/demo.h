@@ -4,8 +4,9 @@
 
 #include "charmlp.h"
 
-/* Runs the tour; 0 when every call did what it should. */
-int charmlp_demo(void);
+/* Runs the tour on a model file's bytes (the file the exported arrays of model.h were
+ * written from); 0 when every call did what it should. */
+int charmlp_demo(const uint8_t *file, size_t len);
 
 /* The model the tour loaded and fine-tuned. */
 extern charmlp_model demo_model;

@@ -1,7 +1,8 @@
-/* The tour on a host (demo.c), then what a host has and a device may not: a model file.
+/* The tour on a host (demo.c), then what a host has room for:
  *   host MODEL.safetensors TUNED.safetensors
- * loads MODEL (the file the exported arrays came from), checks that it predicts exactly what
- * the arrays predict for every context, and writes the tuned model to TUNED for the CLI. */
+ * runs the tour on MODEL (the file the exported arrays came from), refuses MODEL with a bit
+ * flipped, checks that MODEL predicts exactly what the arrays predict for every context, and
+ * writes the tuned model to TUNED for the CLI. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,11 +39,13 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: host MODEL.safetensors TUNED.safetensors\n");
         return 2;
     }
-    if (charmlp_demo() != 0) return 1;
-
     size_t len;
     unsigned char *bytes = read_file(argv[1], &len);
-    if (!bytes) return fail(argv[1], CHARMLP_ERR_POINTER);
+    if (!bytes) {
+        perror(argv[1]);
+        return 1;
+    }
+    if (charmlp_demo(bytes, len) != 0) return 1;
     charmlp_status s = charmlp_model_load(&from_file, bytes, len);
     if (s != CHARMLP_OK) return fail(argv[1], s);
     /* One flipped bit: refused, and the model loaded before stays. */

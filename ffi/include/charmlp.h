@@ -8,232 +8,316 @@
 #include <stddef.h>
 #include <stdint.h>
 
-// Most symbols a model holds, the boundary included: makemore's a–z (27 symbols) and up to
-// five more characters (a hyphen, an apostrophe, a space...).
+/*
+ Most symbols a model holds, the boundary included: makemore's a–z (27 symbols) and up to
+ five more characters (a hyphen, an apostrophe, a space...).
+ */
 #define CHARMLP_LIB_CAPACITY 32
 
-// Embedding width (charmlp's default).
+/*
+ Embedding width (charmlp's default).
+ */
 #define CHARMLP_LIB_EMBED 10
 
-// Context length: characters a prediction sees.
+/*
+ Context length: characters a prediction sees.
+ */
 #define CHARMLP_LIB_CONTEXT 3
 
-// Hidden width (charmlp's default).
+/*
+ Hidden width (charmlp's default).
+ */
 #define CHARMLP_LIB_HIDDEN 64
 
-// Examples in a training batch.
+/*
+ Examples in a training batch.
+ */
 #define CHARMLP_LIB_BATCH 32
 
-// Most bytes of a sampled name (UTF-8, without its NUL), as `charmlp sample`: a name that
-// reaches it ends there.
+/*
+ Most bytes of a sampled name (UTF-8, without its NUL), as `charmlp sample`: a name that
+ reaches it ends there.
+ */
 #define CHARMLP_NAME_BYTES 64
 
-// Size of `charmlp_model` in 32-bit words: 18,696 bytes.
+/*
+ Size of `charmlp_model` in 32-bit words: 18,696 bytes.
+ */
 #define CHARMLP_MODEL_WORDS 4674
 
-// Size of `charmlp_trainer` in 32-bit words: 25,216 bytes.
+/*
+ Size of `charmlp_trainer` in 32-bit words: 25,216 bytes.
+ */
 #define CHARMLP_TRAINER_WORDS 6304
 
-// A function's outcome: `CHARMLP_OK` (0) or one of the `CHARMLP_ERR_*` codes.
+/*
+ A function's outcome: `CHARMLP_OK` (0) or one of the `CHARMLP_ERR_*` codes.
+ */
 typedef int32_t charmlp_status;
 
-// A model: its parameters, batch-norm statistics and alphabet (18,696 bytes, 4-byte aligned).
-// The contents are private; only this library's functions read or write them.
-//
-// A loader fills it (`charmlp_model_load`, `charmlp_model_load_arrays`, `charmlp_model_init`);
-// the other functions return `CHARMLP_ERR_NOT_LOADED` for one that no loader filled,
-// provided it starts zeroed (a `static`, or `= {0}`): declare it static, or load it before
-// any other call.
-typedef struct {
+/*
+ A model: its parameters, batch-norm statistics and alphabet (18,696 bytes, 4-byte aligned).
+ The contents are private; only this library's functions read or write them.
+
+ A loader fills it (`charmlp_model_load`, `charmlp_model_load_arrays`, `charmlp_model_init`);
+ the other functions return `CHARMLP_ERR_NOT_LOADED` for storage no loader filled, whatever
+ bytes it holds (zeroed, or garbage). Memory that held a model still holds it: reused
+ without clearing, a failed load leaves that model loaded.
+ */
+typedef struct charmlp_model {
   uint32_t opaque[CHARMLP_MODEL_WORDS];
 } charmlp_model;
 
-// The arrays of a C header written by `charmlp export --lang c`, which defines
-// `CHARMLP_ARRAYS` to initialise this struct: `const charmlp_arrays a = CHARMLP_ARRAYS;`.
-// Each pointer is to the first float of the array of that name, of the shape the four
-// dimensions give (`vocab` rows for `c`, `w2t` and `b2`).
-typedef struct {
+/*
+ The arrays of a C header written by `charmlp export --lang c`, which defines
+ `CHARMLP_ARRAYS` to initialise this struct: `const charmlp_arrays a = CHARMLP_ARRAYS;`.
+ Each pointer is to the first float of the array of that name, of the shape the four
+ dimensions give (`vocab` rows for `c`, `w2t` and `b2`).
+ */
+typedef struct charmlp_arrays {
   uint32_t vocab;
   uint32_t embed;
   uint32_t context;
   uint32_t hidden;
-  // `vocab` NUL-terminated UTF-8 strings: "" for token 0 (the boundary), then one
-  // character each, increasing.
+  /*
+   `vocab` NUL-terminated UTF-8 strings: "" for token 0 (the boundary), then one
+   character each, increasing.
+   */
   const char *const *symbols;
-  // C [vocab][embed].
+  /*
+   C [vocab][embed].
+   */
   const float *c;
-  // W1 [context][embed][hidden].
+  /*
+   W1 [context][embed][hidden].
+   */
   const float *w1;
   const float *b1;
   const float *gain;
   const float *bias;
-  // W2ᵀ [vocab][hidden].
+  /*
+   W2ᵀ [vocab][hidden].
+   */
   const float *w2t;
   const float *b2;
   const float *bn_mean;
   const float *bn_var;
 } charmlp_arrays;
 
-// A model's dimensions.
-typedef struct {
-  // Symbols, the boundary (token 0) included.
+/*
+ A model's dimensions.
+ */
+typedef struct charmlp_shape {
+  /*
+   Symbols, the boundary (token 0) included.
+   */
   uint32_t symbols;
   uint32_t embed;
   uint32_t context;
   uint32_t hidden;
 } charmlp_shape;
 
-// Scratch for `charmlp_train_step` (25,216 bytes, 4-byte aligned): needs no initialisation,
-// and holds nothing between steps that the next step reads.
-typedef struct {
+/*
+ Scratch for `charmlp_train_step` (25,216 bytes, 4-byte aligned): needs no initialisation,
+ and holds nothing between steps that the next step reads.
+ */
+typedef struct charmlp_trainer {
   uint32_t opaque[CHARMLP_TRAINER_WORDS];
 } charmlp_trainer;
 
-// Done.
+/*
+ Done.
+ */
 #define CHARMLP_OK 0
 
-// A pointer argument is NULL or misaligned for its type, a length is too large for memory,
-// or an output overlaps the model it is computed from.
+/*
+ A pointer argument is NULL or misaligned for its type, a length is too large for memory,
+ or an output overlaps the model it is computed from.
+ */
 #define CHARMLP_ERR_POINTER 1
 
-// The model was never loaded, or a diverged training step unloaded it.
+/*
+ The model was never loaded, or a diverged training step unloaded it.
+ */
 #define CHARMLP_ERR_NOT_LOADED 2
 
-// A model of another embedding, context or hidden width than this library's, or with more
-// symbols than `CHARMLP_LIB_CAPACITY` or fewer than 2.
+/*
+ A model of another embedding, context or hidden width than this library's, or with more
+ symbols than `CHARMLP_LIB_CAPACITY` or fewer than 2.
+ */
 #define CHARMLP_ERR_SHAPE 3
 
-// The bytes are not a model file (safetensors or `.cmlp`), or are truncated or malformed.
+/*
+ The bytes are not a model file (safetensors or `.cmlp`), or are truncated or malformed.
+ */
 #define CHARMLP_ERR_FILE 4
 
-// The file's checksum does not match its contents: it is corrupt.
+/*
+ The file's checksum does not match its contents: it is corrupt.
+ */
 #define CHARMLP_ERR_CHECKSUM 5
 
-// The symbols are not an alphabet: not UTF-8, not one character each, not increasing, a
-// control character, or none at all.
+/*
+ The symbols are not an alphabet: not UTF-8, not one character each, not increasing, a
+ control character, or none at all.
+ */
 #define CHARMLP_ERR_ALPHABET 6
 
-// A NaN or infinity among the values, a negative variance, or weights so large that an
-// activation could overflow.
+/*
+ A NaN or infinity among the values, a negative variance, or weights so large that an
+ activation could overflow; or calibration would leave statistics that make it so.
+ */
 #define CHARMLP_ERR_VALUES 7
 
-// A token is not one of the model's (at least its symbol count), or a character is not in
-// its alphabet.
+/*
+ A token is not one of the model's (at least its symbol count), or a character is not in
+ its alphabet.
+ */
 #define CHARMLP_ERR_TOKEN 8
 
-// A number argument out of range: temperature not finite or negative, learning rate not
-// finite or negative, no examples, fewer than two rows to calibrate from.
+/*
+ A number argument out of range: temperature not finite or negative, learning rate not
+ finite or negative, no examples, fewer than two rows to calibrate from.
+ */
 #define CHARMLP_ERR_ARGUMENT 9
 
-// The output buffer is too small; `*len` holds the bytes needed.
+/*
+ The output buffer is too small: `charmlp_probs` needs the model's symbol count of floats;
+ `charmlp_sample` sets `*len` to the name's length (the buffer needs one more byte, for the
+ NUL); `charmlp_model_write` sets `*len` to a size that suffices.
+ */
 #define CHARMLP_ERR_BUFFER 10
 
-// The training step gave a NaN or infinite loss or parameter: the model is unloaded (its
-// values are no longer a model); load it again.
+/*
+ The training step gave a NaN or infinite loss or parameter: the model is unloaded (its
+ values are no longer a model); load it again.
+ */
 #define CHARMLP_ERR_DIVERGED 11
 
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
 
-// A short English text for a status code: "ok", or what went wrong. Never NULL; an unknown
-// code gives "unknown status".
+/*
+ A short English text for a status code: "ok", or what went wrong. Never NULL; an unknown
+ code gives "unknown status".
+ */
 const char *charmlp_status_text(charmlp_status status);
 
-// Loads a model file's `len` bytes: safetensors (as `charmlp train` writes it) or `.cmlp`. The
-// same checks as the CLI's (format, shape, checksum, alphabet, values); a safetensors file
-// without charmlp's metadata must have 27 symbols (makemore's a–z). On error a model loaded
-// before is kept as it was.
-//
-// # Safety
-// `model` points to a `charmlp_model` (see its docs) and `bytes` to `len` readable bytes
-// (NULL when `len` is 0); no other thread uses either meanwhile.
-charmlp_status charmlp_model_load(charmlp_model *model,
+/*
+ Loads a model file's `len` bytes: safetensors (as `charmlp train` writes it) or `.cmlp`. The
+ same checks as the CLI's (format, shape, checksum, alphabet, values); a safetensors file
+ without charmlp's metadata must have 27 symbols (makemore's a–z). On error a model loaded
+ before is kept as it was.
+
+ # Safety
+ `model` points to a `charmlp_model` (see its docs) and `bytes` to `len` readable bytes
+ (NULL when `len` is 0); no other thread uses either meanwhile.
+ */
+charmlp_status charmlp_model_load(struct charmlp_model *model,
                                   const uint8_t *bytes,
                                   size_t len);
 
-// Loads the arrays of a header written by `charmlp export --lang c` (see `charmlp_arrays`):
-// the same checks as `charmlp_model_load` but the file's. On error a model loaded before is
-// kept as it was.
-//
-// # Safety
-// `model` points to a `charmlp_model`; `arrays` to a `charmlp_arrays` whose pointers hold
-// arrays of the shape its dimensions give, none inside the model.
-charmlp_status charmlp_model_load_arrays(charmlp_model *model,
-                                         const charmlp_arrays *arrays);
+/*
+ Loads the arrays of a header written by `charmlp export --lang c` (see `charmlp_arrays`):
+ the same checks as `charmlp_model_load` but the file's. On error a model loaded before is
+ kept as it was.
 
-// A fresh model, initialised as `charmlp train --seed SEED` initialises one (makemore part 4's
-// rule, from charmlp's init stream), for the characters of `alphabet` (UTF-8, NUL-terminated,
-// increasing: "abcdefghijklmnopqrstuvwxyz" for makemore's). Its batch-norm statistics are mean
-// 0 and variance 1 until training or `charmlp_calibrate` moves them.
-//
-// # Safety
-// `model` points to a `charmlp_model`, `alphabet` to a NUL-terminated string.
-charmlp_status charmlp_model_init(charmlp_model *model,
+ # Safety
+ `model` points to a `charmlp_model`; `arrays` to a `charmlp_arrays` whose pointers hold
+ arrays of the shape its dimensions give, none inside the model.
+ */
+charmlp_status charmlp_model_load_arrays(struct charmlp_model *model,
+                                         const struct charmlp_arrays *arrays);
+
+/*
+ A fresh model, initialised as `charmlp train --seed SEED` initialises one (makemore part 4's
+ rule, from charmlp's init stream), for the characters of `alphabet` (UTF-8, NUL-terminated,
+ increasing: "abcdefghijklmnopqrstuvwxyz" for makemore's). Its batch-norm statistics are mean
+ 0 and variance 1 until training or `charmlp_calibrate` moves them.
+
+ # Safety
+ `model` points to a `charmlp_model`, `alphabet` to a NUL-terminated string.
+ */
+charmlp_status charmlp_model_init(struct charmlp_model *model,
                                   uint64_t seed,
                                   const char *alphabet);
 
-// Writes the model as a safetensors file, as `charmlp train` writes one (the CLI's `eval`,
-// `sample` and `export` read it), into `out`'s `cap` bytes; `*len` gets its length. With
-// `CHARMLP_ERR_BUFFER`, `*len` is a length that suffices (`out` may be NULL when `cap` is 0, to
-// ask): the file's length plus room for the longest header.
-//
-// # Safety
-// `model` points to a `charmlp_model`, `out` to `cap` writable bytes, `len` to a `size_t`.
-charmlp_status charmlp_model_write(const charmlp_model *model,
+/*
+ Writes the model as a safetensors file, as `charmlp train` writes one (the CLI's `eval`,
+ `sample` and `export` read it), into `out`'s `cap` bytes; `*len` gets its length. With
+ `CHARMLP_ERR_BUFFER`, `*len` is a length that suffices (`out` may be NULL when `cap` is 0, to
+ ask): the file's length plus room for the longest header; `out`'s bytes are then
+ unspecified (written over in part).
+
+ # Safety
+ `model` points to a `charmlp_model`, `out` to `cap` writable bytes, `len` to a `size_t`.
+ */
+charmlp_status charmlp_model_write(const struct charmlp_model *model,
                                    uint8_t *out,
                                    size_t cap,
                                    size_t *len);
 
-// The model's dimensions.
-//
-// # Safety
-// `model` points to a `charmlp_model`, `shape` to a `charmlp_shape`.
-charmlp_status charmlp_model_shape(const charmlp_model *model,
-                                   charmlp_shape *shape);
+/*
+ The model's dimensions.
 
-// The token of a character (a Unicode scalar value) in the model's alphabet, or
-// `CHARMLP_ERR_TOKEN` if it has none.
-//
-// # Safety
-// `model` points to a `charmlp_model`, `token` to a `uint8_t`.
-charmlp_status charmlp_token(const charmlp_model *model,
+ # Safety
+ `model` points to a `charmlp_model`, `shape` to a `charmlp_shape`.
+ */
+charmlp_status charmlp_model_shape(const struct charmlp_model *model,
+                                   struct charmlp_shape *shape);
+
+/*
+ The token of a character (a Unicode scalar value) in the model's alphabet, or
+ `CHARMLP_ERR_TOKEN` if it has none.
+
+ # Safety
+ `model` points to a `charmlp_model`, `token` to a `uint8_t`.
+ */
+charmlp_status charmlp_token(const struct charmlp_model *model,
                              uint32_t character,
                              uint8_t *token);
 
-// The character of a token (0 for token 0, the boundary), or `CHARMLP_ERR_TOKEN` for a token
-// that is not the model's.
-//
-// # Safety
-// `model` points to a `charmlp_model`, `character` to a `uint32_t`.
-charmlp_status charmlp_character(const charmlp_model *model,
+/*
+ The character of a token (0 for token 0, the boundary), or `CHARMLP_ERR_TOKEN` for a token
+ that is not the model's.
+
+ # Safety
+ `model` points to a `charmlp_model`, `character` to a `uint32_t`.
+ */
+charmlp_status charmlp_character(const struct charmlp_model *model,
                                  uint8_t token,
                                  uint32_t *character);
 
-// p(next character | the last `CHARMLP_LIB_CONTEXT` tokens) into `probs[0..symbols]`, token
-// by token, as `charmlp sample` draws them: softmax(logits / temperature) over the `top_k`
-// likeliest (0 for all), temperature 0 for the likeliest alone. The context's tokens before a
-// word's start are 0 (the boundary).
-//
-// # Safety
-// `model` points to a `charmlp_model`, `context` to `CHARMLP_LIB_CONTEXT` bytes, `probs` to
-// `len` floats.
-charmlp_status charmlp_probs(const charmlp_model *model,
+/*
+ p(next character | the last `CHARMLP_LIB_CONTEXT` tokens) into `probs[0..symbols]`, token
+ by token, as `charmlp sample` draws them: softmax(logits / temperature) over the `top_k`
+ likeliest (0 for all), temperature 0 for the likeliest alone. The context's tokens before a
+ word's start are 0 (the boundary).
+
+ # Safety
+ `model` points to a `charmlp_model`, `context` to `CHARMLP_LIB_CONTEXT` bytes, `probs` to
+ `len` floats.
+ */
+charmlp_status charmlp_probs(const struct charmlp_model *model,
                              const uint8_t *context,
                              float temperature,
                              uint32_t top_k,
                              float *probs,
                              size_t len);
 
-// Samples name `index` of the seed's sample stream, as `charmlp sample --seed SEED
-// --temperature T --top-k K` prints it (its line `index`, from 0), into `name` as UTF-8 with a
-// NUL; `*len` gets its length in bytes without the NUL. With `CHARMLP_ERR_BUFFER`, `*len` is
-// the name's length (`cap` must exceed it). A name ends at the boundary or at
-// `CHARMLP_NAME_BYTES` bytes.
-//
-// # Safety
-// `model` points to a `charmlp_model`, `name` to `cap` writable bytes, `len` to a `size_t`.
-charmlp_status charmlp_sample(const charmlp_model *model,
+/*
+ Samples name `index` of the seed's sample stream, as `charmlp sample --seed SEED
+ --temperature T --top-k K` prints it (its line `index`, from 0), into `name` as UTF-8 with a
+ NUL; `*len` gets its length in bytes without the NUL. With `CHARMLP_ERR_BUFFER`, `*len` is
+ the name's length (`cap` must exceed it). A name ends at the boundary or at
+ `CHARMLP_NAME_BYTES` bytes. `name` needs `*len + 1` bytes; with a smaller `cap`, `name`'s
+ bytes are left as they were.
+
+ # Safety
+ `model` points to a `charmlp_model`, `name` to `cap` writable bytes, `len` to a `size_t`.
+ */
+charmlp_status charmlp_sample(const struct charmlp_model *model,
                               uint64_t seed,
                               uint64_t index,
                               float temperature,
@@ -242,42 +326,50 @@ charmlp_status charmlp_sample(const charmlp_model *model,
                               size_t cap,
                               size_t *len);
 
-// The mean cross-entropy (natural log) of the `n` examples `(contexts[i], targets[i])`, with
-// the batch-norm statistics, as `charmlp eval` computes a split's loss, into `*loss`.
-//
-// # Safety
-// `model` points to a `charmlp_model`, `contexts` to `n·CHARMLP_LIB_CONTEXT` bytes, `targets`
-// to `n` bytes, `loss` to a `double`.
-charmlp_status charmlp_loss(const charmlp_model *model,
+/*
+ The mean cross-entropy (natural log) of the `n` examples `(contexts[i], targets[i])`, with
+ the batch-norm statistics, as `charmlp eval` computes a split's loss, into `*loss`.
+
+ # Safety
+ `model` points to a `charmlp_model`, `contexts` to `n·CHARMLP_LIB_CONTEXT` bytes, `targets`
+ to `n` bytes, `loss` to a `double`.
+ */
+charmlp_status charmlp_loss(const struct charmlp_model *model,
                             const uint8_t *contexts,
                             const uint8_t *targets,
                             size_t n,
                             double *loss);
 
-// Replaces the batch-norm statistics with those over the `n` contexts (at least 2), as
-// `charmlp train` calibrates them over the training split at the end: mean and Bessel-
-// corrected variance of the first layer's outputs.
-//
-// # Safety
-// `model` points to a `charmlp_model`, `contexts` to `n·CHARMLP_LIB_CONTEXT` bytes outside it.
-charmlp_status charmlp_calibrate(charmlp_model *model,
+/*
+ Replaces the batch-norm statistics with those over the `n` contexts (at least 2), as
+ `charmlp train` calibrates them over the training split at the end: mean and Bessel-
+ corrected variance of the first layer's outputs. Statistics that the loaders would refuse
+ (an infinite variance, or one that lets an activation overflow) give `CHARMLP_ERR_VALUES`
+ and keep the statistics before.
+
+ # Safety
+ `model` points to a `charmlp_model`, `contexts` to `n·CHARMLP_LIB_CONTEXT` bytes outside it.
+ */
+charmlp_status charmlp_calibrate(struct charmlp_model *model,
                                  const uint8_t *contexts,
                                  size_t n);
 
-// One SGD step on the batch `(contexts[i], targets[i])`, `i < CHARMLP_LIB_BATCH`, at learning
-// rate `lr` (makemore: 0.1, then 0.01 from step 100,000): forward with batch statistics,
-// backward by hand, every parameter updated in place, the running statistics moved by 0.001.
-// `*loss` (if `loss` is not NULL) gets the batch's loss before the update. A step whose loss
-// is not finite, or after which the model is one the loaders would refuse (a NaN, an
-// infinity, weights that can overflow an activation), returns `CHARMLP_ERR_DIVERGED` and
-// unloads the model.
-//
-// # Safety
-// `model` points to a `charmlp_model`, `trainer` to a `charmlp_trainer` apart from it,
-// `contexts` to `CHARMLP_LIB_BATCH·CHARMLP_LIB_CONTEXT` bytes, `targets` to
-// `CHARMLP_LIB_BATCH` bytes, `loss` to a float or NULL.
-charmlp_status charmlp_train_step(charmlp_model *model,
-                                  charmlp_trainer *trainer,
+/*
+ One SGD step on the batch `(contexts[i], targets[i])`, `i < CHARMLP_LIB_BATCH`, at learning
+ rate `lr` (makemore: 0.1, then 0.01 from step 100,000): forward with batch statistics,
+ backward by hand, every parameter updated in place, the running statistics moved by 0.001.
+ `*loss` (if `loss` is not NULL) gets the batch's loss before the update. A step whose loss
+ is not finite, or after which the model is one the loaders would refuse (a NaN, an
+ infinity, weights that can overflow an activation), returns `CHARMLP_ERR_DIVERGED` and
+ unloads the model.
+
+ # Safety
+ `model` points to a `charmlp_model`, `trainer` to a `charmlp_trainer` apart from it,
+ `contexts` to `CHARMLP_LIB_BATCH·CHARMLP_LIB_CONTEXT` bytes, `targets` to
+ `CHARMLP_LIB_BATCH` bytes, `loss` to a float or NULL.
+ */
+charmlp_status charmlp_train_step(struct charmlp_model *model,
+                                  struct charmlp_trainer *trainer,
                                   const uint8_t *contexts,
                                   const uint8_t *targets,
                                   float lr,

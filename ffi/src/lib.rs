@@ -59,12 +59,45 @@ const H: usize = CHARMLP_LIB_HIDDEN;
 const B: usize = CHARMLP_LIB_BATCH;
 const VP: usize = padded(V);
 
-/// What a [`charmlp_model`] holds.
+/// What a [`charmlp_model`] holds: floats and words alone, so that every bit pattern is a
+/// valid `Loaded` and a reference to any storage a caller passes is sound, loaded or not. The
+/// alphabet is kept as words and rebuilt, checked, by [`Loaded::alphabet`] on every call.
 struct Loaded {
     model: Model<V, E, T, H>,
-    alphabet: Alphabet<V>,
+    /// The characters of tokens 1..symbols, as Unicode scalar values; the rest 0.
+    chars: [u32; V],
+    /// Symbols, the boundary included.
+    symbols: u32,
     /// [`READY`] once a loader has filled the rest; anything else means not loaded.
     ready: u32,
+}
+
+impl Loaded {
+    /// The alphabet, if the storage holds one: `CHARMLP_ERR_NOT_LOADED` unless a loader
+    /// filled it. Storage that never held a model fails here even if its last word happens to
+    /// be [`READY`], unless its words also make an alphabet; then it is a (meaningless but
+    /// valid) model of floats, which no function can turn into a panic.
+    fn alphabet(&self) -> Result<Alphabet<V>, charmlp_status> {
+        let n = self.symbols as usize;
+        if self.ready != READY || !(2..=V).contains(&n) {
+            return Err(CHARMLP_ERR_NOT_LOADED);
+        }
+        let mut chars = ['\0'; V];
+        for (ch, &scalar) in chars.iter_mut().zip(&self.chars[..n - 1]) {
+            *ch = char::from_u32(scalar).ok_or(CHARMLP_ERR_NOT_LOADED)?;
+        }
+        Alphabet::new(&chars[..n - 1]).map_err(|_| CHARMLP_ERR_NOT_LOADED)
+    }
+
+    /// Marks the model loaded, with `alphabet`.
+    fn commit(&mut self, alphabet: &Alphabet<V>) {
+        self.chars = [0; V];
+        for (word, &ch) in self.chars.iter_mut().zip(alphabet.chars()) {
+            *word = u32::from(ch);
+        }
+        self.symbols = alphabet.len() as u32;
+        self.ready = READY;
+    }
 }
 
 /// What a [`charmlp_trainer`] holds: a batch's activations and the in-place step's scratch.
@@ -77,13 +110,20 @@ struct Trainer {
 /// `ready`'s value in a loaded model ("CMLP" in ASCII).
 const READY: u32 = 0x434D_4C50;
 
+/// The alphabet a loader reads into when the storage holds none; a successful load replaces
+/// it, and a failed one leaves the storage as it was.
+const PLACEHOLDER: Alphabet<V> = match Alphabet::new(&['a']) {
+    Ok(a) => a,
+    Err(_) => panic!("one letter is an alphabet"),
+};
+
 /// A model: its parameters, batch-norm statistics and alphabet (18,696 bytes, 4-byte aligned).
 /// The contents are private; only this library's functions read or write them.
 ///
 /// A loader fills it (`charmlp_model_load`, `charmlp_model_load_arrays`, `charmlp_model_init`);
-/// the other functions return `CHARMLP_ERR_NOT_LOADED` for one that no loader filled,
-/// provided it starts zeroed (a `static`, or `= {0}`): declare it static, or load it before
-/// any other call.
+/// the other functions return `CHARMLP_ERR_NOT_LOADED` for storage no loader filled, whatever
+/// bytes it holds (zeroed, or garbage). Memory that held a model still holds it: reused
+/// without clearing, a failed load leaves that model loaded.
 #[repr(C)]
 pub struct charmlp_model {
     opaque: [u32; CHARMLP_MODEL_WORDS],
@@ -123,7 +163,7 @@ pub const CHARMLP_ERR_CHECKSUM: charmlp_status = 5;
 /// control character, or none at all.
 pub const CHARMLP_ERR_ALPHABET: charmlp_status = 6;
 /// A NaN or infinity among the values, a negative variance, or weights so large that an
-/// activation could overflow.
+/// activation could overflow; or calibration would leave statistics that make it so.
 pub const CHARMLP_ERR_VALUES: charmlp_status = 7;
 /// A token is not one of the model's (at least its symbol count), or a character is not in
 /// its alphabet.
@@ -131,7 +171,9 @@ pub const CHARMLP_ERR_TOKEN: charmlp_status = 8;
 /// A number argument out of range: temperature not finite or negative, learning rate not
 /// finite or negative, no examples, fewer than two rows to calibrate from.
 pub const CHARMLP_ERR_ARGUMENT: charmlp_status = 9;
-/// The output buffer is too small; `*len` holds the bytes needed.
+/// The output buffer is too small: `charmlp_probs` needs the model's symbol count of floats;
+/// `charmlp_sample` sets `*len` to the name's length (the buffer needs one more byte, for the
+/// NUL); `charmlp_model_write` sets `*len` to a size that suffices.
 pub const CHARMLP_ERR_BUFFER: charmlp_status = 10;
 /// The training step gave a NaN or infinite loss or parameter: the model is unloaded (its
 /// values are no longer a model); load it again.
@@ -266,78 +308,105 @@ unsafe fn put<X>(p: *mut X, x: X) {
 /// Fails unless the `bytes` at `p` lie outside the model at `model`: an output written while
 /// the model is read, or an input read while it is written, must not be part of it.
 fn apart<X>(model: *const charmlp_model, p: *const X, bytes: usize) -> Result<(), charmlp_status> {
-    let (m, x) = (model as usize, p as usize);
-    let m_end = m.saturating_add(size_of::<charmlp_model>());
-    if bytes == 0 || x.saturating_add(bytes) <= m || m_end <= x {
+    disjoint(model, size_of::<charmlp_model>(), p, bytes)
+}
+
+/// Fails unless the `a_bytes` at `a` and the `b_bytes` at `b` do not overlap.
+fn disjoint<A, X>(
+    a: *const A,
+    a_bytes: usize,
+    b: *const X,
+    b_bytes: usize,
+) -> Result<(), charmlp_status> {
+    let (a, b) = (a as usize, b as usize);
+    let (a_end, b_end) = (a.saturating_add(a_bytes), b.saturating_add(b_bytes));
+    if a_bytes == 0 || b_bytes == 0 || b_end <= a || a_end <= b {
         Ok(())
     } else {
         Err(CHARMLP_ERR_POINTER)
     }
 }
 
-/// The model at `model`, which must be loaded.
+/// The storage at `model` as a [`Loaded`], whatever it holds.
 ///
 /// # Safety
-/// `model` is NULL or points to a `charmlp_model` that is zeroed or was filled by a loader,
-/// and that nothing writes meanwhile.
-unsafe fn loaded<'a>(model: *const charmlp_model) -> Result<&'a Loaded, charmlp_status> {
+/// `model` is NULL or points to a `charmlp_model` (memory the caller owns, of its size and
+/// alignment) that nothing writes meanwhile.
+unsafe fn storage<'a>(model: *const charmlp_model) -> Result<&'a Loaded, charmlp_status> {
     pointer(model)?;
-    let p = model.cast::<Loaded>();
-    // SAFETY: `p` is non-null and aligned for Loaded (the asserts above: same size, alignment
-    // at most charmlp_model's), and points to memory the caller owns. `ready` is a u32, valid
-    // for every bit pattern; only a loader writes READY, after the rest holds a valid Loaded.
-    if unsafe { (&raw const (*p).ready).read() } != READY {
-        return Err(CHARMLP_ERR_NOT_LOADED);
-    }
-    // SAFETY: loaded, so every field holds a valid value; shared access promised by the caller.
-    Ok(unsafe { &*p })
+    // SAFETY: non-null and aligned for Loaded (the asserts above: the same size, an alignment
+    // at most charmlp_model's), in memory the caller owns and lets this library read. Loaded
+    // is f32s and u32s with no padding (its size is their sum), so every bit pattern is a
+    // valid Loaded.
+    Ok(unsafe { &*model.cast::<Loaded>() })
+}
+
+/// [`storage`], for writing.
+///
+/// # Safety
+/// As [`storage`], with nothing else reading or writing the model meanwhile.
+unsafe fn storage_mut<'a>(model: *mut charmlp_model) -> Result<&'a mut Loaded, charmlp_status> {
+    pointer(model)?;
+    // SAFETY: as in `storage`, with exclusive access promised by the caller.
+    Ok(unsafe { &mut *model.cast::<Loaded>() })
+}
+
+/// The model at `model`, which must be loaded, and its alphabet.
+///
+/// # Safety
+/// As [`storage`].
+unsafe fn loaded<'a>(
+    model: *const charmlp_model,
+) -> Result<(&'a Loaded, Alphabet<V>), charmlp_status> {
+    // SAFETY: the caller's promise.
+    let m = unsafe { storage(model)? };
+    Ok((m, m.alphabet()?))
 }
 
 /// [`loaded`], for writing.
 ///
 /// # Safety
-/// As [`loaded`], with nothing else reading or writing the model meanwhile.
-unsafe fn loaded_mut<'a>(model: *mut charmlp_model) -> Result<&'a mut Loaded, charmlp_status> {
-    // SAFETY: as `loaded`'s; the caller promises exclusive access.
-    unsafe { loaded(model)? };
-    Ok(unsafe { &mut *model.cast::<Loaded>() })
+/// As [`storage_mut`].
+unsafe fn loaded_mut<'a>(
+    model: *mut charmlp_model,
+) -> Result<(&'a mut Loaded, Alphabet<V>), charmlp_status> {
+    // SAFETY: the caller's promise.
+    let m = unsafe { storage_mut(model)? };
+    let alphabet = m.alphabet()?;
+    Ok((m, alphabet))
 }
 
-/// The model at `model` for a loader: as it is if loaded (a failed load then leaves it as it
-/// was), else zeroed first, so that no field holds an invalid value (zero is a valid f32,
-/// char and u32).
-///
-/// # Safety
-/// As [`loaded_mut`].
-unsafe fn storage<'a>(model: *mut charmlp_model) -> Result<&'a mut Loaded, charmlp_status> {
-    pointer(model)?;
-    let p = model.cast::<Loaded>();
-    // SAFETY: as in `loaded`: a u32 read from the caller's aligned memory.
-    if unsafe { (&raw const (*p).ready).read() } != READY {
-        // SAFETY: p is valid for writes of one Loaded (size and alignment asserted above).
-        unsafe { core::ptr::write_bytes(p, 0, 1) };
-    }
-    // SAFETY: every field now holds a valid value (loaded, or all zeros); exclusive access
-    // promised by the caller.
-    Ok(unsafe { &mut *p })
-}
-
-/// Tokens of the model's alphabet from bytes.
-fn tokens<const N: usize>(m: &Loaded, given: &[u8]) -> Result<[Token; N], charmlp_status> {
+/// Tokens of `alphabet` from bytes.
+fn tokens<const N: usize>(
+    alphabet: &Alphabet<V>,
+    given: &[u8],
+) -> Result<[Token; N], charmlp_status> {
     let mut out = [Token::BOUNDARY; N];
     for (slot, &ix) in out.iter_mut().zip(given) {
         *slot = Token::from_index(ix)
-            .filter(|t| t.index() < m.alphabet.len())
+            .filter(|t| t.index() < alphabet.len())
             .ok_or(CHARMLP_ERR_TOKEN)?;
     }
     Ok(out)
 }
 
-fn check_tokens(m: &Loaded, given: &[u8]) -> Result<(), charmlp_status> {
-    match given.iter().all(|&ix| usize::from(ix) < m.alphabet.len()) {
+fn check_tokens(alphabet: &Alphabet<V>, given: &[u8]) -> Result<(), charmlp_status> {
+    match given.iter().all(|&ix| usize::from(ix) < alphabet.len()) {
         true => Ok(()),
         false => Err(CHARMLP_ERR_TOKEN),
     }
+}
+
+/// Whether the loaders would accept `model` with `symbols` symbols: every present value
+/// finite, every variance at least 0, every activation bounded. What `charmlp_calibrate` and
+/// `charmlp_train_step` leave must pass, so that a model written can always be loaded again.
+fn loadable(model: &Model<V, E, T, H>, symbols: usize) -> bool {
+    // The present symbols' rows: an absent symbol's bias is −∞ by design.
+    let finite = model
+        .file_tensors(symbols)
+        .iter()
+        .all(|(_, x)| x.iter().all(|v| v.is_finite()));
+    finite && model.bn.var.iter().all(|&v| v >= 0.0) && model.check_activation_bounds().is_ok()
 }
 
 fn to_temperature(t: f32) -> Result<Temperature, charmlp_status> {
@@ -391,14 +460,15 @@ pub unsafe extern "C" fn charmlp_model_load(
         apart(model, bytes, len)?;
         // SAFETY: the caller's promises, as documented.
         let bytes = unsafe { slice(bytes, len)? };
-        let m = unsafe { storage(model)? };
+        let m = unsafe { storage_mut(model)? };
+        let mut alphabet = m.alphabet().unwrap_or(PLACEHOLDER);
         if safetensors::is_cmlp(bytes) {
-            m.model.read_bytes(&mut m.alphabet, bytes)
+            m.model.read_bytes(&mut alphabet, bytes)
         } else {
-            m.model.read_safetensors(&mut m.alphabet, bytes, None)
+            m.model.read_safetensors(&mut alphabet, bytes, None)
         }
         .map_err(load_status)?;
-        m.ready = READY;
+        m.commit(&alphabet);
         Ok(())
     })
 }
@@ -451,11 +521,12 @@ pub unsafe extern "C" fn charmlp_model_load_arrays(
             *tensor = unsafe { slice(p, n)? };
         }
         // SAFETY: the caller's promise; the arrays lie outside it (checked).
-        let m = unsafe { storage(model)? };
+        let m = unsafe { storage_mut(model)? };
+        let mut alphabet = m.alphabet().unwrap_or(PLACEHOLDER);
         m.model
-            .read_tensors(&mut m.alphabet, &chars[..v - 1], tensors)
+            .read_tensors(&mut alphabet, &chars[..v - 1], tensors)
             .map_err(load_status)?;
-        m.ready = READY;
+        m.commit(&alphabet);
         Ok(())
     })
 }
@@ -493,11 +564,10 @@ pub unsafe extern "C" fn charmlp_model_init(
             return Err(CHARMLP_ERR_ALPHABET);
         }
         // SAFETY: the caller's promise.
-        let m = unsafe { storage(model)? };
+        let m = unsafe { storage_mut(model)? };
         m.model
             .init_with_symbols(&mut stream(seed, INIT_STREAM), read.len());
-        m.alphabet = read;
-        m.ready = READY;
+        m.commit(&read);
         Ok(())
     })
 }
@@ -505,7 +575,8 @@ pub unsafe extern "C" fn charmlp_model_init(
 /// Writes the model as a safetensors file, as `charmlp train` writes one (the CLI's `eval`,
 /// `sample` and `export` read it), into `out`'s `cap` bytes; `*len` gets its length. With
 /// `CHARMLP_ERR_BUFFER`, `*len` is a length that suffices (`out` may be NULL when `cap` is 0, to
-/// ask): the file's length plus room for the longest header.
+/// ask): the file's length plus room for the longest header; `out`'s bytes are then
+/// unspecified (written over in part).
 ///
 /// # Safety
 /// `model` points to a `charmlp_model`, `out` to `cap` writable bytes, `len` to a `size_t`.
@@ -521,9 +592,9 @@ pub unsafe extern "C" fn charmlp_model_write(
         apart(model, len, size_of::<usize>())?;
         pointer(len)?;
         // SAFETY: the caller's promises; the outputs lie outside the model (checked).
-        let m = unsafe { loaded(model)? };
+        let (m, alphabet) = unsafe { loaded(model)? };
         let out = unsafe { slice_mut(out, cap)? };
-        let (n, done) = match m.model.write_safetensors(&m.alphabet, &[], out) {
+        let (n, done) = match m.model.write_safetensors(&alphabet, &[], out) {
             Ok(n) => (n, Ok(())),
             Err(e) => (e.needed, Err(CHARMLP_ERR_BUFFER)),
         };
@@ -546,9 +617,9 @@ pub unsafe extern "C" fn charmlp_model_shape(
         apart(model, shape, size_of::<charmlp_shape>())?;
         // SAFETY: the caller's promises; the output lies outside the model (checked).
         pointer(shape)?;
-        let m = unsafe { loaded(model)? };
+        let (_, alphabet) = unsafe { loaded(model)? };
         let found = charmlp_shape {
-            symbols: m.alphabet.len() as u32,
+            symbols: alphabet.len() as u32,
             embed: E as u32,
             context: T as u32,
             hidden: H as u32,
@@ -574,9 +645,9 @@ pub unsafe extern "C" fn charmlp_token(
         apart(model, token, 1)?;
         // SAFETY: the caller's promises; the output lies outside the model (checked).
         pointer(token)?;
-        let m = unsafe { loaded(model)? };
+        let (_, alphabet) = unsafe { loaded(model)? };
         let found = char::from_u32(character)
-            .and_then(|ch| m.alphabet.token(ch))
+            .and_then(|ch| alphabet.token(ch))
             .ok_or(CHARMLP_ERR_TOKEN)?;
         // SAFETY: checked by `pointer`; the caller's promise.
         unsafe { put(token, found.as_u8()) };
@@ -599,10 +670,10 @@ pub unsafe extern "C" fn charmlp_character(
         apart(model, character, 4)?;
         // SAFETY: the caller's promises; the output lies outside the model (checked).
         pointer(character)?;
-        let m = unsafe { loaded(model)? };
-        let [t] = tokens::<1>(m, &[token])?;
+        let (_, alphabet) = unsafe { loaded(model)? };
+        let [t] = tokens::<1>(&alphabet, &[token])?;
         // SAFETY: checked by `pointer`; the caller's promise.
-        unsafe { put(character, m.alphabet.char_of(t).map_or(0, u32::from)) };
+        unsafe { put(character, alphabet.char_of(t).map_or(0, u32::from)) };
         Ok(())
     })
 }
@@ -625,13 +696,13 @@ pub unsafe extern "C" fn charmlp_probs(
     len: usize,
 ) -> charmlp_status {
     status(|| {
-        apart(model, probs, 4 * len)?;
+        apart(model, probs, len.saturating_mul(4))?;
         // SAFETY: the caller's promises; the output lies outside the model (checked).
-        let m = unsafe { loaded(model)? };
-        let context = tokens::<T>(m, unsafe { slice(context, T)? })?;
+        let (m, alphabet) = unsafe { loaded(model)? };
+        let context = tokens::<T>(&alphabet, unsafe { slice(context, T)? })?;
         let t = to_temperature(temperature)?;
         let probs = unsafe { slice_mut(probs, len)? };
-        let symbols = m.alphabet.len();
+        let symbols = alphabet.len();
         let probs = probs.get_mut(..symbols).ok_or(CHARMLP_ERR_BUFFER)?;
         let mut state = InferState::new();
         let p = m
@@ -646,7 +717,8 @@ pub unsafe extern "C" fn charmlp_probs(
 /// --temperature T --top-k K` prints it (its line `index`, from 0), into `name` as UTF-8 with a
 /// NUL; `*len` gets its length in bytes without the NUL. With `CHARMLP_ERR_BUFFER`, `*len` is
 /// the name's length (`cap` must exceed it). A name ends at the boundary or at
-/// `CHARMLP_NAME_BYTES` bytes.
+/// `CHARMLP_NAME_BYTES` bytes. `name` needs `*len + 1` bytes; with a smaller `cap`, `name`'s
+/// bytes are left as they were.
 ///
 /// # Safety
 /// `model` points to a `charmlp_model`, `name` to `cap` writable bytes, `len` to a `size_t`.
@@ -666,7 +738,7 @@ pub unsafe extern "C" fn charmlp_sample(
         apart(model, len, size_of::<usize>())?;
         // SAFETY: the caller's promises; the outputs lie outside the model (checked).
         pointer(len)?;
-        let m = unsafe { loaded(model)? };
+        let (m, alphabet) = unsafe { loaded(model)? };
         let how = Sampling {
             temperature: to_temperature(temperature)?,
             top_k: to_top_k(top_k),
@@ -675,9 +747,9 @@ pub unsafe extern "C" fn charmlp_sample(
         let base = stream(seed, SAMPLE_STREAM).next_u64();
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(base.wrapping_add(index));
         let mut state = InferState::new();
-        let drawn: heapless::String<CHARMLP_NAME_BYTES> =
-            m.model
-                .sample_name_with(&mut rng, &how, &mut state, &m.alphabet);
+        let drawn: heapless::String<CHARMLP_NAME_BYTES> = m
+            .model
+            .sample_name_with(&mut rng, &how, &mut state, &alphabet);
         let buffer = unsafe { slice_mut(name.cast::<u8>(), cap)? };
         let done = match buffer.get_mut(..=drawn.len()) {
             Some(room) => {
@@ -699,7 +771,7 @@ pub unsafe extern "C" fn charmlp_sample(
 /// # Safety
 /// `contexts` points to `n·CHARMLP_LIB_CONTEXT` bytes, `targets` to `n` bytes.
 unsafe fn examples<'a>(
-    m: &Loaded,
+    alphabet: &Alphabet<V>,
     contexts: *const u8,
     targets: *const u8,
     n: usize,
@@ -707,8 +779,8 @@ unsafe fn examples<'a>(
     let n_context = n.checked_mul(T).ok_or(CHARMLP_ERR_POINTER)?;
     // SAFETY: the caller's promises.
     let (contexts, targets) = unsafe { (slice(contexts, n_context)?, slice(targets, n)?) };
-    check_tokens(m, contexts)?;
-    check_tokens(m, targets)?;
+    check_tokens(alphabet, contexts)?;
+    check_tokens(alphabet, targets)?;
     let token = |ix: u8| Token::from_index(ix).unwrap_or(Token::BOUNDARY);
     Ok(contexts
         .chunks_exact(T)
@@ -737,8 +809,8 @@ pub unsafe extern "C" fn charmlp_loss(
         apart(model, loss, 8)?;
         // SAFETY: the caller's promises; the output lies outside the model (checked).
         pointer(loss)?;
-        let m = unsafe { loaded(model)? };
-        let examples = unsafe { examples(m, contexts, targets, n)? };
+        let (m, alphabet) = unsafe { loaded(model)? };
+        let examples = unsafe { examples(&alphabet, contexts, targets, n)? };
         let mut state = InferState::new();
         let mean = m
             .model
@@ -752,7 +824,9 @@ pub unsafe extern "C" fn charmlp_loss(
 
 /// Replaces the batch-norm statistics with those over the `n` contexts (at least 2), as
 /// `charmlp train` calibrates them over the training split at the end: mean and Bessel-
-/// corrected variance of the first layer's outputs.
+/// corrected variance of the first layer's outputs. Statistics that the loaders would refuse
+/// (an infinite variance, or one that lets an activation overflow) give `CHARMLP_ERR_VALUES`
+/// and keep the statistics before.
 ///
 /// # Safety
 /// `model` points to a `charmlp_model`, `contexts` to `n·CHARMLP_LIB_CONTEXT` bytes outside it.
@@ -765,12 +839,12 @@ pub unsafe extern "C" fn charmlp_calibrate(
     status(|| {
         apart(model, contexts, n.saturating_mul(T))?;
         // SAFETY: the caller's promises; the contexts lie outside the model (checked).
-        let m = unsafe { loaded_mut(model)? };
+        let (m, alphabet) = unsafe { loaded_mut(model)? };
         // Any target of the model will do: calibration reads the contexts alone.
         let targets = core::iter::repeat_n(Token::BOUNDARY, n);
         let n_context = n.checked_mul(T).ok_or(CHARMLP_ERR_POINTER)?;
         let contexts = unsafe { slice(contexts, n_context)? };
-        check_tokens(m, contexts)?;
+        check_tokens(&alphabet, contexts)?;
         let examples = contexts
             .chunks_exact(T)
             .zip(targets)
@@ -782,9 +856,17 @@ pub unsafe extern "C" fn charmlp_calibrate(
             });
         let mut acc = BnCalibration::new();
         let mut state = InferState::new();
+        let before = m.model.bn.clone();
         m.model
             .calibrate_each(examples, &mut acc, &mut state)
-            .map_err(|_| CHARMLP_ERR_ARGUMENT)
+            .map_err(|_| CHARMLP_ERR_ARGUMENT)?;
+        // Statistics the loader would refuse (a variance that overflows f32, or one so small
+        // that an activation can overflow) are not kept: the model stays one that loads.
+        if !loadable(&m.model, alphabet.len()) {
+            m.model.bn = before;
+            return Err(CHARMLP_ERR_VALUES);
+        }
+        Ok(())
     })
 }
 
@@ -816,7 +898,7 @@ pub unsafe extern "C" fn charmlp_train_step(
         apart(model, trainer, size_of::<charmlp_trainer>())?;
         if !loss.is_null() {
             apart(model, loss, 4)?;
-            apart(trainer.cast::<charmlp_model>(), loss, 4)?;
+            disjoint(trainer, size_of::<charmlp_trainer>(), loss, 4)?;
             pointer(loss)?;
         }
         pointer(trainer)?;
@@ -824,8 +906,8 @@ pub unsafe extern "C" fn charmlp_train_step(
         let mut batch = Batch::<T, B>::new();
         {
             // SAFETY: the caller's promises, with shared access to the model for the check.
-            let m = unsafe { loaded(model)? };
-            let examples = unsafe { examples(m, contexts, targets, B)? };
+            let (_, alphabet) = unsafe { loaded(model)? };
+            let examples = unsafe { examples(&alphabet, contexts, targets, B)? };
             for ((x, y), example) in batch.x.iter_mut().zip(&mut batch.y).zip(examples) {
                 (*x, *y) = (example.context, example.target);
             }
@@ -839,24 +921,17 @@ pub unsafe extern "C" fn charmlp_train_step(
         };
         tr.batch = batch;
         // SAFETY: the caller's promise of exclusive access.
-        let m = unsafe { loaded_mut(model)? };
+        let (m, alphabet) = unsafe { loaded_mut(model)? };
         let batch_loss =
             train_step_in_place(&mut m.model, &mut tr.state, &mut tr.scratch, &tr.batch, lr);
         if !loss.is_null() {
             // SAFETY: non-null, aligned and apart from model and trainer (checked).
             unsafe { *loss = batch_loss };
         }
-        // The present symbols' rows: an absent symbol's bias is −∞ by design.
-        let model_finite = m
-            .model
-            .file_tensors(m.alphabet.len())
-            .iter()
-            .all(|(_, x)| x.iter().all(|v| v.is_finite()));
         // Finite is not enough: a model the loader would refuse (weights so large that an
         // activation can overflow) is refused here too, so that every model a step leaves can
         // be written and loaded again.
-        let bounded = model_finite && m.model.check_activation_bounds().is_ok();
-        if !(batch_loss.is_finite() && bounded) {
+        if !(batch_loss.is_finite() && loadable(&m.model, alphabet.len())) {
             m.ready = 0;
             return Err(CHARMLP_ERR_DIVERGED);
         }

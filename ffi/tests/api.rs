@@ -107,6 +107,30 @@ impl Storage {
     }
 }
 
+/// Trainer storage, as a C `static` is.
+type TrainerWords = Box<[u32; CHARMLP_TRAINER_WORDS]>;
+
+/// `charmlp_train_step` on `lib` with the batch `(x, y)`.
+fn train_step(
+    lib: &mut Storage,
+    trainer: &mut TrainerWords,
+    (x, y): &([[u8; T]; B], [u8; B]),
+    lr: f32,
+    loss: *mut f32,
+) -> i32 {
+    let (model, trainer) = (lib.ptr(), trainer.as_mut_ptr().cast());
+    unsafe {
+        charmlp_train_step(
+            model,
+            trainer,
+            x.as_flattened().as_ptr(),
+            y.as_ptr(),
+            lr,
+            loss,
+        )
+    }
+}
+
 /// A makemore model (a–z) as the CLI would load it: initialised, with batch-norm statistics
 /// that are not the identity.
 fn makemore_model(seed: u64) -> Box<Makemore> {
@@ -320,16 +344,7 @@ fn training_loss_and_calibration_are_the_cores() {
     for step in 0..5 {
         let (x, y) = batch(&mut rng);
         let mut loss = f32::NAN;
-        let code = unsafe {
-            charmlp_train_step(
-                lib.ptr(),
-                trainer.as_mut_ptr().cast(),
-                x.as_flattened().as_ptr(),
-                y.as_ptr(),
-                0.1,
-                &mut loss,
-            )
-        };
+        let code = train_step(&mut lib, &mut trainer, &(x, y), 0.1, &mut loss);
         assert_eq!(code, 0);
         let mut b = Batch::<T, B>::new();
         for i in 0..B {
@@ -789,4 +804,133 @@ fn every_status_has_its_own_text() {
     distinct.dedup();
     assert_eq!(distinct.len(), texts.len());
     assert!(!texts.iter().any(|t| t == unknown));
+}
+
+/// Storage that no loader filled, holding anything: the marker of a loaded model in its last
+/// word, garbage or a valid-looking alphabet around it. No call may panic or read an invalid
+/// value; storage whose words do not make an alphabet is not loaded.
+#[test]
+fn garbage_storage_is_refused_or_harmless() {
+    const READY: u32 = 0x434D_4C50;
+    let last = CHARMLP_MODEL_WORDS - 1;
+    // The alphabet's words sit just before the marker: the symbol count, then V characters.
+    let (symbols_at, chars_at) = (last - 1, last - 1 - V);
+    let mut garbage = Storage::new();
+    garbage.0.fill(0xABAB_ABAB);
+    garbage.0[last] = READY;
+    assert_eq!(garbage.probs([0; T], 1.0, 0), Err(CHARMLP_ERR_NOT_LOADED));
+    assert_eq!(garbage.name(1, 1), Err(CHARMLP_ERR_NOT_LOADED));
+    let mut token = 0;
+    assert_eq!(
+        unsafe { charmlp_token(garbage.ptr(), 'a' as u32, &mut token) },
+        CHARMLP_ERR_NOT_LOADED
+    );
+    for (symbols, first) in [
+        (27, 0xD800),
+        (0, 'a' as u32),
+        (33, 'a' as u32),
+        (3, 'b' as u32),
+    ] {
+        garbage.0[symbols_at] = symbols;
+        garbage.0[chars_at] = first;
+        garbage.0[chars_at + 1] = 'a' as u32;
+        assert_eq!(
+            garbage.probs([0; T], 1.0, 0),
+            Err(CHARMLP_ERR_NOT_LOADED),
+            "{symbols}"
+        );
+    }
+    // Words that make an alphabet around NaN floats: a meaningless model, but no panic.
+    garbage.0.fill(u32::MAX);
+    for (k, c) in ('a'..='z').enumerate() {
+        garbage.0[chars_at + k] = c as u32;
+    }
+    garbage.0[chars_at + 26..symbols_at].fill(0);
+    garbage.0[symbols_at] = 27;
+    garbage.0[last] = READY;
+    assert!(garbage.probs([0, 0, 1], 1.0, 3).is_ok());
+    assert!(garbage.name(1, 2).is_ok());
+    let mut trainer = Box::new([0u32; CHARMLP_TRAINER_WORDS]);
+    let xy = batch(&mut stream(3, Stream::Batches));
+    let code = train_step(&mut garbage, &mut trainer, &xy, 0.1, null_mut());
+    assert_eq!(code, CHARMLP_ERR_DIVERGED);
+    // And a good file loads over garbage.
+    let st = safetensors_of(&makemore_model(8));
+    let p = garbage.ptr();
+    assert_eq!(unsafe { charmlp_model_load(p, st.as_ptr(), st.len()) }, 0);
+    assert_eq!(garbage.written(), st);
+}
+
+/// Lengths whose byte counts overflow are refused, not wrapped (tests run with overflow checks).
+#[test]
+fn huge_lengths_are_refused() {
+    let mut lib = Storage::loaded(&safetensors_of(&makemore_model(9)));
+    let mut probs = [0f32; V];
+    // Counts of more bytes than any object holds (isize::MAX): no caller's buffer can be that
+    // large, so each is refused before any slice is formed.
+    let past = isize::MAX as usize + 1;
+    for len in [usize::MAX, usize::MAX / 4 + 1, past / 4 + 1] {
+        let code = unsafe {
+            charmlp_probs(
+                lib.ptr(),
+                [0u8; T].as_ptr(),
+                1.0,
+                0,
+                probs.as_mut_ptr(),
+                len,
+            )
+        };
+        assert_eq!(code, CHARMLP_ERR_POINTER, "{len}");
+    }
+    let mut out = [0u8; 8];
+    let mut n = 0;
+    for len in [usize::MAX, past] {
+        let code = unsafe { charmlp_model_write(lib.ptr(), out.as_mut_ptr(), len, &mut n) };
+        assert_eq!(code, CHARMLP_ERR_POINTER, "{len}");
+        let code = unsafe { charmlp_model_load(lib.ptr(), out.as_ptr(), len) };
+        assert_eq!(code, CHARMLP_ERR_POINTER, "{len}");
+    }
+    // Examples: n contexts are n·CHARMLP_LIB_CONTEXT bytes.
+    for len in [usize::MAX, past, past / T + 1] {
+        let code = unsafe { charmlp_calibrate(lib.ptr(), out.as_ptr(), len) };
+        assert_eq!(code, CHARMLP_ERR_POINTER, "{len}");
+        let mut loss = 0f64;
+        let code = unsafe { charmlp_loss(lib.ptr(), out.as_ptr(), out.as_ptr(), len, &mut loss) };
+        assert_eq!(code, CHARMLP_ERR_POINTER, "{len}");
+    }
+}
+
+/// A step's loss output inside its trainer (beyond the model's size into it) is refused.
+#[test]
+fn a_loss_inside_the_trainer_is_refused() {
+    let st = safetensors_of(&makemore_model(10));
+    let mut lib = Storage::loaded(&st);
+    let mut trainer = Box::new([0u32; CHARMLP_TRAINER_WORDS]);
+    let xy = batch(&mut stream(4, Stream::Batches));
+    let inside = std::ptr::addr_of_mut!(trainer[CHARMLP_TRAINER_WORDS - 2]).cast::<f32>();
+    let code = train_step(&mut lib, &mut trainer, &xy, 0.1, inside);
+    assert_eq!(code, CHARMLP_ERR_POINTER);
+    assert_eq!(lib.written(), st);
+}
+
+/// Calibration that would leave statistics the loader refuses keeps the ones before.
+#[test]
+fn calibration_never_leaves_a_model_that_does_not_load() {
+    let m = makemore_model(11);
+    let mut a = Arrays::of(&m);
+    a.tensors[0][E..2 * E].fill(1e18); // token 1's embedding
+    a.tensors[1].fill(1.0); // W1
+    let mut lib = Storage::new();
+    assert_eq!(unsafe { charmlp_model_load_arrays(lib.ptr(), &a.c()) }, 0);
+    let before = lib.written();
+    // hprebn 0 and 3e19: a variance of 4.5e38, past f32::MAX.
+    let contexts = [[0u8; T], [1u8; T]];
+    let code = unsafe { charmlp_calibrate(lib.ptr(), contexts.as_flattened().as_ptr(), 2) };
+    assert_eq!(code, CHARMLP_ERR_VALUES);
+    assert_eq!(lib.written(), before);
+    let p = lib.ptr();
+    assert_eq!(
+        unsafe { charmlp_model_load(p, before.as_ptr(), before.len()) },
+        0
+    );
 }

@@ -1,5 +1,6 @@
 /* The tour on a Cortex-M4F (QEMU mps2-an386), bare metal: vector table, start-up, output
- * and exit by semihosting. No C library. */
+ * and exit by semihosting, the stack's high-water mark. No C library. The model file is in
+ * flash, linked from model_file.o (objcopy of the file: _binary_model_safetensors_*). */
 #include <stdint.h>
 
 #include "../demo.h"
@@ -40,14 +41,48 @@ static void stop(int ok) {
 }
 
 extern uint32_t _sidata, _sdata, _edata, _sbss, _ebss, _stack_top;
+extern const uint8_t _binary_model_safetensors_start[], _binary_model_safetensors_end[];
+
+enum { PAINT = 0xDEADBEEF };
+
+/* The deepest the stack went: the first painted word left, from the bottom of the RAM the
+ * stack may use. */
+static uint32_t stack_used(void) {
+    const volatile uint32_t *p = &_ebss;
+    while (p < &_stack_top && *p == PAINT) p++;
+    return (uint32_t)((uintptr_t)&_stack_top - (uintptr_t)p);
+}
+
+static void print_u32(const char *what, uint32_t x) {
+    char text[64], digits[12];
+    int n = 0, at = 0;
+    while (what[at]) {
+        text[at] = what[at];
+        at++;
+    }
+    do {
+        digits[n++] = (char)('0' + x % 10);
+        x /= 10;
+    } while (x);
+    while (n) text[at++] = digits[--n];
+    text[at] = 0;
+    demo_print(text);
+}
 
 void reset(void) {
     for (uint32_t *from = &_sidata, *to = &_sdata; to < &_edata;) *to++ = *from++;
     for (uint32_t *to = &_sbss; to < &_ebss;) *to++ = 0;
+    /* Paint the stack's RAM below this frame (256 bytes of room for it). */
+    uintptr_t sp;
+    __asm__ volatile("mov %0, sp" : "=r"(sp));
+    for (volatile uint32_t *p = &_ebss; (uintptr_t)p < sp - 256; p++) *p = PAINT;
     /* The FPU (CP10, CP11) on before any float instruction: the library is built hard-float. */
     *(volatile uint32_t *)0xE000ED88 |= 0xFu << 20;
     __asm__ volatile("dsb\n\tisb" ::: "memory");
-    stop(charmlp_demo() == 0);
+    int ok = charmlp_demo(_binary_model_safetensors_start,
+                          (size_t)(_binary_model_safetensors_end - _binary_model_safetensors_start)) == 0;
+    print_u32("stack high-water mark: ", stack_used());
+    stop(ok);
 }
 
 static void fault(void) {
