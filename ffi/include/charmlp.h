@@ -60,8 +60,9 @@ typedef int32_t charmlp_status;
  The contents are private; only this library's functions read or write them.
 
  A loader fills it (`charmlp_model_load`, `charmlp_model_load_arrays`, `charmlp_model_init`);
- the other functions return `CHARMLP_ERR_NOT_LOADED` for storage no loader filled, whatever
- bytes it holds (zeroed, or garbage). Memory that held a model still holds it: reused
+ the other functions return `CHARMLP_ERR_NOT_LOADED` for storage no loader filled, zeroed or
+ garbage. (Garbage that carried the loaded marker and a valid alphabet by chance would be a
+ meaningless model, never an unsafe one.) Memory that held a model still holds it: reused
  without clearing, a failed load leaves that model loaded.
  */
 typedef struct charmlp_model {

@@ -62,6 +62,9 @@ const VP: usize = padded(V);
 /// What a [`charmlp_model`] holds: floats and words alone, so that every bit pattern is a
 /// valid `Loaded` and a reference to any storage a caller passes is sound, loaded or not. The
 /// alphabet is kept as words and rebuilt, checked, by [`Loaded::alphabet`] on every call.
+/// `repr(C)`: the fields in this order, `ready` the last word (tests/api.rs writes garbage
+/// around it).
+#[repr(C)]
 struct Loaded {
     model: Model<V, E, T, H>,
     /// The characters of tokens 1..symbols, as Unicode scalar values; the rest 0.
@@ -121,8 +124,9 @@ const PLACEHOLDER: Alphabet<V> = match Alphabet::new(&['a']) {
 /// The contents are private; only this library's functions read or write them.
 ///
 /// A loader fills it (`charmlp_model_load`, `charmlp_model_load_arrays`, `charmlp_model_init`);
-/// the other functions return `CHARMLP_ERR_NOT_LOADED` for storage no loader filled, whatever
-/// bytes it holds (zeroed, or garbage). Memory that held a model still holds it: reused
+/// the other functions return `CHARMLP_ERR_NOT_LOADED` for storage no loader filled, zeroed or
+/// garbage. (Garbage that carried the loaded marker and a valid alphabet by chance would be a
+/// meaningless model, never an unsafe one.) Memory that held a model still holds it: reused
 /// without clearing, a failed load leaves that model loaded.
 #[repr(C)]
 pub struct charmlp_model {
