@@ -314,7 +314,7 @@ impl<const V: usize, const E: usize, const T: usize, const H: usize> Model<V, E,
     /// then the statistics.
     pub fn file_tensors(&self, symbols: usize) -> [(&'static str, &[f32]); 9] {
         let [c, w1, b1, gain, bias, w2, b2] = self.params.tensors();
-        let n = Params::<V, E, T, H>::NAMES;
+        let n = Self::FILE_NAMES;
         [
             (n[0], &c[..symbols * E]),
             (n[1], w1),
@@ -323,10 +323,18 @@ impl<const V: usize, const E: usize, const T: usize, const H: usize> Model<V, E,
             (n[4], bias),
             (n[5], &w2[..symbols * H]),
             (n[6], &b2[..symbols]),
-            ("bn mean", &self.bn.mean),
-            ("bn var", &self.bn.var),
+            (n[7], &self.bn.mean),
+            (n[8], &self.bn.var),
         ]
     }
+
+    /// The names of [`Model::file_tensors`]: the parameters', then the statistics'.
+    const FILE_NAMES: [&'static str; 9] = {
+        let n = Params::<V, E, T, H>::NAMES;
+        [
+            n[0], n[1], n[2], n[3], n[4], n[5], n[6], "bn mean", "bn var",
+        ]
+    };
 
     /// Writes the model and its alphabet into the start of `out`; returns the number of bytes
     /// written ([`Model::bytes_len`]). The model's symbols past the alphabet must be absent
@@ -439,9 +447,9 @@ impl<const V: usize, const E: usize, const T: usize, const H: usize> Model<V, E,
         };
         let mut starts = [0; 9];
         let mut start = 0;
-        for ((_, tensor), tensor_start) in self.file_tensors(symbols).into_iter().zip(&mut starts) {
+        for (tensor_start, len) in starts.iter_mut().zip(Self::file_lens(symbols)) {
             *tensor_start = start;
-            start += tensor.len();
+            start += len;
         }
         Self::check_values(symbols, |tensor: usize, i: usize| {
             let b = floats_at + 4 * (starts[tensor] + i);
@@ -483,10 +491,8 @@ impl<const V: usize, const E: usize, const T: usize, const H: usize> Model<V, E,
             index: 0,
             error: Some(e),
         })?;
-        let names = self.file_tensors(symbols).map(|(name, _)| name);
-        for ((tensor, expected), given) in
-            names.into_iter().zip(Self::file_lens(symbols)).zip(tensors)
-        {
+        let expected_lens = Self::FILE_NAMES.into_iter().zip(Self::file_lens(symbols));
+        for ((tensor, expected), given) in expected_lens.zip(tensors) {
             if given.len() != expected {
                 return Err(LoadError::TensorLength {
                     tensor,
@@ -513,8 +519,7 @@ impl<const V: usize, const E: usize, const T: usize, const H: usize> Model<V, E,
     /// with `symbols` rows: every value finite, every variance at least 0, and activations
     /// bounded for every context ([`crate::bounds`]).
     fn check_values(symbols: usize, at: impl Fn(usize, usize) -> f32) -> Result<(), LoadError> {
-        let names = Params::<V, E, T, H>::NAMES;
-        let names = names.iter().copied().chain(["bn mean", "bn var"]);
+        let names = Self::FILE_NAMES.into_iter();
         for (t, (tensor, len)) in names.zip(Self::file_lens(symbols)).enumerate() {
             if let Some(index) = (0..len).find(|&i| !at(t, i).is_finite()) {
                 return Err(LoadError::NonFinite { tensor, index });

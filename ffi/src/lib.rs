@@ -263,6 +263,16 @@ fn pointer<X>(p: *const X) -> Result<(), charmlp_status> {
     }
 }
 
+/// Checks `n` elements at `p` for a slice: `p` not NULL, aligned, and `n·size_of::<X>()` within
+/// isize::MAX bytes, the most any object holds.
+fn span<X>(p: *const X, n: usize) -> Result<(), charmlp_status> {
+    pointer(p)?;
+    if n > isize::MAX as usize / size_of::<X>().max(1) {
+        return Err(CHARMLP_ERR_POINTER);
+    }
+    Ok(())
+}
+
 /// `n` elements at `p`; `p` may be NULL when `n` is 0.
 ///
 /// # Safety
@@ -272,10 +282,7 @@ unsafe fn slice<'a, X>(p: *const X, n: usize) -> Result<&'a [X], charmlp_status>
     if n == 0 {
         return Ok(&[]);
     }
-    pointer(p)?;
-    if n > isize::MAX as usize / size_of::<X>().max(1) {
-        return Err(CHARMLP_ERR_POINTER);
-    }
+    span(p, n)?;
     // SAFETY: p is non-null and aligned (checked), n·size_of::<X>() fits in isize (checked),
     // and the caller promises n readable elements that are not written meanwhile.
     Ok(unsafe { core::slice::from_raw_parts(p, n) })
@@ -290,10 +297,7 @@ unsafe fn slice_mut<'a, X>(p: *mut X, n: usize) -> Result<&'a mut [X], charmlp_s
     if n == 0 {
         return Ok(&mut []);
     }
-    pointer(p)?;
-    if n > isize::MAX as usize / size_of::<X>().max(1) {
-        return Err(CHARMLP_ERR_POINTER);
-    }
+    span(p, n)?;
     // SAFETY: as in `slice`, with exclusive access promised by the caller.
     Ok(unsafe { core::slice::from_raw_parts_mut(p, n) })
 }
@@ -380,25 +384,39 @@ unsafe fn loaded_mut<'a>(
     Ok((m, alphabet))
 }
 
-/// Tokens of `alphabet` from bytes.
-fn tokens<const N: usize>(
-    alphabet: &Alphabet<V>,
-    given: &[u8],
-) -> Result<[Token; N], charmlp_status> {
-    let mut out = [Token::BOUNDARY; N];
-    for (slot, &ix) in out.iter_mut().zip(given) {
-        *slot = Token::from_index(ix)
-            .filter(|t| t.index() < alphabet.len())
-            .ok_or(CHARMLP_ERR_TOKEN)?;
-    }
-    Ok(out)
-}
-
+/// Fails unless every byte is a token of `alphabet`.
 fn check_tokens(alphabet: &Alphabet<V>, given: &[u8]) -> Result<(), charmlp_status> {
     match given.iter().all(|&ix| usize::from(ix) < alphabet.len()) {
         true => Ok(()),
         false => Err(CHARMLP_ERR_TOKEN),
     }
+}
+
+/// The token of a byte [`check_tokens`] accepted: below the alphabet's length, at most
+/// `CHARMLP_LIB_CAPACITY`, so never the fallback.
+fn token(ix: u8) -> Token {
+    Token::from_index(ix).unwrap_or(Token::BOUNDARY)
+}
+
+/// Contexts of `alphabet`'s tokens from `given`, `CHARMLP_LIB_CONTEXT` bytes each.
+fn contexts_of<'g>(
+    alphabet: &Alphabet<V>,
+    given: &'g [u8],
+) -> Result<impl Iterator<Item = [Token; T]> + use<'g>, charmlp_status> {
+    check_tokens(alphabet, given)?;
+    Ok(given
+        .chunks_exact(T)
+        .map(|context| core::array::from_fn(|k| token(context[k]))))
+}
+
+/// The `n·CHARMLP_LIB_CONTEXT` bytes of `n` contexts at `p`.
+///
+/// # Safety
+/// As [`slice`].
+unsafe fn context_bytes<'a>(p: *const u8, n: usize) -> Result<&'a [u8], charmlp_status> {
+    let len = n.checked_mul(T).ok_or(CHARMLP_ERR_POINTER)?;
+    // SAFETY: the caller's promise.
+    unsafe { slice(p, len) }
 }
 
 /// Whether the loaders would accept `model` with `symbols` symbols: every present value
@@ -675,7 +693,8 @@ pub unsafe extern "C" fn charmlp_character(
         // SAFETY: the caller's promises; the output lies outside the model (checked).
         pointer(character)?;
         let (_, alphabet) = unsafe { loaded(model)? };
-        let [t] = tokens::<1>(&alphabet, &[token])?;
+        check_tokens(&alphabet, &[token])?;
+        let t = self::token(token);
         // SAFETY: checked by `pointer`; the caller's promise.
         unsafe { put(character, alphabet.char_of(t).map_or(0, u32::from)) };
         Ok(())
@@ -703,7 +722,9 @@ pub unsafe extern "C" fn charmlp_probs(
         apart(model, probs, len.saturating_mul(4))?;
         // SAFETY: the caller's promises; the output lies outside the model (checked).
         let (m, alphabet) = unsafe { loaded(model)? };
-        let context = tokens::<T>(&alphabet, unsafe { slice(context, T)? })?;
+        let context = contexts_of(&alphabet, unsafe { slice(context, T)? })?
+            .next()
+            .ok_or(CHARMLP_ERR_POINTER)?;
         let t = to_temperature(temperature)?;
         let probs = unsafe { slice_mut(probs, len)? };
         let symbols = alphabet.len();
@@ -780,17 +801,13 @@ unsafe fn examples<'a>(
     targets: *const u8,
     n: usize,
 ) -> Result<impl Iterator<Item = Example<T>> + 'a, charmlp_status> {
-    let n_context = n.checked_mul(T).ok_or(CHARMLP_ERR_POINTER)?;
     // SAFETY: the caller's promises.
-    let (contexts, targets) = unsafe { (slice(contexts, n_context)?, slice(targets, n)?) };
-    check_tokens(alphabet, contexts)?;
+    let (contexts, targets) = unsafe { (context_bytes(contexts, n)?, slice(targets, n)?) };
     check_tokens(alphabet, targets)?;
-    let token = |ix: u8| Token::from_index(ix).unwrap_or(Token::BOUNDARY);
-    Ok(contexts
-        .chunks_exact(T)
+    Ok(contexts_of(alphabet, contexts)?
         .zip(targets)
-        .map(move |(context, &target)| Example {
-            context: core::array::from_fn(|k| token(context[k])),
+        .map(|(context, &target)| Example {
+            context,
             target: token(target),
         }))
 }
@@ -844,20 +861,12 @@ pub unsafe extern "C" fn charmlp_calibrate(
         apart(model, contexts, n.saturating_mul(T))?;
         // SAFETY: the caller's promises; the contexts lie outside the model (checked).
         let (m, alphabet) = unsafe { loaded_mut(model)? };
-        // Any target of the model will do: calibration reads the contexts alone.
-        let targets = core::iter::repeat_n(Token::BOUNDARY, n);
-        let n_context = n.checked_mul(T).ok_or(CHARMLP_ERR_POINTER)?;
-        let contexts = unsafe { slice(contexts, n_context)? };
-        check_tokens(&alphabet, contexts)?;
-        let examples = contexts
-            .chunks_exact(T)
-            .zip(targets)
-            .map(|(c, target)| Example {
-                context: core::array::from_fn(|k| {
-                    Token::from_index(c[k]).unwrap_or(Token::BOUNDARY)
-                }),
-                target,
-            });
+        let contexts = unsafe { context_bytes(contexts, n)? };
+        // Any target will do: calibration reads the contexts alone.
+        let examples = contexts_of(&alphabet, contexts)?.map(|context| Example {
+            context,
+            target: Token::BOUNDARY,
+        });
         let mut acc = BnCalibration::new();
         let mut state = InferState::new();
         let before = m.model.bn.clone();
