@@ -16,7 +16,8 @@
 use crate::model::{BN_EPS, BnStats};
 use crate::shape::{GATHER_ROWS, MICROCONTROLLER};
 use crate::simd::{
-    self, Register, Start, W, by_registers, dots, lanes, lanes_mut, rows_times_matrix, zip_map,
+    self, ColumnFold, Register, Start, W, by_registers, dots, fold_columns, lanes, lanes_mut,
+    rows_times_matrix, zip_map,
 };
 use crate::vocab::Token;
 use wide::f32x8;
@@ -175,15 +176,15 @@ pub fn batchnorm_forward<const H: usize>(
     let mean = core::array::from_mut(bnmeani);
     rows_times_matrix(mean, Start::Zero, rows, |_, _| 1.0 / n, |b| &bnraw[b]);
     // Two passes (mean, then squared deviations) rather than Σx² − n·mean²: no cancellation.
-    // Register by register (each lane's sums run over the batch in order, whatever the width).
+    // Each lane's sums run over the batch in order, whatever the width.
+    let squares = SquaredDeviations {
+        rows: bnraw,
+        mean: bnmeani,
+    };
+    fold_columns([bnvar], rows, &squares);
     by_registers!(H, |col, X| {
         let m = X::load(bnmeani, col);
-        let mut sum = X::ZERO;
-        for row in bnraw.iter() {
-            let d = X::load(row, col) - m;
-            sum = d.mul_add(d, sum);
-        }
-        let var = sum / X::splat(n - 1.0);
+        let var = X::load(bnvar, col) / X::splat(n - 1.0);
         var.store(bnvar, col);
         let inv = X::splat(1.0) / (var + X::splat(BN_EPS)).sqrt();
         inv.store(bnvar_inv, col);
@@ -193,6 +194,20 @@ pub fn batchnorm_forward<const H: usize>(
             bn_affine(gain, bias, col, raw).store(pre_row, col);
         }
     });
+}
+
+/// Σ_b (x[b] − mean)², by [`fold_columns`].
+struct SquaredDeviations<'a, const H: usize> {
+    rows: &'a [[f32; H]],
+    mean: &'a [f32; H],
+}
+
+impl<const H: usize> ColumnFold<1> for SquaredDeviations<'_, H> {
+    #[inline(always)]
+    fn step<X: Register>(&self, [sum]: [X; 1], b: usize, col: usize) -> [X; 1] {
+        let d = X::load(&self.rows[b], col) - X::load(self.mean, col);
+        [d.mul_add(d, sum)]
+    }
 }
 
 /// hpreact = gain·bnraw + bias on the register of a row at lane `col`: the one place it is
@@ -228,12 +243,11 @@ pub fn batchnorm_backward<const H: usize>(
         "a batch of at least 2 rows"
     );
     let (n, bessel) = (rows as f32, rows as f32 / (rows - 1) as f32);
+    // The gradients of bias and gain, and the two sums the fused formula needs.
+    batchnorm_params_backward(dgain, dbias, dy, bnraw);
     by_registers!(H, |col, X| {
         let (n, bessel) = (X::splat(n), X::splat(bessel));
-        // The gradients of bias and gain, and the two sums the fused formula needs.
-        let (sum_dy, sum_dy_raw) = bn_param_sums::<X, H>(dy, bnraw, col);
-        sum_dy_raw.store(dgain, col);
-        sum_dy.store(dbias, col);
+        let (sum_dy, sum_dy_raw) = (X::load(dbias, col), X::load(dgain, col));
         let scale = X::load(gain, col) * X::load(bnvar_inv, col) / n;
         let bessel_sum = bessel * sum_dy_raw;
         for (dy_row, raw_row) in dy.iter_mut().zip(bnraw) {
@@ -245,27 +259,28 @@ pub fn batchnorm_backward<const H: usize>(
     });
 }
 
-/// Σ_b dy and Σ_b dy·x̂ over the batch, in the register at lane `col`: the gradients of batch
-/// norm's bias and gain. One function for both backwards, so that they sum alike.
-#[inline(always)]
-fn bn_param_sums<X: Register, const H: usize>(
-    dy: &[[f32; H]],
-    bnraw: &[[f32; H]],
-    col: usize,
-) -> (X, X) {
-    let mut sum_dy = X::ZERO;
-    let mut sum_dy_raw = X::ZERO;
-    for (dy_row, raw_row) in dy.iter().zip(bnraw) {
-        let d = X::load(dy_row, col);
-        sum_dy += d;
-        sum_dy_raw = d.mul_add(X::load(raw_row, col), sum_dy_raw);
-    }
-    (sum_dy, sum_dy_raw)
+/// Σ_b dy and Σ_b dy·x̂ over the batch, by [`fold_columns`]: the gradients of batch norm's
+/// bias and gain.
+struct BnParamSums<'a, const H: usize> {
+    dy: &'a [[f32; H]],
+    bnraw: &'a [[f32; H]],
 }
 
-/// Only the gradients of gain and bias, for a step that trains no layer below batch norm:
-/// dgain = Σ_b dy·x̂, dbias = Σ_b dy, summed by [`batchnorm_backward`]'s code (so bit for bit
-/// its values), without dhprebn. dy, bnraw: [B×H].
+impl<const H: usize> ColumnFold<2> for BnParamSums<'_, H> {
+    #[inline(always)]
+    fn step<X: Register>(&self, [sum_dy, sum_dy_raw]: [X; 2], b: usize, col: usize) -> [X; 2] {
+        let d = X::load(&self.dy[b], col);
+        [
+            sum_dy + d,
+            d.mul_add(X::load(&self.bnraw[b], col), sum_dy_raw),
+        ]
+    }
+}
+
+/// The gradients of gain and bias, written over what they held: dgain = Σ_b dy·x̂,
+/// dbias = Σ_b dy. [`batchnorm_backward`] calls it, so that a step that trains no layer below
+/// batch norm gets the same sums without dhprebn. dy, bnraw: [B×H].
+#[inline(always)]
 pub fn batchnorm_params_backward<const H: usize>(
     dgain: &mut [f32; H],
     dbias: &mut [f32; H],
@@ -273,11 +288,7 @@ pub fn batchnorm_params_backward<const H: usize>(
     bnraw: &[[f32; H]],
 ) {
     debug_assert_eq!(dy.len(), bnraw.len());
-    by_registers!(H, |col, X| {
-        let (sum_dy, sum_dy_raw) = bn_param_sums::<X, H>(dy, bnraw, col);
-        sum_dy_raw.store(dgain, col);
-        sum_dy.store(dbias, col);
-    });
+    fold_columns([dbias, dgain], dy.len(), &BnParamSums { dy, bnraw });
 }
 
 /// Batch norm in inference mode, with stored statistics:
@@ -470,13 +481,20 @@ pub fn linear_tanh_backward<const V: usize, const VP: usize, const H: usize>(
     dlogits: &[[f32; VP]],
     w2t: &[[f32; H]; V],
 ) {
-    // dh for a few rows at a time, in a small buffer: h is still needed for 1 − h². Four rows
-    // on a host (a whole tile of AVX-512's), two on a microcontroller, whose stack stays as it
-    // was.
-    const ROWS: usize = if MICROCONTROLLER { 2 } else { 4 };
+    // dh for a few rows at a time, in a small buffer: h is still needed for 1 − h². Whole
+    // tiles of `rows_times_matrix`: four rows with AVX-512, six (two of three) elsewhere on a
+    // host, two on a microcontroller, whose stack stays as it was.
+    const ROWS: usize = if MICROCONTROLLER {
+        2
+    } else if cfg!(target_feature = "avx512f") {
+        4
+    } else {
+        6
+    };
+    // Zeroed once, not per chunk: the product overwrites it.
+    let mut dh_chunk = [[0.0f32; H]; ROWS];
     for (h_rows, dy_rows) in h.chunks_mut(ROWS).zip(dlogits.chunks(ROWS)) {
-        let mut dh = [[0.0f32; H]; ROWS];
-        let dh = &mut dh[..h_rows.len()];
+        let dh = &mut dh_chunk[..h_rows.len()];
         rows_times_matrix(dh, Start::Zero, V, |r, k| dy_rows[r][k], |k| &w2t[k]);
         for (h_row, dh_row) in h_rows.iter_mut().zip(dh.iter()) {
             zip_map(
