@@ -568,8 +568,9 @@ mod tests {
 
     #[test]
     fn rows_times_matrix_matches_the_plain_loop() {
-        // 7 output rows (bands of 2, or of 4, then 2 and 1), N = 72 (a tile of 4 f32x8 and one
-        // of 1, or a tile of 4 f32x16 and one f32x8).
+        // 7 output rows (bands of 2, of 3 then 1 with AVX2, or of 4, then 2 and 1), N = 72 (a
+        // tile of 4 f32x8 and one of 1, or a tile of 4 f32x16 and one f32x8). CI also runs
+        // these tests built for AVX2 only (.ci/run).
         check_rows_times_matrix::<72, 7>();
         // 11 rows of N = 32: bands of 8 rows with AVX-512 (rows of two registers), then 2 and 1.
         check_rows_times_matrix::<32, 11>();
