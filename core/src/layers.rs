@@ -482,8 +482,9 @@ pub fn linear_tanh_backward<const V: usize, const VP: usize, const H: usize>(
     w2t: &[[f32; H]; V],
 ) {
     // dh for a few rows at a time, in a small buffer: h is still needed for 1 − h². Whole
-    // tiles of `rows_times_matrix`: four rows with AVX-512, six (two of three) elsewhere on a
-    // host, two on a microcontroller, whose stack stays as it was.
+    // tiles of `rows_times_matrix`: four rows with AVX-512, six elsewhere on a host (two
+    // tiles of three with AVX, three of two without), two on a microcontroller, whose stack
+    // stays as it was.
     const ROWS: usize = if MICROCONTROLLER {
         2
     } else if cfg!(target_feature = "avx512f") {
