@@ -242,6 +242,52 @@ pub fn rows_times_matrix<'m, const N: usize>(
     debug_assert_eq!(r0, rows);
 }
 
+/// Calls `f::<X, NV>(col)` for each group of registers across a row of `n` floats (n a multiple
+/// of 8): groups of `$most` `Wide` registers, then one group of the 1 to 3 left, then an
+/// `f32x8` where n is not a whole number of wide registers. `n` and `$most` are constants, so
+/// the branches not taken compile away. The one walk of [`rows_times_matrix`]'s tiles and
+/// [`fold_columns`]' folds.
+macro_rules! by_register_groups {
+    ($n:expr, $most:expr, |$col:ident, $x:ident, $nv:ident| $body:expr) => {{
+        let n: usize = $n;
+        let step = $most * Wide::LANES;
+        let mut $col = 0;
+        while $col + step <= n {
+            {
+                type $x = Wide;
+                const $nv: usize = $most;
+                $body;
+            }
+            $col += step;
+        }
+        match (n - $col) / Wide::LANES {
+            1 => {
+                type $x = Wide;
+                const $nv: usize = 1;
+                $body;
+            }
+            2 => {
+                type $x = Wide;
+                const $nv: usize = 2;
+                $body;
+            }
+            3 => {
+                type $x = Wide;
+                const $nv: usize = 3;
+                $body;
+            }
+            _ => {}
+        }
+        $col = n - (n - $col) % Wide::LANES;
+        if $col < n {
+            // n is a multiple of 8: one f32x8 is left when the wide register is f32x16.
+            type $x = f32x8;
+            const $nv: usize = 1;
+            $body;
+        }
+    }};
+}
+
 /// One band of R rows, in tiles of up to [`TILE_VECTORS`] registers across, then a last
 /// `f32x8` where N is not a whole number of wide registers.
 #[inline(always)]
@@ -253,24 +299,9 @@ fn column_tiles<'m, const R: usize, const N: usize>(
     a: &impl Fn(usize, usize) -> f32,
     m: &impl Fn(usize) -> &'m [f32; N],
 ) {
-    let step = TILE_VECTORS * Wide::LANES;
-    let mut col = 0;
-    while col + step <= N {
-        tile::<Wide, R, TILE_VECTORS, N>(out, r0, col, start, k, a, m);
-        col += step;
-    }
-    // N is a constant, so these matches are resolved at compile time.
-    match (N - col) / Wide::LANES {
-        1 => tile::<Wide, R, 1, N>(out, r0, col, start, k, a, m),
-        2 => tile::<Wide, R, 2, N>(out, r0, col, start, k, a, m),
-        3 => tile::<Wide, R, 3, N>(out, r0, col, start, k, a, m),
-        _ => {}
-    }
-    col = N - (N - col) % Wide::LANES;
-    if col < N {
-        // N is a multiple of 8: one f32x8 is left when the wide register is f32x16.
-        tile::<f32x8, R, 1, N>(out, r0, col, start, k, a, m);
-    }
+    by_register_groups!(N, TILE_VECTORS, |col, X, NV| tile::<X, R, NV, N>(
+        out, r0, col, start, k, a, m
+    ));
 }
 
 /// R rows × NV registers of accumulators from column `col`, held across the k products.
@@ -344,23 +375,9 @@ pub fn fold_columns<const J: usize, const N: usize>(
     f: &impl ColumnFold<J>,
 ) {
     let mut out = out;
-    let step = FOLD_VECTORS * Wide::LANES;
-    let mut col = 0;
-    while col + step <= N {
-        fold_tile::<Wide, FOLD_VECTORS, J, N>(&mut out, col, rows, f);
-        col += step;
-    }
-    // N is a constant, so these matches are resolved at compile time.
-    match (N - col) / Wide::LANES {
-        1 => fold_tile::<Wide, 1, J, N>(&mut out, col, rows, f),
-        2 => fold_tile::<Wide, 2, J, N>(&mut out, col, rows, f),
-        3 => fold_tile::<Wide, 3, J, N>(&mut out, col, rows, f),
-        _ => {}
-    }
-    col = N - (N - col) % Wide::LANES;
-    if col < N {
-        fold_tile::<f32x8, 1, J, N>(&mut out, col, rows, f);
-    }
+    by_register_groups!(N, FOLD_VECTORS, |col, X, NV| fold_tile::<X, NV, J, N>(
+        &mut out, col, rows, f
+    ));
 }
 
 /// NV registers of [`fold_columns`] from lane `col`, down every row.
