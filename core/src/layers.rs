@@ -396,7 +396,8 @@ pub fn transpose_w1<const E: usize, const T: usize, const H: usize, const TEP: u
 }
 
 /// The embedding's backward from W1ᵀ: demb[b] = dhprebn[b]·W1ᵀ, tiled as [`linear_forward_w2`],
-/// 32 rows at a time, each scattered into dC (dC[x[b][t]][e] += demb[b][t][e]).
+/// 32 rows at a time into `demb` (scratch: the product overwrites it), each scattered into dC
+/// (dC[x[b][t]][e] += demb[b][t][e]).
 /// dhprebn [B][H], x [B][T], W1ᵀ [H][TEP] (columns T·E..TEP zero) → dC [V][E].
 pub fn embed_backward_w1t<
     const V: usize,
@@ -409,13 +410,10 @@ pub fn embed_backward_w1t<
     dhprebn: &[[f32; H]],
     x: &[[Token; T]],
     w1t: &[[f32; TEP]; H],
+    demb: &mut [[f32; TEP]; 32],
 ) {
     let () = crate::shape::InputPadCheck::<E, T, TEP>::OK;
-    // 32 rows of demb on the stack (4 KB for the default shape): a host's path, where
-    // GATHER_ROWS is 32; firmware uses `embed_backward`.
-    const ROWS: usize = if GATHER_ROWS == 0 { 32 } else { GATHER_ROWS };
-    for (dy, xs) in dhprebn.chunks(ROWS).zip(x.chunks(ROWS)) {
-        let mut demb = [[0.0f32; TEP]; ROWS];
+    for (dy, xs) in dhprebn.chunks(32).zip(x.chunks(32)) {
         let demb = &mut demb[..dy.len()];
         rows_times_matrix(demb, Start::Zero, H, |b, j| dy[b][j], |j| &w1t[j]);
         for (demb_b, context) in demb.iter().zip(xs) {
@@ -481,22 +479,41 @@ pub fn linear_tanh_backward<const V: usize, const VP: usize, const H: usize>(
     dlogits: &[[f32; VP]],
     w2t: &[[f32; H]; V],
 ) {
-    // dh for a few rows at a time, in a small buffer: h is still needed for 1 − h². Whole
-    // tiles of `rows_times_matrix`: four rows with AVX-512, six elsewhere on a host (two
-    // tiles of three with AVX, three of two without), two on a microcontroller, whose stack
-    // stays as it was.
-    const ROWS: usize = if MICROCONTROLLER {
-        2
-    } else if cfg!(target_feature = "avx512f") {
-        4
-    } else {
-        6
-    };
+    dh_tanh_backward(
+        h,
+        dlogits.chunks(DH_ROWS),
+        |dy_rows, r, k| dy_rows[r][k],
+        w2t,
+    );
+}
+
+/// Rows of dh computed at a time, in a small buffer: h is still needed for 1 − h². Whole
+/// tiles of `rows_times_matrix`: four rows with AVX-512, six elsewhere on a host (two tiles
+/// of three with AVX, three of two without), two on a microcontroller, whose stack stays as it
+/// was.
+pub(crate) const DH_ROWS: usize = if MICROCONTROLLER {
+    2
+} else if cfg!(target_feature = "avx512f") {
+    4
+} else {
+    6
+};
+
+/// [`linear_tanh_backward`] with dlogits given chunk by chunk of [`DH_ROWS`] rows:
+/// `dlogit(chunk, r, k)` is dlogits[b][k] for row r of the chunk (rows [B][VP], or the blocks
+/// of [`crate::columns`]).
+#[inline(always)]
+pub(crate) fn dh_tanh_backward<C, const V: usize, const H: usize>(
+    h: &mut [[f32; H]],
+    chunks: impl Iterator<Item = C>,
+    dlogit: impl Fn(&C, usize, usize) -> f32,
+    w2t: &[[f32; H]; V],
+) {
     // Zeroed once, not per chunk: the product overwrites it.
-    let mut dh_chunk = [[0.0f32; H]; ROWS];
-    for (h_rows, dy_rows) in h.chunks_mut(ROWS).zip(dlogits.chunks(ROWS)) {
+    let mut dh_chunk = [[0.0f32; H]; DH_ROWS];
+    for (h_rows, chunk) in h.chunks_mut(DH_ROWS).zip(chunks) {
         let dh = &mut dh_chunk[..h_rows.len()];
-        rows_times_matrix(dh, Start::Zero, V, |r, k| dy_rows[r][k], |k| &w2t[k]);
+        rows_times_matrix(dh, Start::Zero, V, |r, k| dlogit(&chunk, r, k), |k| &w2t[k]);
         for (h_row, dh_row) in h_rows.iter_mut().zip(dh.iter()) {
             zip_map(
                 h_row,
@@ -572,7 +589,7 @@ fn softmax_vectors(
 
 /// What [`softmax_rows`] needs of a register beyond [`Register`]: its max, its exp, and its
 /// reductions in the order the 8-lane code takes them.
-trait SoftmaxLanes: Register {
+pub(crate) trait SoftmaxLanes: Register {
     fn max(self, other: Self) -> Self;
     fn exp(self) -> Self;
     /// The largest lane (a NaN lane is passed over, as f32::max would).

@@ -21,6 +21,7 @@ pub mod batch;
 pub mod bounds;
 pub mod bytes;
 pub mod calibrate;
+pub mod columns;
 pub mod conformance;
 pub mod in_place;
 pub mod infer;

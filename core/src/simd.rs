@@ -4,10 +4,11 @@
 //!
 //! Two product shapes cover all six matrix products of a step:
 //! - [`rows_times_matrix`]: out[r] = start[r] + Σ_i a(r, i)·m(i), rows of N floats (N a multiple
-//!   of 8): x·W1, xᵀ·dhprebn, dlogits·W2ᵀᵀ and dlogitsᵀ·h, and on a host h·W2 and dhprebn·W1ᵀ
-//!   against transposed copies ([`transpose`]). Register-tiled: 2 rows × 4 f32x8 (AVX2), 4 rows
-//!   × 4 f32x16 or, for rows of two registers, 8 × 2 (AVX-512), so that every loaded register of
-//!   m feeds several FMAs and enough of them are independent to cover the FMA latency.
+//!   of 8): x·W1, xᵀ·dhprebn, dlogits·W2ᵀᵀ and dlogitsᵀ·h, and on a host W2ᵀ·hᵀ (or h·W2) and
+//!   dhprebn·W1ᵀ against transposed copies ([`transpose`]). Register-tiled: 3 rows × 4 f32x8
+//!   (AVX2; 2 × 4 without AVX), 4 rows × 4 f32x16 or, for rows of two registers, 8 × 2
+//!   (AVX-512), so that every loaded register of m feeds several FMAs and enough of them are
+//!   independent to cover the FMA latency.
 //! - [`dots`]: out(c) = a·m[c] over N: h·W2ᵀ and dhprebn·W1ᵀ where there is no room for a copy
 //!   (firmware). Eight columns at a time, their eight partial-sum vectors reduced together with
 //!   one transpose.
@@ -38,6 +39,9 @@ pub enum Start<'a, const N: usize> {
     Row(&'a [f32; N]),
     /// The output's own contents: accumulate into it.
     Out,
+    /// Output row r from `column[r]` in every lane: a bias per row, for a product whose rows
+    /// are the outputs and whose lanes are the batch (`columns`).
+    Column(&'a [f32]),
 }
 
 /// One float or a register of them, with the arithmetic a formula needs: the optimizers' rules
@@ -226,8 +230,9 @@ pub fn rows_times_matrix<'m, const N: usize>(
         3 => bands!(3),
         _ => bands!(2),
     }
-    // The last rows: fewer than tile_rows(N), as bands of 4, 2 and 1 (a constant tile_rows(N)
-    // drops the bands it cannot need, so a microcontroller's build keeps only the 1).
+    // The last rows: fewer than tile_rows(N), as bands of 4, 3, 2 and 1 (a constant
+    // tile_rows(N) drops the bands it cannot need, so a microcontroller's build keeps only the
+    // 1). Three rows are one band, not two: on AVX-512, W2ᵀ's 27 rows end in one.
     macro_rules! last {
         ($r:literal) => {
             if tile_rows(N) > $r && rows - r0 >= $r {
@@ -237,6 +242,7 @@ pub fn rows_times_matrix<'m, const N: usize>(
         };
     }
     last!(4);
+    last!(3);
     last!(2);
     last!(1);
     debug_assert_eq!(r0, rows);
@@ -323,6 +329,7 @@ fn tile<'m, X: Register, const R: usize, const NV: usize, const N: usize>(
                 Start::Zero => X::ZERO,
                 Start::Row(row) => X::load(row, at),
                 Start::Out => X::load(&out[r], at),
+                Start::Column(column) => X::splat(column[r0 + r]),
             };
         }
     }
@@ -590,7 +597,7 @@ mod tests {
         // tile of 4 f32x8 and one of 1, or a tile of 4 f32x16 and one f32x8). CI also runs
         // these tests built for AVX2 only (.ci/run).
         check_rows_times_matrix::<72, 7>();
-        // 11 rows of N = 32: bands of 8 rows with AVX-512 (rows of two registers), then 2 and 1.
+        // 11 rows of N = 32: a band of 8 rows with AVX-512 (rows of two registers), then one of 3.
         check_rows_times_matrix::<32, 11>();
         // 5 output rows, N = 40: tiles of 4 and 1 registers of f32x8, or 2 of f32x16 and one
         // f32x8.
@@ -610,6 +617,7 @@ mod tests {
                         Start::Zero => 0.0,
                         Start::Row(b) => b[j],
                         Start::Out => 1.5,
+                        Start::Column(_) => unreachable!("not among the starts tried"),
                     };
                     let want = init + (0..7).map(|i| a(r, i) * m[i][j]).sum::<f32>();
                     // Small integers and quarters: exact in f32 whatever the order.
@@ -633,6 +641,8 @@ mod tests {
     /// registers, f32x8 or f32x16) and however many rows are left over.
     #[test]
     fn rows_times_matrix_is_each_outputs_chain_bit_for_bit() {
+        check_chains::<8>();
+        check_chains::<16>();
         check_chains::<32>();
         check_chains::<64>();
         check_chains::<72>();
@@ -653,7 +663,13 @@ mod tests {
             let before: std::vec::Vec<[f32; N]> = (0..rows)
                 .map(|_| core::array::from_fn(|_| noise(&mut seed)))
                 .collect();
-            for start in [Start::Zero, Start::Row(&bias), Start::Out] {
+            let column: std::vec::Vec<f32> = (0..rows).map(|_| noise(&mut seed)).collect();
+            for start in [
+                Start::Zero,
+                Start::Row(&bias),
+                Start::Out,
+                Start::Column(&column),
+            ] {
                 let mut out = before.clone();
                 rows_times_matrix(&mut out, start, K, |r, i| a[r][i], |i| &m[i]);
                 for (r, row) in out.iter().enumerate() {
@@ -662,6 +678,7 @@ mod tests {
                             Start::Zero => 0.0,
                             Start::Row(b) => b[j],
                             Start::Out => before[r][j],
+                            Start::Column(c) => c[r],
                         };
                         for i in 0..K {
                             want = Lane::mul_add(a[r][i], m[i][j], want);

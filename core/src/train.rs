@@ -2,7 +2,8 @@
 //! [`Optim`]).
 
 use crate::batch::Batch;
-use crate::layers;
+use crate::columns::{self, BLOCK, block_t};
+use crate::layers::{self, NllSum};
 use crate::model::{BN_MOMENTUM, Model};
 use crate::optim::Optim;
 use crate::params::Params;
@@ -26,7 +27,8 @@ pub struct TrainState<const VP: usize, const H: usize, const B: usize> {
     /// hpreact, then h = tanh(hpreact); the backward overwrites it with dhpreact, then dhprebn.
     pub h: [[f32; H]; B],
     /// logits, then probs; the backward overwrites them with dlogits. Columns V..VP are
-    /// padding (logit −∞) for whole-vector softmax.
+    /// padding (logit −∞) for whole-vector softmax. A [`step`] with [`Transposed`] copies over
+    /// whole blocks of 32 rows keeps each block transposed instead ([`crate::columns`]).
     pub probs: [[f32; VP]; B],
 }
 
@@ -122,9 +124,10 @@ pub enum Stage {
     RunningStats,
     /// Setting dC to 0: the other gradients are written whole by their kernels.
     ZeroGrads,
-    /// dlogits = (probs − onehot)/B.
+    /// dlogits = (probs − onehot)/B (and db2, where the batch is across the lanes:
+    /// [`crate::columns`]).
     SoftmaxCrossEntropyBackward,
-    /// dW2 = hᵀ·dlogits, db2.
+    /// dW2 = hᵀ·dlogits, db2 (db2 in the stage before, where the batch is across the lanes).
     Linear2Backward,
     /// dh = dlogits·W2ᵀ, then tanh's derivative.
     Linear2TanhBackward,
@@ -230,11 +233,7 @@ fn forward_rows<const V: usize, const VP: usize, const E: usize, const T: usize,
     marks.done(Stage::BatchNorm);
     layers::tanh_forward(s.h);
     marks.done(Stage::Tanh);
-    copies.linear2_forward(s.probs, s.h, p);
-    marks.done(Stage::Linear2);
-    let loss = layers::softmax_cross_entropy_forward(s.probs, y);
-    marks.done(Stage::SoftmaxCrossEntropy);
-    loss
+    copies.output_forward(s.probs, s.h, y, p, marks)
 }
 
 /// The fused backward of [`Forward::backward`] on rows, inlined as [`forward_rows`] is.
@@ -257,14 +256,8 @@ fn backward_rows<
     // Every other gradient is written whole by its kernel; dC is scattered into.
     grads.c.iter_mut().for_each(|row| row.fill(0.0));
     marks.done(Stage::ZeroGrads);
-    let dlogits = s.probs;
-    layers::softmax_cross_entropy_backward(dlogits, y);
-    marks.done(Stage::SoftmaxCrossEntropyBackward);
-    layers::linear_backward(&mut grads.w2t, &mut grads.b2, dlogits, s.h);
-    marks.done(Stage::Linear2Backward);
+    copies.output_backward(s.probs, s.h, y, p, grads, marks);
     let dhpreact = s.h;
-    layers::linear_tanh_backward(dhpreact, dlogits, &p.w2t);
-    marks.done(Stage::Linear2TanhBackward);
     layers::batchnorm_backward(
         dhpreact,
         &mut grads.gain,
@@ -413,9 +406,9 @@ pub fn step<
 }
 
 /// How the step does its two products against a weight's transpose, logits = h·W2 (W2ᵀ is
-/// stored) and demb = dhprebn·W1ᵀ (W1 is stored). The two ways sum in different orders: their
-/// steps agree to rounding (`tests/fused_vs_reference.rs` holds both to the reference), not bit
-/// for bit.
+/// stored) and demb = dhprebn·W1ᵀ (W1 is stored), and so the output layer as a whole. The two
+/// ways sum in different orders: their steps agree to rounding (`tests/fused_vs_reference.rs`
+/// holds both to the reference), not bit for bit.
 pub trait WeightCopies<
     const V: usize,
     const VP: usize,
@@ -424,8 +417,28 @@ pub trait WeightCopies<
     const H: usize,
 >
 {
-    /// logits = h·W2 + b2, padded with −∞ to VP: h [B][H] → logits [B][VP].
-    fn linear2_forward(&mut self, logits: &mut [[f32; VP]], h: &[[f32; H]], p: &Params<V, E, T, H>);
+    /// The output layer's forward, its stages marked: logits = h·W2 + b2, then softmax in place
+    /// (`probs`) and the returned mean cross-entropy against y. h [B][H] → probs [B][VP].
+    fn output_forward(
+        &mut self,
+        probs: &mut [[f32; VP]],
+        h: &[[f32; H]],
+        y: &[Token],
+        p: &Params<V, E, T, H>,
+        marks: &mut impl StageMarks,
+    ) -> f32;
+
+    /// The output layer's backward, its stages marked: dlogits over `probs`, dW2 and db2 written
+    /// into `grads`, and dhpreact = (1 − h²)·dlogits·W2ᵀ over h.
+    fn output_backward(
+        &mut self,
+        probs: &mut [[f32; VP]],
+        h: &mut [[f32; H]],
+        y: &[Token],
+        p: &Params<V, E, T, H>,
+        grads: &mut Params<V, E, T, H>,
+        marks: &mut impl StageMarks,
+    );
 
     /// dC += the scatter of demb = dhprebn·W1ᵀ: dhprebn [B][H], x [B][T] → dC [V][E].
     fn embed_backward(
@@ -445,13 +458,31 @@ impl<const V: usize, const VP: usize, const E: usize, const T: usize, const H: u
     WeightCopies<V, VP, E, T, H> for NoCopies
 {
     #[inline(always)]
-    fn linear2_forward(
+    fn output_forward(
         &mut self,
-        logits: &mut [[f32; VP]],
+        probs: &mut [[f32; VP]],
         h: &[[f32; H]],
+        y: &[Token],
         p: &Params<V, E, T, H>,
+        marks: &mut impl StageMarks,
+    ) -> f32 {
+        let linear2 = |logits: &mut [[f32; VP]], h: &[[f32; H]]| {
+            layers::linear_forward(logits, h, &p.w2t, &p.b2)
+        };
+        output_forward_rows(probs, h, y, linear2, marks)
+    }
+
+    #[inline(always)]
+    fn output_backward(
+        &mut self,
+        probs: &mut [[f32; VP]],
+        h: &mut [[f32; H]],
+        y: &[Token],
+        p: &Params<V, E, T, H>,
+        grads: &mut Params<V, E, T, H>,
+        marks: &mut impl StageMarks,
     ) {
-        layers::linear_forward(logits, h, &p.w2t, &p.b2);
+        output_backward_rows(probs, h, y, p, grads, marks);
     }
 
     #[inline(always)]
@@ -466,19 +497,72 @@ impl<const V: usize, const VP: usize, const E: usize, const T: usize, const H: u
     }
 }
 
-/// Scratch for transposed copies of W2ᵀ and W1, made in each step just before the product that
-/// reads them, so that both products are tiled over the batch and the outputs as the other four
-/// are (no reduction across lanes: 1.6× faster on an AVX-512 host, transposes included). The
-/// contents are never read across steps, so nothing can go stale.
+/// The output layer's forward on rows: `linear2`'s logits, then softmax-CE, row by row.
+#[inline(always)]
+fn output_forward_rows<const VP: usize, const H: usize>(
+    probs: &mut [[f32; VP]],
+    h: &[[f32; H]],
+    y: &[Token],
+    linear2: impl FnOnce(&mut [[f32; VP]], &[[f32; H]]),
+    marks: &mut impl StageMarks,
+) -> f32 {
+    linear2(probs, h);
+    marks.done(Stage::Linear2);
+    let loss = layers::softmax_cross_entropy_forward(probs, y);
+    marks.done(Stage::SoftmaxCrossEntropy);
+    loss
+}
+
+/// The output layer's backward on rows [B][VP].
+#[inline(always)]
+fn output_backward_rows<
+    const V: usize,
+    const VP: usize,
+    const E: usize,
+    const T: usize,
+    const H: usize,
+>(
+    dlogits: &mut [[f32; VP]],
+    h: &mut [[f32; H]],
+    y: &[Token],
+    p: &Params<V, E, T, H>,
+    grads: &mut Params<V, E, T, H>,
+    marks: &mut impl StageMarks,
+) {
+    layers::softmax_cross_entropy_backward(dlogits, y);
+    marks.done(Stage::SoftmaxCrossEntropyBackward);
+    layers::linear_backward(&mut grads.w2t, &mut grads.b2, dlogits, h);
+    marks.done(Stage::Linear2Backward);
+    layers::linear_tanh_backward(h, dlogits, &p.w2t);
+    marks.done(Stage::Linear2TanhBackward);
+}
+
+/// Scratch for transposed copies, made in each step just before the product that reads them,
+/// so that every product is tiled over rows and outputs as the others are (no reduction across
+/// lanes: 1.6× faster on an AVX-512 host, transposes included). The contents are never read
+/// across steps, so nothing can go stale.
+///
+/// - A batch of whole [`BLOCK`]s of 32 rows runs its output layer with the batch across the
+///   lanes ([`crate::columns`]): hᵀ, block by block, and logitsᵀ = W2ᵀ·hᵀ, with no padded
+///   logits and no reduction across lanes in the softmax; the same values as the rows' way
+///   with the copy of W2, bit for bit.
+/// - Other batches (4, 8, 16 rows) go row by row, from a copy of W2.
+/// - demb = dhprebn·W1ᵀ from a copy of W1ᵀ.
 ///
 /// TEP is the first layer's input width padded to whole vectors, [`crate::padded`]`(T·E)`.
-/// Size: 4·H·(VP + TEP) bytes: 16,384 for the default model. A host's: firmware does without.
+/// Size: 4·(H·(VP + TEP + 32) + 32·TEP) bytes: 28,672 for the default model. A host's:
+/// firmware does without.
 #[derive(Clone, Debug)]
 pub struct Transposed<const VP: usize, const TEP: usize, const H: usize> {
     /// W2 [H][VP]; columns V..VP stay zero.
     w2: [[f32; VP]; H],
     /// W1ᵀ [H][TEP]; columns T·E..TEP stay zero.
     w1t: [[f32; TEP]; H],
+    /// hᵀ [H][BLOCK] of one block of rows.
+    ht: [[f32; BLOCK]; H],
+    /// demb of 32 rows [32][TEP], scratch of `embed_backward_w1t` (on the stack, its 4 KB
+    /// were zeroed at every step).
+    demb: [[f32; TEP]; 32],
 }
 
 impl<const VP: usize, const TEP: usize, const H: usize> Transposed<VP, TEP, H> {
@@ -486,6 +570,8 @@ impl<const VP: usize, const TEP: usize, const H: usize> Transposed<VP, TEP, H> {
         Transposed {
             w2: [[0.0; VP]; H],
             w1t: [[0.0; TEP]; H],
+            ht: [[0.0; BLOCK]; H],
+            demb: [[0.0; TEP]; 32],
         }
     }
 }
@@ -506,14 +592,60 @@ impl<
 > WeightCopies<V, VP, E, T, H> for Transposed<VP, TEP, H>
 {
     #[inline(always)]
-    fn linear2_forward(
+    fn output_forward(
         &mut self,
-        logits: &mut [[f32; VP]],
+        probs: &mut [[f32; VP]],
         h: &[[f32; H]],
+        y: &[Token],
         p: &Params<V, E, T, H>,
+        marks: &mut impl StageMarks,
+    ) -> f32 {
+        if !h.len().is_multiple_of(BLOCK) {
+            let linear2 = |logits: &mut [[f32; VP]], h: &[[f32; H]]| {
+                layers::transpose_w2(&mut self.w2, &p.w2t);
+                layers::linear_forward_w2(logits, h, &self.w2, &p.b2);
+            };
+            return output_forward_rows(probs, h, y, linear2, marks);
+        }
+        for (rows, h) in probs.chunks_mut(BLOCK).zip(h.chunks(BLOCK)) {
+            columns::linear_forward_block(block_t(rows), &mut self.ht, h, &p.w2t, &p.b2);
+        }
+        marks.done(Stage::Linear2);
+        let mut loss = NllSum::new();
+        for (rows, y) in probs.chunks_mut(BLOCK).zip(y.chunks(BLOCK)) {
+            columns::softmax_cross_entropy_forward_block::<V>(block_t(rows), y, &mut loss);
+        }
+        marks.done(Stage::SoftmaxCrossEntropy);
+        (loss.total() / h.len() as f64) as f32
+    }
+
+    #[inline(always)]
+    fn output_backward(
+        &mut self,
+        probs: &mut [[f32; VP]],
+        h: &mut [[f32; H]],
+        y: &[Token],
+        p: &Params<V, E, T, H>,
+        grads: &mut Params<V, E, T, H>,
+        marks: &mut impl StageMarks,
     ) {
-        layers::transpose_w2(&mut self.w2, &p.w2t);
-        layers::linear_forward_w2(logits, h, &self.w2, &p.b2);
+        let n = h.len();
+        if !n.is_multiple_of(BLOCK) {
+            return output_backward_rows(probs, h, y, p, grads, marks);
+        }
+        let mut db2 = [0.0; VP];
+        for (rows, y) in probs.chunks_mut(BLOCK).zip(y.chunks(BLOCK)) {
+            columns::softmax_cross_entropy_backward_block(block_t::<V, VP>(rows), y, n, &mut db2);
+        }
+        grads.b2.copy_from_slice(&db2[..V]);
+        marks.done(Stage::SoftmaxCrossEntropyBackward);
+        let dlogits = &*probs;
+        columns::linear_backward_blocks(&mut grads.w2t, dlogits, h);
+        marks.done(Stage::Linear2Backward);
+        for (h, block) in h.chunks_mut(BLOCK).zip(columns::blocks(dlogits)) {
+            columns::linear_tanh_backward_block(h, block, &p.w2t);
+        }
+        marks.done(Stage::Linear2TanhBackward);
     }
 
     #[inline(always)]
@@ -525,7 +657,7 @@ impl<
         p: &Params<V, E, T, H>,
     ) {
         layers::transpose_w1(&mut self.w1t, &p.w1);
-        layers::embed_backward_w1t(dc, dhprebn, x, &self.w1t);
+        layers::embed_backward_w1t(dc, dhprebn, x, &self.w1t, &mut self.demb);
     }
 }
 
@@ -654,9 +786,100 @@ mod tests {
         assert_eq!(zeroed, stale);
     }
 
+    /// The output layer with the batch across the lanes (a [`Transposed`] step's for batches of
+    /// whole 32-row blocks) gives the values of the rows' way from the copy of W2 (what
+    /// [`Transposed`] runs for other batches), bit for bit: the loss, every probability, dW2,
+    /// db2 and dhpreact. Random values with full significands (each order of operations rounds
+    /// differently), one block and two, vocabularies that fill their padding and that do not.
+    #[test]
+    fn the_columns_are_the_rows_bit_for_bit() {
+        columns_are_rows::<27, 32, 64, 32>(1);
+        columns_are_rows::<27, 32, 64, 64>(2);
+        columns_are_rows::<13, 16, 24, 32>(3);
+        columns_are_rows::<8, 8, 8, 96>(4);
+        columns_are_rows::<128, 128, 200, 64>(5);
+    }
+
+    fn columns_are_rows<const V: usize, const VP: usize, const H: usize, const B: usize>(
+        seed: u64,
+    ) {
+        use rand_core::{Rng, SeedableRng};
+        extern crate std;
+        use std::boxed::Box;
+        let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(seed);
+        let mut uniform = || (rng.next_u32() >> 8) as f32 / (1 << 23) as f32 - 1.0;
+        let mut p = Box::new(Params::<V, 1, 1, H>::zeroed());
+        p.w2t.as_flattened_mut().fill_with(&mut uniform);
+        p.b2.fill_with(&mut uniform);
+        let mut h = Box::new([[0.0f32; H]; B]);
+        h.as_flattened_mut().fill_with(&mut uniform);
+        let y: [Token; B] =
+            core::array::from_fn(|_| Token::wrapping((rng.next_u32() % V as u32) as u8, V));
+
+        let mut copies = Box::new(Transposed::<VP, 8, H>::new());
+        let mut rows = Box::new([[0.0f32; VP]; B]);
+        layers::transpose_w2(&mut copies.w2, &p.w2t);
+        layers::linear_forward_w2(&mut rows[..], &h[..], &copies.w2, &p.b2);
+        let rows_loss = layers::softmax_cross_entropy_forward(&mut rows[..], &y);
+        let rows_probs = rows.clone();
+        let (mut rows_grads, mut rows_h) = (Box::new(Params::zeroed()), h.clone());
+        output_backward_rows(
+            &mut rows[..],
+            &mut rows_h[..],
+            &y,
+            &p,
+            &mut rows_grads,
+            &mut NoMarks,
+        );
+
+        let mut cols = Box::new([[0.0f32; VP]; B]);
+        let cols_loss = copies.output_forward(&mut cols[..], &h[..], &y, &p, &mut NoMarks);
+        assert_eq!(
+            cols_loss.to_bits(),
+            rows_loss.to_bits(),
+            "V {V}, B {B}: loss"
+        );
+        for (b, row) in rows_probs.iter().enumerate() {
+            let block = block_t::<V, VP>(&mut cols[b / BLOCK * BLOCK..][..BLOCK]);
+            for (k, want) in row[..V].iter().enumerate() {
+                let got = block[k][b % BLOCK];
+                assert_eq!(
+                    got.to_bits(),
+                    want.to_bits(),
+                    "V {V}, B {B}: probs[{b}][{k}]"
+                );
+            }
+        }
+        let (mut cols_grads, mut cols_h) = (Box::new(Params::zeroed()), h.clone());
+        copies.output_backward(
+            &mut cols[..],
+            &mut cols_h[..],
+            &y,
+            &p,
+            &mut cols_grads,
+            &mut NoMarks,
+        );
+        let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<std::vec::Vec<_>>();
+        assert_eq!(
+            bits(&cols_grads.b2),
+            bits(&rows_grads.b2),
+            "V {V}, B {B}: db2"
+        );
+        assert_eq!(
+            bits(cols_grads.w2t.as_flattened()),
+            bits(rows_grads.w2t.as_flattened()),
+            "V {V}, B {B}: dW2"
+        );
+        assert_eq!(
+            bits(cols_h.as_flattened()),
+            bits(rows_h.as_flattened()),
+            "V {V}, B {B}: dhpreact"
+        );
+    }
+
     #[test]
     fn sizes_are_as_documented() {
-        assert_eq!(size_of::<Transposed<32, 32, 64>>(), 16_384);
+        assert_eq!(size_of::<Transposed<32, 32, 64>>(), 28_672);
         assert_eq!(size_of::<TrainState<32, 64, 32>>(), 21_248);
         assert_eq!(size_of::<TrainState<32, 200, 32>>(), 57_696);
         assert_eq!(
