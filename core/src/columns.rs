@@ -6,15 +6,23 @@
 //! row (a maximum and a sum, in shuffles). Transposed, a block of 32 rows is logitsᵀ [V][32]:
 //! the product W2ᵀ·hᵀ has V rows and no padding, and the softmax of each batch row runs down a
 //! column, lane by lane, with no reduction across lanes. What it costs: hᵀ, one 8 × 8
-//! transpose per 64 floats of h (in place of the copy of W2 the rows' way makes, of the same
-//! size), and in the backward, db2's sums down the batch turn 8 × 8 tiles of dlogitsᵀ back in
-//! registers.
+//! transpose per 64 floats of h (H × 32 floats, where the copy of W2 the rows' way makes is
+//! H × VP), and in the backward, db2's sums down the batch turn 8 × 8 tiles of dlogitsᵀ back
+//! in registers.
 //!
-//! Every value is the row path's bit for bit (`the_columns_are_the_rows_bit_for_bit` in
-//! `train.rs`, built natively, for AVX2 only and for plain x86-64 in CI): the same chains of
-//! FMAs for the logits, the same maximum and exps, each row's sum taken in the row path's order
-//! (its eight partial sums over the row's 8-float chunks, then `f32x8::reduce_add`'s tree), the
-//! same dlogits, dW2, db2 and dh.
+//! For finite logits every value is the row path's bit for bit
+//! (`the_columns_are_the_rows_bit_for_bit` in `train.rs`, built natively, for AVX2 only and for
+//! plain x86-64 in CI): the same chains of FMAs for the logits, the same maximum and exps, each
+//! row's sum taken in the row path's order (its eight partial sums over the row's 8-float
+//! chunks, then `f32x8::reduce_add`'s tree), the same dlogits, dW2, db2 and dh.
+//!
+//! Not for a row with a NaN logit (or with no finite logit), which only broken parameters give.
+//! Neither way carries the NaN through: `exp`'s clamp makes it e^−87.3, so the row's
+//! probabilities stay finite and the loss is NaN only if the target's logit is. But the maximum
+//! differs: `fast_max` keeps its second operand where one is NaN, so a NaN makes a chain of
+//! maxima forget what came before it, and the rows' way keeps eight chains (then skips NaN
+//! lanes) where this way keeps one down the column. The host's divergence watch finds the NaN
+//! parameters behind such a row either way (it checks them every 1,024 steps).
 //!
 //! Storage: a block's logits, probs and dlogits live transposed in the first V·32 floats of its
 //! 32 rows of the [B][VP] buffer (V ≤ VP), so that the training state keeps its size.

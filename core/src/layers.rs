@@ -13,6 +13,7 @@
 //! state for the default model at 21 KB, which a 64 KB microcontroller can hold.
 //! `reference.rs` holds the step-by-step derivation these are tested against.
 
+use crate::columns::BLOCK;
 use crate::model::{BN_EPS, BnStats};
 use crate::shape::{GATHER_ROWS, MICROCONTROLLER};
 use crate::simd::{
@@ -396,7 +397,7 @@ pub fn transpose_w1<const E: usize, const T: usize, const H: usize, const TEP: u
 }
 
 /// The embedding's backward from W1ᵀ: demb[b] = dhprebn[b]·W1ᵀ, tiled as [`linear_forward_w2`],
-/// 32 rows at a time into `demb` (scratch: the product overwrites it), each scattered into dC
+/// [`BLOCK`] rows at a time into `demb` (scratch: the product overwrites it), each scattered into dC
 /// (dC[x[b][t]][e] += demb[b][t][e]).
 /// dhprebn [B][H], x [B][T], W1ᵀ [H][TEP] (columns T·E..TEP zero) → dC [V][E].
 pub fn embed_backward_w1t<
@@ -410,10 +411,10 @@ pub fn embed_backward_w1t<
     dhprebn: &[[f32; H]],
     x: &[[Token; T]],
     w1t: &[[f32; TEP]; H],
-    demb: &mut [[f32; TEP]; 32],
+    demb: &mut [[f32; TEP]; BLOCK],
 ) {
     let () = crate::shape::InputPadCheck::<E, T, TEP>::OK;
-    for (dy, xs) in dhprebn.chunks(32).zip(x.chunks(32)) {
+    for (dy, xs) in dhprebn.chunks(BLOCK).zip(x.chunks(BLOCK)) {
         let demb = &mut demb[..dy.len()];
         rows_times_matrix(demb, Start::Zero, H, |b, j| dy[b][j], |j| &w1t[j]);
         for (demb_b, context) in demb.iter().zip(xs) {
@@ -629,8 +630,10 @@ impl SoftmaxLanes for wide::f32x16 {
     fn exp(self) -> Self {
         simd::exp16(self)
     }
-    /// Halving in registers, then four lanes: the same maximum as the 8-lane fold (a NaN
-    /// logit makes every probability and the loss NaN whichever way it goes here).
+    /// Halving in registers, then four lanes: the same maximum as the 8-lane fold for logits
+    /// that are not NaN. (A NaN logit is not carried through: `exp`'s clamp makes it e^−87.3,
+    /// and which other lanes a NaN's `fast_max` forgets depends on the way; the loss is NaN
+    /// only when the target's logit is.)
     #[inline(always)]
     fn max_lane(self) -> f32 {
         let halves: [f32x8; 2] = bytemuck::cast(self);
