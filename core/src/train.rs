@@ -884,6 +884,7 @@ mod tests {
     #[test]
     fn sizes_are_as_documented() {
         assert_eq!(size_of::<Transposed<32, 32, 64>>(), 28_672);
+        assert_eq!(size_of::<Transposed<32, 32, 200>>(), 80_896);
         assert_eq!(size_of::<TrainState<32, 64, 32>>(), 21_248);
         assert_eq!(size_of::<TrainState<32, 200, 32>>(), 57_696);
         assert_eq!(
