@@ -27,7 +27,7 @@
 //! Storage: a block's logits, probs and dlogits live transposed in the first V·32 floats of its
 //! 32 rows of the [B][VP] buffer (V ≤ VP), so that the training state keeps its size.
 
-use crate::layers::{DH_ROWS, NllSum, SoftmaxLanes, dh_tanh_backward};
+use crate::layers::{DH_ROWS, NllSum, SoftmaxLanes, dh_tanh_backward, dlogits_lanes};
 use crate::simd::{self, Register, Start, W, by_registers, lanes_mut, rows_times_matrix};
 use crate::vocab::Token;
 use wide::f32x8;
@@ -159,8 +159,7 @@ pub fn softmax_cross_entropy_backward_block<const V: usize, const VP: usize>(
                 Some(row) => {
                     let chunk = &mut lanes_mut(row)[c];
                     let k = f32x8::splat((kb * W + r) as f32);
-                    let onehot = target.simd_eq(k) & f32x8::ONE;
-                    let d = (f32x8::from(*chunk) - onehot) * inv_n;
+                    let d = dlogits_lanes(f32x8::from(*chunk), target.simd_eq(k), inv_n);
                     *chunk = d.to_array();
                     d
                 }

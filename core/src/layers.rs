@@ -770,7 +770,7 @@ pub fn softmax_cross_entropy_forward<const VP: usize>(
         let logit_y = row[target.index()];
         loss.add(softmax_padded(row), logit_y);
     }
-    (loss.total() / logits.len() as f64) as f32
+    loss.mean(logits.len())
 }
 
 /// Σ_b −ln p_b from each row's (max, s) and target logit: the (max − logit_y) added in f64 (two
@@ -802,6 +802,12 @@ impl NllSum {
         }
     }
 
+    /// The mean loss over `rows` rows, as f32: the training step's loss, whichever layout its
+    /// output layer used.
+    pub(crate) fn mean(&self, rows: usize) -> f32 {
+        (self.total() / rows as f64) as f32
+    }
+
     pub(crate) fn total(&self) -> f64 {
         match self.pending {
             0 => self.total,
@@ -829,10 +835,17 @@ pub fn softmax_cross_entropy_backward<const VP: usize>(probs: &mut [[f32; VP]], 
         let target = f32x8::splat(target.index() as f32);
         for (c, chunk) in lanes_mut(row).iter_mut().enumerate() {
             let here = (lane + f32x8::splat((c * W) as f32)).simd_eq(target);
-            let onehot = here & f32x8::ONE;
-            *chunk = ((f32x8::from(*chunk) - onehot) * inv_n).to_array();
+            *chunk = dlogits_lanes(f32x8::from(*chunk), here, inv_n).to_array();
         }
     }
+}
+
+/// dlogits = (p − onehot)/n on eight lanes, `here` the all-ones mask of the target's lane (if
+/// among them): p − 1 there, p − 0 = p elsewhere, exactly. The rows' way and the columns' way
+/// (`columns.rs`) share it, so their dlogits are the same bits.
+#[inline(always)]
+pub(crate) fn dlogits_lanes(p: f32x8, here: f32x8, inv_n: f32x8) -> f32x8 {
+    (p - (here & f32x8::ONE)) * inv_n
 }
 
 #[cfg(test)]

@@ -616,7 +616,7 @@ impl<
             columns::softmax_cross_entropy_forward_block::<V>(block_t(rows), y, &mut loss);
         }
         marks.done(Stage::SoftmaxCrossEntropy);
-        (loss.total() / h.len() as f64) as f32
+        loss.mean(h.len())
     }
 
     #[inline(always)]
