@@ -26,7 +26,10 @@ use wide::f32x8;
 /// Embedding lookup and first linear layer, fused: hprebn[b] = b1 + Σ_t Σ_e C[x[b][t]][e]·W1[t][e].
 ///
 /// x [B][T] tokens, C [V][E], W1 [T][E][H], b1 [H] → hprebn [B][H].
-/// emb = C[x] is never stored: the backward reads the same rows of C again.
+/// emb = C[x] is never kept: the backward reads the same rows of C again. On a host the rows
+/// are gathered first, [`GATHER_ROWS`] contexts at a time into a buffer on the stack, so that
+/// each multiply reads a plain row instead of looking its row of C up again;
+/// [`embed_linear_forward_gathered`] gathers into a caller's scratch instead.
 pub fn embed_linear_forward<const V: usize, const E: usize, const T: usize, const H: usize>(
     hprebn: &mut [[f32; H]],
     x: &[[Token; T]],
@@ -35,30 +38,103 @@ pub fn embed_linear_forward<const V: usize, const E: usize, const T: usize, cons
     b1: &[f32; H],
 ) {
     let () = crate::shape::ShapeCheck::<V, E, T, H>::OK;
-    // The T·E concatenated inputs index W1 as rows i = t·E + e.
-    let w1 = w1.as_flattened();
     // One context (inference) looks its rows up in place: cheaper than filling the buffer.
     if GATHER_ROWS == 0 || x.len() == 1 {
+        // The T·E concatenated inputs index W1 as rows i = t·E + e.
+        let w1 = w1.as_flattened();
         let emb = |b: usize, i: usize| c[x[b][i / E].index()][i % E];
         rows_times_matrix(hprebn, Start::Row(b1), T * E, emb, |i| &w1[i]);
         return;
     }
-    for (rows, xs) in hprebn.chunks_mut(GATHER_ROWS).zip(x.chunks(GATHER_ROWS)) {
-        let emb = gather::<V, E, T>(c, xs);
-        let emb = |b: usize, i: usize| emb[b].as_flattened()[i];
+    let mut emb = [[[0.0; E]; T]; GATHER_ROWS];
+    embed_linear_chunks(hprebn, x, c, w1, b1, &mut emb);
+}
+
+/// [`embed_linear_forward`] with the embeddings gathered into `emb`, a host's scratch of
+/// [`BLOCK`] rows of TEP = [`crate::padded`]`(T·E)` floats that is never zeroed: each chunk of
+/// rows is gathered, then read, so nothing is read that this call did not write.
+pub fn embed_linear_forward_gathered<
+    const V: usize,
+    const E: usize,
+    const T: usize,
+    const H: usize,
+    const TEP: usize,
+>(
+    hprebn: &mut [[f32; H]],
+    x: &[[Token; T]],
+    c: &[[f32; E]; V],
+    w1: &[[[f32; H]; E]; T],
+    b1: &[f32; H],
+    emb: &mut [[f32; TEP]; BLOCK],
+) {
+    let () = crate::shape::ShapeCheck::<V, E, T, H>::OK;
+    let () = crate::shape::InputPadCheck::<E, T, TEP>::OK;
+    embed_linear_chunks(hprebn, x, c, w1, b1, emb);
+}
+
+/// The first layer's forward, chunk by chunk of the batch: each chunk's embeddings gathered
+/// into `emb` (as many rows as a chunk), then multiplied.
+#[inline(always)]
+fn embed_linear_chunks<const V: usize, const E: usize, const T: usize, const H: usize>(
+    hprebn: &mut [[f32; H]],
+    x: &[[Token; T]],
+    c: &[[f32; E]; V],
+    w1: &[[[f32; H]; E]; T],
+    b1: &[f32; H],
+    emb: &mut [impl EmbRow],
+) {
+    // The T·E concatenated inputs index W1 as rows i = t·E + e.
+    let w1 = w1.as_flattened();
+    let chunk = emb.len();
+    for (rows, xs) in hprebn.chunks_mut(chunk).zip(x.chunks(chunk)) {
+        let emb = gather(emb, c, xs);
+        let emb = |b: usize, i: usize| emb[b].floats()[i];
         rows_times_matrix(rows, Start::Row(b1), T * E, emb, |i| &w1[i]);
     }
 }
 
-/// emb = C[x] for up to [`GATHER_ROWS`] contexts: [R][T][E], rows past `x.len()` zero.
+/// A row of gathered embeddings: the T·E floats of C[x[b]] concatenated, then any padding.
+trait EmbRow {
+    fn floats(&self) -> &[f32];
+    fn floats_mut(&mut self) -> &mut [f32];
+}
+
+/// A stack buffer's row, [T][E].
+impl<const E: usize, const T: usize> EmbRow for [[f32; E]; T] {
+    #[inline(always)]
+    fn floats(&self) -> &[f32] {
+        self.as_flattened()
+    }
+    #[inline(always)]
+    fn floats_mut(&mut self) -> &mut [f32] {
+        self.as_flattened_mut()
+    }
+}
+
+/// A scratch row, [TEP] with TEP ≥ T·E (`InputPadCheck`).
+impl<const TEP: usize> EmbRow for [f32; TEP] {
+    #[inline(always)]
+    fn floats(&self) -> &[f32] {
+        self
+    }
+    #[inline(always)]
+    fn floats_mut(&mut self) -> &mut [f32] {
+        self
+    }
+}
+
+/// emb[b] = C[x[b][0]] ‖ … ‖ C[x[b][T−1]] for the contexts of `x` (at most `emb.len()`), whose
+/// rows are returned: the rest of `emb` is neither written nor returned.
 #[inline(always)]
-fn gather<const V: usize, const E: usize, const T: usize>(
+fn gather<'e, R: EmbRow, const V: usize, const E: usize, const T: usize>(
+    emb: &'e mut [R],
     c: &[[f32; E]; V],
     x: &[[Token; T]],
-) -> [[[f32; E]; T]; GATHER_ROWS] {
-    let mut emb = [[[0.0; E]; T]; GATHER_ROWS];
+) -> &'e [R] {
+    let emb = &mut emb[..x.len()];
     for (emb_b, context) in emb.iter_mut().zip(x) {
-        for (emb_bt, token) in emb_b.iter_mut().zip(context) {
+        let (emb_bt, _) = emb_b.floats_mut().as_chunks_mut::<E>();
+        for (emb_bt, token) in emb_bt.iter_mut().zip(context) {
             *emb_bt = c[token.index()];
         }
     }
@@ -78,25 +154,65 @@ pub fn linear1_backward<const V: usize, const E: usize, const T: usize, const H:
     x: &[[Token; T]],
     c: &[[f32; E]; V],
 ) {
-    let n = dhprebn.len();
-    rows_times_matrix(
-        core::array::from_mut(db1),
-        Start::Zero,
-        n,
-        |_, _| 1.0,
-        |b| &dhprebn[b],
-    );
     if GATHER_ROWS == 0 {
+        db1_backward(db1, dhprebn);
+        let n = dhprebn.len();
         let emb = |i: usize, b: usize| c[x[b][i / E].index()][i % E];
         rows_times_matrix(dw1.as_flattened_mut(), Start::Zero, n, emb, |b| &dhprebn[b]);
         return;
     }
-    // Chunk by chunk of the batch, each output's chain of FMAs continues where the last chunk
-    // stored it (the first starts from 0): the same sums as one pass.
+    let mut emb = [[[0.0; E]; T]; GATHER_ROWS];
+    linear1_backward_chunks(dw1, db1, dhprebn, x, c, &mut emb);
+}
+
+/// [`linear1_backward`] with the embeddings gathered into `emb`, a host's scratch, as
+/// [`embed_linear_forward_gathered`] does.
+pub fn linear1_backward_gathered<
+    const V: usize,
+    const E: usize,
+    const T: usize,
+    const H: usize,
+    const TEP: usize,
+>(
+    dw1: &mut [[[f32; H]; E]; T],
+    db1: &mut [f32; H],
+    dhprebn: &[[f32; H]],
+    x: &[[Token; T]],
+    c: &[[f32; E]; V],
+    emb: &mut [[f32; TEP]; BLOCK],
+) {
+    let () = crate::shape::InputPadCheck::<E, T, TEP>::OK;
+    linear1_backward_chunks(dw1, db1, dhprebn, x, c, emb);
+}
+
+/// db1 = Σ_b dhprebn[b]: dhprebn [B][H] → db1 [H].
+#[inline(always)]
+fn db1_backward<const H: usize>(db1: &mut [f32; H], dhprebn: &[[f32; H]]) {
+    let n = dhprebn.len();
+    let ones = |_: usize, _: usize| 1.0;
+    rows_times_matrix(core::array::from_mut(db1), Start::Zero, n, ones, |b| {
+        &dhprebn[b]
+    });
+}
+
+/// The first layer's backward to its parameters, chunk by chunk of the batch as
+/// [`embed_linear_chunks`]: each output's chain of FMAs continues where the last chunk stored
+/// it (the first starts from 0), the same sums as one pass.
+#[inline(always)]
+fn linear1_backward_chunks<const V: usize, const E: usize, const T: usize, const H: usize>(
+    dw1: &mut [[[f32; H]; E]; T],
+    db1: &mut [f32; H],
+    dhprebn: &[[f32; H]],
+    x: &[[Token; T]],
+    c: &[[f32; E]; V],
+    emb: &mut [impl EmbRow],
+) {
+    db1_backward(db1, dhprebn);
+    let chunk = emb.len();
     let mut start = Start::Zero;
-    for (dy, xs) in dhprebn.chunks(GATHER_ROWS).zip(x.chunks(GATHER_ROWS)) {
-        let emb = gather::<V, E, T>(c, xs);
-        let emb = |i: usize, b: usize| emb[b].as_flattened()[i];
+    for (dy, xs) in dhprebn.chunks(chunk).zip(x.chunks(chunk)) {
+        let emb = gather(emb, c, xs);
+        let emb = |i: usize, b: usize| emb[b].floats()[i];
         rows_times_matrix(dw1.as_flattened_mut(), start, dy.len(), emb, |b| &dy[b]);
         start = Start::Out;
     }
@@ -855,6 +971,57 @@ mod tests {
     /// A value of row r, column j whose columns repeat every 64: columns 64..72 are 0..8.
     fn value(r: usize, j: usize) -> f32 {
         (((r * 37 + (j % 64) * 11) % 29) as f32 - 14.0) * 0.173
+    }
+
+    /// The first layer's products from a host's scratch ([`embed_linear_forward_gathered`],
+    /// [`linear1_backward_gathered`]) are those from the stack's zeroed buffer, bit for bit,
+    /// whatever the scratch held before: it is NaN-filled, so a row read before it was written
+    /// would show. Batches of 1 (the stack's way looks one context up in place), within a
+    /// block, of whole blocks and of blocks and a part.
+    #[test]
+    fn gathered_in_scratch_is_gathered_on_the_stack() {
+        extern crate std;
+        use core::array::from_fn;
+        const V: usize = 27;
+        const E: usize = 10;
+        const T: usize = 3;
+        const H: usize = 64;
+        const TEP: usize = crate::padded(T * E);
+        const N: usize = 100;
+        let c: [[f32; E]; V] = from_fn(|v| from_fn(|e| value(v, e)));
+        let w1: [[[f32; H]; E]; T] = from_fn(|t| from_fn(|e| from_fn(|j| value(t * E + e, j))));
+        let b1: [f32; H] = from_fn(|j| value(50, j));
+        let x: [[Token; T]; N] =
+            from_fn(|b| from_fn(|t| Token::wrapping(((b * 7 + t * 5) % V) as u8, V)));
+        let dhprebn: [[f32; H]; N] = from_fn(|b| from_fn(|j| value(b + 60, j)));
+        let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<std::vec::Vec<_>>();
+        for n in [1, 2, 17, 32, 33, 64, 100] {
+            let (x, dhprebn) = (&x[..n], &dhprebn[..n]);
+            let mut stack = [[f32::NAN; H]; N];
+            let mut gathered = [[f32::NAN; H]; N];
+            embed_linear_forward(&mut stack[..n], x, &c, &w1, &b1);
+            let mut scratch = [[f32::NAN; TEP]; BLOCK];
+            embed_linear_forward_gathered(&mut gathered[..n], x, &c, &w1, &b1, &mut scratch);
+            assert_eq!(
+                bits(stack.as_flattened()),
+                bits(gathered.as_flattened()),
+                "hprebn, B {n}"
+            );
+
+            let [(mut dw1, mut db1), (mut dw1_gathered, mut db1_gathered)] =
+                [(); 2].map(|()| ([[[f32::NAN; H]; E]; T], [f32::NAN; H]));
+            linear1_backward(&mut dw1, &mut db1, dhprebn, x, &c);
+            let mut scratch = [[f32::NAN; TEP]; BLOCK];
+            let (dw1_g, db1_g) = (&mut dw1_gathered, &mut db1_gathered);
+            linear1_backward_gathered(dw1_g, db1_g, dhprebn, x, &c, &mut scratch);
+            let dw1 = dw1.as_flattened().as_flattened();
+            assert_eq!(
+                bits(dw1),
+                bits(dw1_gathered.as_flattened().as_flattened()),
+                "dW1, B {n}"
+            );
+            assert_eq!(bits(&db1), bits(&db1_gathered), "db1, B {n}");
+        }
     }
 
     /// Batch norm's 16-lane registers (AVX-512) compute each lane as its 8-lane ones: with

@@ -219,7 +219,7 @@ fn forward_rows<const V: usize, const VP: usize, const E: usize, const T: usize,
     copies: &mut impl WeightCopies<V, VP, E, T, H>,
     marks: &mut impl StageMarks,
 ) -> f32 {
-    layers::embed_linear_forward(s.bnraw, x, &p.c, &p.w1, &p.b1);
+    copies.embed_linear_forward(s.bnraw, x, p);
     marks.done(Stage::EmbedLinear);
     layers::batchnorm_forward(
         s.bnraw,
@@ -268,7 +268,7 @@ fn backward_rows<
     );
     marks.done(Stage::BatchNormBackward);
     let dhprebn = dhpreact;
-    layers::linear1_backward(&mut grads.w1, &mut grads.b1, dhprebn, x, &p.c);
+    copies.linear1_backward(&mut grads.w1, &mut grads.b1, dhprebn, x, p);
     copies.embed_backward(&mut grads.c, dhprebn, x, p);
     marks.done(Stage::EmbedLinearBackward);
 }
@@ -406,9 +406,10 @@ pub fn step<
 }
 
 /// How the step does its two products against a weight's transpose, logits = h·W2 (W2ᵀ is
-/// stored) and demb = dhprebn·W1ᵀ (W1 is stored), and so the output layer as a whole. The two
-/// ways sum in different orders: their steps agree to rounding (`tests/fused_vs_reference.rs`
-/// holds both to the reference), not bit for bit.
+/// stored) and demb = dhprebn·W1ᵀ (W1 is stored), and so the output layer as a whole; and
+/// where the first layer's products gather the embeddings they read (on the stack, or in a
+/// host's scratch). The two ways sum in different orders: their steps agree to rounding
+/// (`tests/fused_vs_reference.rs` holds both to the reference), not bit for bit.
 pub trait WeightCopies<
     const V: usize,
     const VP: usize,
@@ -417,6 +418,14 @@ pub trait WeightCopies<
     const H: usize,
 >
 {
+    /// The first layer's forward: hprebn = b1 + C[x]·W1. x [B][T] → hprebn [B][H].
+    fn embed_linear_forward(
+        &mut self,
+        hprebn: &mut [[f32; H]],
+        x: &[[Token; T]],
+        p: &Params<V, E, T, H>,
+    );
+
     /// The output layer's forward, its stages marked: logits = h·W2 + b2, then softmax in place
     /// (`probs`) and the returned mean cross-entropy against y. h [B][H] → probs [B][VP].
     fn output_forward(
@@ -440,6 +449,17 @@ pub trait WeightCopies<
         marks: &mut impl StageMarks,
     );
 
+    /// The first layer's backward to its parameters, written over `dw1` and `db1`: dW1 =
+    /// embᵀ·dhprebn, db1 = Σ_b dhprebn[b]. dhprebn [B][H], x [B][T] → dW1 [T][E][H], db1 [H].
+    fn linear1_backward(
+        &mut self,
+        dw1: &mut [[[f32; H]; E]; T],
+        db1: &mut [f32; H],
+        dhprebn: &[[f32; H]],
+        x: &[[Token; T]],
+        p: &Params<V, E, T, H>,
+    );
+
     /// dC += the scatter of demb = dhprebn·W1ᵀ: dhprebn [B][H], x [B][T] → dC [V][E].
     fn embed_backward(
         &mut self,
@@ -457,6 +477,16 @@ pub struct NoCopies;
 impl<const V: usize, const VP: usize, const E: usize, const T: usize, const H: usize>
     WeightCopies<V, VP, E, T, H> for NoCopies
 {
+    #[inline(always)]
+    fn embed_linear_forward(
+        &mut self,
+        hprebn: &mut [[f32; H]],
+        x: &[[Token; T]],
+        p: &Params<V, E, T, H>,
+    ) {
+        layers::embed_linear_forward(hprebn, x, &p.c, &p.w1, &p.b1);
+    }
+
     #[inline(always)]
     fn output_forward(
         &mut self,
@@ -483,6 +513,18 @@ impl<const V: usize, const VP: usize, const E: usize, const T: usize, const H: u
         marks: &mut impl StageMarks,
     ) {
         output_backward_rows(probs, h, y, p, grads, marks);
+    }
+
+    #[inline(always)]
+    fn linear1_backward(
+        &mut self,
+        dw1: &mut [[[f32; H]; E]; T],
+        db1: &mut [f32; H],
+        dhprebn: &[[f32; H]],
+        x: &[[Token; T]],
+        p: &Params<V, E, T, H>,
+    ) {
+        layers::linear1_backward(dw1, db1, dhprebn, x, &p.c);
     }
 
     #[inline(always)]
@@ -548,6 +590,9 @@ fn output_backward_rows<
 ///   with the copy of W2, bit for bit.
 /// - Other batches (4, 8, 16 rows) go row by row, from a copy of W2.
 /// - demb = dhprebn·W1ᵀ from a copy of W1ᵀ.
+/// - The first layer's products, forward and backward, read the embeddings emb = C[x]
+///   gathered 32 rows at a time into the same rows as demb, which nothing zeroes: each call
+///   writes the rows it reads (the stack's buffer of the other way is zeroed at each call).
 ///
 /// TEP is the first layer's input width padded to whole vectors, [`crate::padded`]`(T·E)`.
 /// Size: 4·(H·(VP + TEP + 32) + 32·TEP) bytes: 28,672 for the default model. A host's:
@@ -560,9 +605,12 @@ pub struct Transposed<const VP: usize, const TEP: usize, const H: usize> {
     w1t: [[f32; TEP]; H],
     /// hᵀ [H][BLOCK] of one block of rows.
     ht: [[f32; BLOCK]; H],
-    /// demb of a block of rows [BLOCK][TEP], scratch of `embed_backward_w1t` (on the stack,
-    /// its 4 KB were zeroed at every step).
-    demb: [[f32; TEP]; BLOCK],
+    /// A block of rows of the first layer's input width [BLOCK][TEP]: the embeddings emb =
+    /// C[x] that the first layer's forward and backward gather for their products, then
+    /// demb in the embedding's backward. Each writes the rows it reads before reading them.
+    /// (Gathered on the stack instead, into 3,840 bytes zeroed twice a step, the AVX2 build's
+    /// step took 0.1–0.3 µs longer.)
+    emb_rows: [[f32; TEP]; BLOCK],
 }
 
 impl<const VP: usize, const TEP: usize, const H: usize> Transposed<VP, TEP, H> {
@@ -571,7 +619,7 @@ impl<const VP: usize, const TEP: usize, const H: usize> Transposed<VP, TEP, H> {
             w2: [[0.0; VP]; H],
             w1t: [[0.0; TEP]; H],
             ht: [[0.0; BLOCK]; H],
-            demb: [[0.0; TEP]; BLOCK],
+            emb_rows: [[0.0; TEP]; BLOCK],
         }
     }
 }
@@ -591,6 +639,17 @@ impl<
     const TEP: usize,
 > WeightCopies<V, VP, E, T, H> for Transposed<VP, TEP, H>
 {
+    #[inline(always)]
+    fn embed_linear_forward(
+        &mut self,
+        hprebn: &mut [[f32; H]],
+        x: &[[Token; T]],
+        p: &Params<V, E, T, H>,
+    ) {
+        let emb = &mut self.emb_rows;
+        layers::embed_linear_forward_gathered(hprebn, x, &p.c, &p.w1, &p.b1, emb);
+    }
+
     #[inline(always)]
     fn output_forward(
         &mut self,
@@ -649,6 +708,19 @@ impl<
     }
 
     #[inline(always)]
+    fn linear1_backward(
+        &mut self,
+        dw1: &mut [[[f32; H]; E]; T],
+        db1: &mut [f32; H],
+        dhprebn: &[[f32; H]],
+        x: &[[Token; T]],
+        p: &Params<V, E, T, H>,
+    ) {
+        let emb = &mut self.emb_rows;
+        layers::linear1_backward_gathered(dw1, db1, dhprebn, x, &p.c, emb);
+    }
+
+    #[inline(always)]
     fn embed_backward(
         &mut self,
         dc: &mut [[f32; E]; V],
@@ -657,7 +729,8 @@ impl<
         p: &Params<V, E, T, H>,
     ) {
         layers::transpose_w1(&mut self.w1t, &p.w1);
-        layers::embed_backward_w1t(dc, dhprebn, x, &self.w1t, &mut self.demb);
+        let demb = &mut self.emb_rows;
+        layers::embed_backward_w1t(dc, dhprebn, x, &self.w1t, demb);
     }
 }
 
