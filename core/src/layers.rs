@@ -973,54 +973,94 @@ mod tests {
         (((r * 37 + (j % 64) * 11) % 29) as f32 - 14.0) * 0.173
     }
 
-    /// The first layer's products from a host's scratch ([`embed_linear_forward_gathered`],
-    /// [`linear1_backward_gathered`]) are those from the stack's zeroed buffer, bit for bit,
-    /// whatever the scratch held before: it is NaN-filled, so a row read before it was written
-    /// would show. Batches of 1 (the stack's way looks one context up in place), within a
-    /// block, of whole blocks and of blocks and a part.
+    /// The first layer's products gathered, in a host's scratch ([`embed_linear_forward_gathered`],
+    /// [`linear1_backward_gathered`]) or on the stack ([`embed_linear_forward`],
+    /// [`linear1_backward`]), are those of the lookup in place over the whole batch at once
+    /// (firmware's way, which shares no chunk loop with them), bit for bit. The scratch is
+    /// NaN-filled first, so that a row read before it was written shows. Batches of 1, within
+    /// a block, of whole blocks and of blocks and a part; shapes with T·E padded (30 in 32, 35 in
+    /// 40) and not (192), hidden widths of 64, 136 (not whole 16-lane registers) and 200.
     #[test]
-    fn gathered_in_scratch_is_gathered_on_the_stack() {
+    fn gathered_is_looked_up_in_place() {
+        check_gathered::<27, 10, 3, 64, 32>();
+        check_gathered::<27, 7, 5, 136, 40>();
+        check_gathered::<128, 24, 8, 200, 192>();
+    }
+
+    fn check_gathered<
+        const V: usize,
+        const E: usize,
+        const T: usize,
+        const H: usize,
+        const TEP: usize,
+    >() {
         extern crate std;
-        use core::array::from_fn;
-        const V: usize = 27;
-        const E: usize = 10;
-        const T: usize = 3;
-        const H: usize = 64;
-        const TEP: usize = crate::padded(T * E);
+        use std::{boxed::Box, vec, vec::Vec};
         const N: usize = 100;
-        let c: [[f32; E]; V] = from_fn(|v| from_fn(|e| value(v, e)));
-        let w1: [[[f32; H]; E]; T] = from_fn(|t| from_fn(|e| from_fn(|j| value(t * E + e, j))));
-        let b1: [f32; H] = from_fn(|j| value(50, j));
-        let x: [[Token; T]; N] =
-            from_fn(|b| from_fn(|t| Token::wrapping(((b * 7 + t * 5) % V) as u8, V)));
-        let dhprebn: [[f32; H]; N] = from_fn(|b| from_fn(|j| value(b + 60, j)));
-        let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<std::vec::Vec<_>>();
+        let c: Vec<[f32; E]> = (0..V)
+            .map(|v| core::array::from_fn(|e| value(v, e)))
+            .collect();
+        let c: &[[f32; E]; V] = c.as_slice().try_into().unwrap();
+        let w1: Vec<[[f32; H]; E]> = (0..T)
+            .map(|t| core::array::from_fn(|e| core::array::from_fn(|j| value(t * E + e, j))))
+            .collect();
+        let w1: &[[[f32; H]; E]; T] = w1.as_slice().try_into().unwrap();
+        let w1_rows = w1.as_flattened();
+        let b1: [f32; H] = core::array::from_fn(|j| value(50, j));
+        let x: Vec<[Token; T]> = (0..N)
+            .map(|b| core::array::from_fn(|t| Token::wrapping(((b * 7 + t * 5) % V) as u8, V)))
+            .collect();
+        let dhprebn: Vec<[f32; H]> = (0..N)
+            .map(|b| core::array::from_fn(|j| value(b + 60, j)))
+            .collect();
+        let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
         for n in [1, 2, 17, 32, 33, 64, 100] {
             let (x, dhprebn) = (&x[..n], &dhprebn[..n]);
-            let mut stack = [[f32::NAN; H]; N];
-            let mut gathered = [[f32::NAN; H]; N];
-            embed_linear_forward(&mut stack[..n], x, &c, &w1, &b1);
+            let emb = |b: usize, i: usize| c[x[b][i / E].index()][i % E];
+
+            let mut in_place = vec![[f32::NAN; H]; n];
+            rows_times_matrix(&mut in_place, Start::Row(&b1), T * E, emb, |i| &w1_rows[i]);
+            let mut stack = vec![[f32::NAN; H]; n];
+            embed_linear_forward(&mut stack, x, c, w1, &b1);
+            let mut gathered = vec![[f32::NAN; H]; n];
             let mut scratch = [[f32::NAN; TEP]; BLOCK];
-            embed_linear_forward_gathered(&mut gathered[..n], x, &c, &w1, &b1, &mut scratch);
+            embed_linear_forward_gathered(&mut gathered, x, c, w1, &b1, &mut scratch);
+            let in_place = bits(in_place.as_flattened());
             assert_eq!(
                 bits(stack.as_flattened()),
+                in_place,
+                "hprebn on the stack, B {n}"
+            );
+            assert_eq!(
                 bits(gathered.as_flattened()),
-                "hprebn, B {n}"
+                in_place,
+                "hprebn gathered, B {n}"
             );
 
-            let [(mut dw1, mut db1), (mut dw1_gathered, mut db1_gathered)] =
-                [(); 2].map(|()| ([[[f32::NAN; H]; E]; T], [f32::NAN; H]));
-            linear1_backward(&mut dw1, &mut db1, dhprebn, x, &c);
-            let mut scratch = [[f32::NAN; TEP]; BLOCK];
-            let (dw1_g, db1_g) = (&mut dw1_gathered, &mut db1_gathered);
-            linear1_backward_gathered(dw1_g, db1_g, dhprebn, x, &c, &mut scratch);
-            let dw1 = dw1.as_flattened().as_flattened();
-            assert_eq!(
-                bits(dw1),
-                bits(dw1_gathered.as_flattened().as_flattened()),
-                "dW1, B {n}"
+            let mut dw1 = vec![[f32::NAN; H]; T * E];
+            let emb_t = |i: usize, b: usize| emb(b, i);
+            rows_times_matrix(&mut dw1, Start::Zero, n, emb_t, |b| &dhprebn[b]);
+            let mut db1 = [f32::NAN; H];
+            rows_times_matrix(
+                core::array::from_mut(&mut db1),
+                Start::Zero,
+                n,
+                |_, _| 1.0,
+                |b| &dhprebn[b],
             );
-            assert_eq!(bits(&db1), bits(&db1_gathered), "db1, B {n}");
+            let (dw1, db1) = (bits(dw1.as_flattened()), bits(&db1));
+            let fresh = || (Box::new([[[f32::NAN; H]; E]; T]), [f32::NAN; H]);
+            let (mut dw1_stack, mut db1_stack) = fresh();
+            linear1_backward(&mut dw1_stack, &mut db1_stack, dhprebn, x, c);
+            let (mut dw1_gathered, mut db1_gathered) = fresh();
+            let mut scratch = [[f32::NAN; TEP]; BLOCK];
+            let d = &mut *dw1_gathered;
+            linear1_backward_gathered(d, &mut db1_gathered, dhprebn, x, c, &mut scratch);
+            let flat = |d: &[[[f32; H]; E]; T]| bits(d.as_flattened().as_flattened());
+            assert_eq!(flat(&dw1_stack), dw1, "dW1 on the stack, B {n}");
+            assert_eq!(flat(&dw1_gathered), dw1, "dW1 gathered, B {n}");
+            assert_eq!(bits(&db1_stack), db1, "db1 on the stack, B {n}");
+            assert_eq!(bits(&db1_gathered), db1, "db1 gathered, B {n}");
         }
     }
 

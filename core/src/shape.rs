@@ -9,7 +9,9 @@ pub const LANES: usize = 8;
 /// Contexts whose embeddings the first layer's products gather at once into a buffer on the
 /// stack, so that each multiply reads a plain row instead of looking its row of C up again
 /// (a third of the first layer's time): 32 on a host (3,840 bytes for the default shape), none
-/// on a microcontroller (`target_os = "none"`), whose stack stays as it was.
+/// on a microcontroller (`target_os = "none"`), whose stack stays as it was. For inference and
+/// a step without copies ([`crate::NoCopies`]); a host's step with [`crate::Transposed`]
+/// gathers 32 rows at a time into that scratch instead.
 pub const GATHER_ROWS: usize = if MICROCONTROLLER { 0 } else { 32 };
 
 /// Built for a microcontroller (`target_os = "none"`): the few places that trade memory for

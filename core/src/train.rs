@@ -408,7 +408,8 @@ pub fn step<
 /// How the step does its two products against a weight's transpose, logits = h·W2 (W2ᵀ is
 /// stored) and demb = dhprebn·W1ᵀ (W1 is stored), and so the output layer as a whole; and
 /// where the first layer's products gather the embeddings they read (on the stack, or in a
-/// host's scratch). The two ways sum in different orders: their steps agree to rounding
+/// host's scratch: the same sums either way, bit for bit). The two ways' products against a
+/// transpose sum in different orders: their steps agree to rounding
 /// (`tests/fused_vs_reference.rs` holds both to the reference), not bit for bit.
 pub trait WeightCopies<
     const V: usize,
@@ -449,8 +450,9 @@ pub trait WeightCopies<
         marks: &mut impl StageMarks,
     );
 
-    /// The first layer's backward to its parameters, written over `dw1` and `db1`: dW1 =
-    /// embᵀ·dhprebn, db1 = Σ_b dhprebn[b]. dhprebn [B][H], x [B][T] → dW1 [T][E][H], db1 [H].
+    /// The first layer's backward to its parameters, for a batch of at least one row, written
+    /// over `dw1` and `db1`: dW1 = embᵀ·dhprebn, db1 = Σ_b dhprebn[b].
+    /// dhprebn [B][H], x [B][T] → dW1 [T][E][H], db1 [H].
     fn linear1_backward(
         &mut self,
         dw1: &mut [[[f32; H]; E]; T],
@@ -592,7 +594,8 @@ fn output_backward_rows<
 /// - demb = dhprebn·W1ᵀ from a copy of W1ᵀ.
 /// - The first layer's products, forward and backward, read the embeddings emb = C[x]
 ///   gathered 32 rows at a time into the same rows as demb, which nothing zeroes: each call
-///   writes the rows it reads (the stack's buffer of the other way is zeroed at each call).
+///   writes the rows it reads. ([`NoCopies`] on a host gathers into a buffer on the stack,
+///   zeroed at each call; on a microcontroller it looks each row up in place.)
 ///
 /// TEP is the first layer's input width padded to whole vectors, [`crate::padded`]`(T·E)`.
 /// Size: 4·(H·(VP + TEP + 32) + 32·TEP) bytes: 28,672 for the default model. A host's:
@@ -608,8 +611,8 @@ pub struct Transposed<const VP: usize, const TEP: usize, const H: usize> {
     /// A block of rows of the first layer's input width [BLOCK][TEP]: the embeddings emb =
     /// C[x] that the first layer's forward and backward gather for their products, then
     /// demb in the embedding's backward. Each writes the rows it reads before reading them.
-    /// (Gathered on the stack instead, into 3,840 bytes zeroed twice a step, the AVX2 build's
-    /// step took 0.1–0.3 µs longer.)
+    /// (Gathered on the stack instead, into a buffer zeroed twice a step, 3,840 bytes for the
+    /// default model, the AVX2 build's step took 0.1–0.3 µs longer.)
     emb_rows: [[f32; TEP]; BLOCK],
 }
 
