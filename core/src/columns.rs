@@ -28,7 +28,7 @@
 //! 32 rows of the [B][VP] buffer (V ≤ VP), so that the training state keeps its size.
 
 use crate::layers::{DH_ROWS, NllSum, SoftmaxLanes, dh_tanh_backward, dlogits_lanes};
-use crate::simd::{self, Register, Start, W, by_registers, lanes_mut, rows_times_matrix};
+use crate::simd::{Register, Start, W, by_registers, lanes_mut, rows_times_matrix};
 use crate::vocab::Token;
 use wide::f32x8;
 
@@ -61,15 +61,14 @@ pub fn blocks<const VP: usize>(buffer: &[[f32; VP]]) -> impl Iterator<Item = &[[
 /// logitsᵀ = b2 + W2ᵀ·hᵀ for one block: logitsᵀ[k][b] = b2[k] + Σ_i W2ᵀ[k][i]·h[b][i], each the
 /// chain of FMAs from b2[k] in i's order that [`crate::layers::linear_forward_w2`] makes.
 ///
-/// h [BLOCK][H] → hᵀ [H][BLOCK] (scratch), W2ᵀ [V][H], b2 [V] → logitsᵀ [V][BLOCK].
+/// hᵀ [H][BLOCK] (the block's h turned: [`crate::simd::transpose`]), W2ᵀ [V][H], b2 [V]
+/// → logitsᵀ [V][BLOCK].
 pub fn linear_forward_block<const V: usize, const H: usize>(
     logits_t: &mut [[f32; BLOCK]; V],
-    ht: &mut [[f32; BLOCK]; H],
-    h: &[[f32; H]],
+    ht: &[[f32; BLOCK]; H],
     w2t: &[[f32; H]; V],
     b2: &[f32; V],
 ) {
-    simd::transpose(ht, h);
     rows_times_matrix(logits_t, Start::Column(b2), H, |k, i| w2t[k][i], |i| &ht[i]);
 }
 

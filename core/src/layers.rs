@@ -17,7 +17,7 @@ use crate::columns::BLOCK;
 use crate::model::{BN_EPS, BnStats};
 use crate::shape::{GATHER_ROWS, MICROCONTROLLER};
 use crate::simd::{
-    self, ColumnFold, Register, Start, W, by_registers, dots, fold_columns, lanes, lanes_mut,
+    self, ColumnFold, Register, Start, Tanh, W, by_registers, dots, fold_columns, lanes, lanes_mut,
     rows_times_matrix, zip_map,
 };
 use crate::vocab::Token;
@@ -268,16 +268,37 @@ pub fn scatter_add<const V: usize, const E: usize, const T: usize>(
     }
 }
 
-/// Batch norm in training mode, with its affine part:
+/// Batch norm in training mode, with its affine part, and the tanh that follows it:
 /// bnmeani = mean_b hprebn, bnvar = Σ_b (hprebn − bnmeani)² / (B − 1) (Bessel),
-/// bnvar_inv = (bnvar + ε)^−½, bnraw = (hprebn − bnmeani)·bnvar_inv, hpreact = gain·bnraw + bias.
+/// bnvar_inv = (bnvar + ε)^−½, bnraw = (hprebn − bnmeani)·bnvar_inv, hpreact = gain·bnraw + bias,
+/// h = tanh(hpreact) ([`simd::tanh`], the values of [`tanh_forward`] of hpreact).
 ///
-/// bnraw [B][H] holds hprebn on entry and bnraw on return; gain, bias [H] → hpreact [B][H],
+/// bnraw [B][H] holds hprebn on entry and bnraw on return; gain, bias [H] → h [B][H],
 /// bnmeani, bnvar, bnvar_inv [H].
 #[allow(clippy::too_many_arguments)]
-pub fn batchnorm_forward<const H: usize>(
+pub fn batchnorm_tanh_forward<const H: usize>(
     bnraw: &mut [[f32; H]],
-    hpreact: &mut [[f32; H]],
+    h: &mut [[f32; H]],
+    bnmeani: &mut [f32; H],
+    bnvar: &mut [f32; H],
+    bnvar_inv: &mut [f32; H],
+    gain: &[f32; H],
+    bias: &[f32; H],
+) {
+    batchnorm_tanh_forward_ht(bnraw, h, None, bnmeani, bnvar, bnvar_inv, gain, bias);
+}
+
+/// [`batchnorm_tanh_forward`], and where `ht` is given, the first [`BLOCK`] rows of h written
+/// transposed there too, hᵀ [H][BLOCK] (the output layer's input when the batch is across the
+/// lanes: [`crate::columns`]), the same values as [`simd::transpose`] of them. Each group of 8
+/// rows is turned as soon as its tanh is stored: the shuffles run beside the next group's tanh
+/// rather than in a pass of their own (README, Speed). `ht` needs a batch of whole blocks.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+pub fn batchnorm_tanh_forward_ht<const H: usize>(
+    bnraw: &mut [[f32; H]],
+    h: &mut [[f32; H]],
+    mut ht: Option<&mut [[f32; BLOCK]; H]>,
     bnmeani: &mut [f32; H],
     bnvar: &mut [f32; H],
     bnvar_inv: &mut [f32; H],
@@ -285,10 +306,7 @@ pub fn batchnorm_forward<const H: usize>(
     bias: &[f32; H],
 ) {
     let rows = bnraw.len();
-    debug_assert!(
-        rows >= 2 && hpreact.len() == rows,
-        "a batch of at least 2 rows"
-    );
+    debug_assert!(rows >= 2 && h.len() == rows, "a batch of at least 2 rows");
     let n = rows as f32;
     let mean = core::array::from_mut(bnmeani);
     rows_times_matrix(mean, Start::Zero, rows, |_, _| 1.0 / n, |b| &bnraw[b]);
@@ -305,12 +323,50 @@ pub fn batchnorm_forward<const H: usize>(
         var.store(bnvar, col);
         let inv = X::splat(1.0) / (var + X::splat(BN_EPS)).sqrt();
         inv.store(bnvar_inv, col);
-        for (raw_row, pre_row) in bnraw.iter_mut().zip(hpreact.iter_mut()) {
+        let raw = |raw_row: &mut [f32; H]| {
             let raw = (X::load(raw_row, col) - m) * inv;
             raw.store(raw_row, col);
-            bn_affine(gain, bias, col, raw).store(pre_row, col);
+            bn_affine(gain, bias, col, raw)
+        };
+        if MICROCONTROLLER {
+            for (raw_row, h_row) in bnraw.iter_mut().zip(h.iter_mut()) {
+                raw(raw_row).store(h_row, col);
+            }
+        } else {
+            let groups = bnraw.chunks_mut(W).zip(h.chunks_mut(W));
+            for (kb, (raw_rows, h_rows)) in groups.enumerate() {
+                for (raw_row, h_row) in raw_rows.iter_mut().zip(h_rows.iter_mut()) {
+                    raw(raw_row).tanh_fit().store(h_row, col);
+                }
+                turn_group(ht.as_deref_mut(), h_rows, kb, col, X::LANES);
+            }
         }
     });
+    // A microcontroller takes tanh in a pass of its own, the code inference also calls: one
+    // copy of it in flash (taken in the loop above, it was a second: the train image grew by
+    // 808 bytes).
+    if MICROCONTROLLER {
+        tanh_forward(h);
+    }
+}
+
+/// Where `to` is given and the group of 8 rows `rows` (rows kb·8.. of a batch) is in the first
+/// [`BLOCK`], its columns col..col + lanes turned into `to` [H][BLOCK] ([`simd::transpose_block`]):
+/// batch norm's loops, which go down a batch a few columns at a time, turn what they just
+/// stored while it is at hand, the shuffles running beside their arithmetic.
+#[inline(always)]
+fn turn_group<const H: usize>(
+    to: Option<&mut [[f32; BLOCK]; H]>,
+    rows: &[[f32; H]],
+    kb: usize,
+    col: usize,
+    lanes: usize,
+) {
+    if let Some(to) = to.filter(|_| kb < BLOCK / W) {
+        for ib in col / W..(col + lanes) / W {
+            simd::transpose_block(to, rows, kb, ib);
+        }
+    }
 }
 
 /// Σ_b (x[b] − mean)², by [`fold_columns`].
@@ -340,7 +396,8 @@ pub fn bn_affine<X: Register, const H: usize>(
     X::load(gain, col).mul_add(bnraw, X::load(bias, col))
 }
 
-/// Backward of [`batchnorm_forward`], with the fused formula for the input gradient:
+/// Backward of [`batchnorm_tanh_forward`]'s batch norm, with the fused formula for the input
+/// gradient:
 /// dgain = Σ_b bnraw·dhpreact, dbias = Σ_b dhpreact (written over what they held), and
 /// dhprebn = gain·bnvar_inv/B · (B·dhpreact − Σ_b dhpreact − B/(B−1)·bnraw·Σ_b(dhpreact·bnraw)).
 ///
@@ -1076,7 +1133,7 @@ mod tests {
         let (mut mean, mut var, mut var_inv) = ([0.0; H], [0.0; H], [0.0; H]);
         let gain: [f32; H] = core::array::from_fn(|j| 1.0 + value(7, j) * 0.1);
         let bias: [f32; H] = core::array::from_fn(|j| value(9, j) * 0.1);
-        batchnorm_forward(
+        batchnorm_tanh_forward(
             &mut bnraw,
             &mut h,
             &mut mean,
@@ -1104,10 +1161,82 @@ mod tests {
         }
         for r in 0..5 {
             same(&bnraw[r], "bnraw");
-            same(&h[r], "hpreact");
+            same(&h[r], "h");
             same(&dy[r], "dhprebn");
         }
         assert!(var[0] > 0.1 && dgain[0] != 0.0, "a test of something");
+    }
+
+    /// Batch norm's forward with tanh in the same pass is batch norm's affine output, then
+    /// [`tanh_forward`] over it in a pass of its own, bit for bit, with or without hᵀ; and its
+    /// hᵀ is [`simd::transpose`] of h's first block. hᵀ is NaN-filled first, so a part left
+    /// unwritten shows. Batches of one and two blocks (the second is not turned) and of 5 rows
+    /// (no hᵀ); widths of whole registers and, on AVX-512, with an f32x8 past them (72).
+    #[test]
+    fn batch_norm_and_tanh_in_one_pass_are_two_passes() {
+        fn check<const H: usize, const B: usize>(turn: bool) {
+            extern crate std;
+            use std::boxed::Box;
+            let hprebn: Box<[[f32; H]; B]> = Box::new(core::array::from_fn(|r| {
+                core::array::from_fn(|j| value(r, j) * 3.0)
+            }));
+            let gain: [f32; H] = core::array::from_fn(|j| 1.0 + value(7, j) * 0.3);
+            let bias: [f32; H] = core::array::from_fn(|j| value(9, j) * 0.3);
+            let run = |ht: Option<&mut [[f32; BLOCK]; H]>| {
+                let (mut bnraw, mut h) = (hprebn.clone(), Box::new([[0.0; H]; B]));
+                let mut stats = ([0.0; H], [0.0; H], [0.0; H]);
+                let (mean, var, inv) = (&mut stats.0, &mut stats.1, &mut stats.2);
+                batchnorm_tanh_forward_ht(
+                    &mut bnraw[..],
+                    &mut h[..],
+                    ht,
+                    mean,
+                    var,
+                    inv,
+                    &gain,
+                    &bias,
+                );
+                (bnraw, h, stats)
+            };
+            let mut ht = Box::new([[f32::NAN; BLOCK]; H]);
+            let (bnraw, h, _) = run(turn.then_some(&mut *ht));
+            // The two passes: hpreact = gain·bnraw + bias where bnraw is, then tanh.
+            let mut want = Box::new([[0.0; H]; B]);
+            for (pre, raw) in want.iter_mut().zip(bnraw.iter()) {
+                for col in (0..H).step_by(W) {
+                    let raw = f32x8::load(raw, col);
+                    bn_affine(&gain, &bias, col, raw).store(pre, col);
+                }
+            }
+            tanh_forward(&mut want[..]);
+            fn bits<const N: usize>(rows: &[[f32; N]]) -> std::vec::Vec<u32> {
+                rows.as_flattened().iter().map(|x| x.to_bits()).collect()
+            }
+            assert_eq!(bits(&h[..]), bits(&want[..]), "H {H}, B {B}: h");
+            let (bnraw_none, h_none, _) = run(None);
+            assert_eq!(
+                bits(&h_none[..]),
+                bits(&h[..]),
+                "H {H}, B {B}: h without hᵀ"
+            );
+            assert_eq!(
+                bits(&bnraw_none[..]),
+                bits(&bnraw[..]),
+                "H {H}, B {B}: bnraw"
+            );
+            if turn {
+                let mut want_t = Box::new([[0.0; BLOCK]; H]);
+                simd::transpose(&mut want_t, &h[..BLOCK]);
+                assert_eq!(bits(&ht[..]), bits(&want_t[..]), "H {H}, B {B}: hᵀ");
+            }
+            assert!(h[1][0] != 0.0 && h[1][0].abs() < 1.0, "a test of something");
+        }
+        check::<64, 32>(true);
+        check::<64, 64>(true);
+        check::<72, 32>(true);
+        check::<200, 64>(true);
+        check::<64, 5>(false);
+        check::<72, 5>(false);
     }
 
     /// The padded softmax (16-lane registers on AVX-512) is the unpadded row's (8-lane vectors

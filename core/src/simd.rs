@@ -416,14 +416,26 @@ pub fn transpose<const N: usize, const M: usize>(to: &mut [[f32; M]; N], from: &
     debug_assert!(from.len() <= M);
     for (kb, rows) in from.chunks(W).enumerate() {
         for ib in 0..N / W {
-            let block = core::array::from_fn(|r| {
-                rows.get(r)
-                    .map_or(f32x8::ZERO, |row| f32x8::from(lanes(row)[ib]))
-            });
-            for (l, v) in f32x8::transpose(block).iter().enumerate() {
-                lanes_mut(&mut to[ib * W + l])[kb] = v.to_array();
-            }
+            transpose_block(to, rows, kb, ib);
         }
+    }
+}
+
+/// One 8 × 8 block of [`transpose`]: columns ib·8.. of `rows` (at most 8 rows: rows kb·8.. of
+/// `from`) into columns kb·8.. of rows ib·8.. of `to`, zeros where `rows` has fewer than 8.
+#[inline(always)]
+pub fn transpose_block<const N: usize, const M: usize>(
+    to: &mut [[f32; M]; N],
+    rows: &[[f32; N]],
+    kb: usize,
+    ib: usize,
+) {
+    let block = core::array::from_fn(|r| {
+        rows.get(r)
+            .map_or(f32x8::ZERO, |row| f32x8::from(lanes(row)[ib]))
+    });
+    for (l, v) in f32x8::transpose(block).iter().enumerate() {
+        lanes_mut(&mut to[ib * W + l])[kb] = v.to_array();
     }
 }
 
@@ -554,6 +566,28 @@ const TANH_Q: [f32; 5] = [
 exp_tanh!(f32x8, i32x8, from_i32x8, exp, tanh);
 #[cfg(target_feature = "avx512f")]
 exp_tanh!(f32x16, i32x16, from_i32x16, exp16, tanh16);
+
+/// [`tanh`] on a [`Register`], whatever its width: the same value in each lane, so that a loop
+/// over [`by_registers`] can take tanh where it has the value (batch norm's forward). Named
+/// apart from `wide`'s own `tanh`, an inherent method that a call `x.tanh()` would pick.
+pub trait Tanh: Register {
+    fn tanh_fit(self) -> Self;
+}
+
+impl Tanh for f32x8 {
+    #[inline(always)]
+    fn tanh_fit(self) -> Self {
+        tanh(self)
+    }
+}
+
+#[cfg(target_feature = "avx512f")]
+impl Tanh for wide::f32x16 {
+    #[inline(always)]
+    fn tanh_fit(self) -> Self {
+        tanh16(self)
+    }
+}
 
 /// out = f(out, x) over 8-lane chunks, then `tail` on the elements past the last whole chunk.
 #[inline(always)]

@@ -8,6 +8,7 @@ use crate::model::{BN_MOMENTUM, Model};
 use crate::optim::Optim;
 use crate::params::Params;
 use crate::shape::{BatchCheck, PadCheck};
+use crate::simd;
 use crate::vocab::Token;
 
 /// The fast path's activations for one batch, owned by the caller so that nothing is on the
@@ -115,8 +116,8 @@ impl<const VP: usize, const H: usize> Rows<'_, VP, H> {
 pub enum Stage {
     /// Embedding gather and x·W1 + b1.
     EmbedLinear,
-    BatchNorm,
-    Tanh,
+    /// Batch norm and tanh, in one pass ([`layers::batchnorm_tanh_forward`]).
+    BatchNormTanh,
     /// h·W2 + b2.
     Linear2,
     SoftmaxCrossEntropy,
@@ -140,10 +141,9 @@ pub enum Stage {
 
 impl Stage {
     /// Every stage, in the step's order.
-    pub const ALL: [Stage; 13] = [
+    pub const ALL: [Stage; 12] = [
         Stage::EmbedLinear,
-        Stage::BatchNorm,
-        Stage::Tanh,
+        Stage::BatchNormTanh,
         Stage::Linear2,
         Stage::SoftmaxCrossEntropy,
         Stage::RunningStats,
@@ -159,8 +159,7 @@ impl Stage {
     pub const fn name(self) -> &'static str {
         match self {
             Stage::EmbedLinear => "embed + linear1 fwd",
-            Stage::BatchNorm => "batch norm fwd",
-            Stage::Tanh => "tanh fwd",
+            Stage::BatchNormTanh => "batch norm, tanh fwd",
             Stage::Linear2 => "linear2 fwd",
             Stage::SoftmaxCrossEntropy => "softmax-CE fwd",
             Stage::RunningStats => "running statistics",
@@ -221,18 +220,8 @@ fn forward_rows<const V: usize, const VP: usize, const E: usize, const T: usize,
 ) -> f32 {
     copies.embed_linear_forward(s.bnraw, x, p);
     marks.done(Stage::EmbedLinear);
-    layers::batchnorm_forward(
-        s.bnraw,
-        s.h,
-        s.bnmeani,
-        s.bnvar,
-        s.bnvar_inv,
-        &p.gain,
-        &p.bias,
-    );
-    marks.done(Stage::BatchNorm);
-    layers::tanh_forward(s.h);
-    marks.done(Stage::Tanh);
+    copies.batchnorm_tanh_forward(s.bnraw, s.h, s.bnmeani, s.bnvar, s.bnvar_inv, p);
+    marks.done(Stage::BatchNormTanh);
     copies.output_forward(s.probs, s.h, y, p, marks)
 }
 
@@ -427,8 +416,26 @@ pub trait WeightCopies<
         p: &Params<V, E, T, H>,
     );
 
+    /// Batch norm and tanh, [`layers::batchnorm_tanh_forward`]: bnraw [B][H] holds hprebn on
+    /// entry and bnraw on return → h [B][H], bnmeani, bnvar, bnvar_inv [H].
+    #[inline(always)]
+    fn batchnorm_tanh_forward(
+        &mut self,
+        bnraw: &mut [[f32; H]],
+        h: &mut [[f32; H]],
+        bnmeani: &mut [f32; H],
+        bnvar: &mut [f32; H],
+        bnvar_inv: &mut [f32; H],
+        p: &Params<V, E, T, H>,
+    ) {
+        let (gain, bias) = (&p.gain, &p.bias);
+        layers::batchnorm_tanh_forward(bnraw, h, bnmeani, bnvar, bnvar_inv, gain, bias);
+    }
+
     /// The output layer's forward, its stages marked: logits = h·W2 + b2, then softmax in place
-    /// (`probs`) and the returned mean cross-entropy against y. h [B][H] → probs [B][VP].
+    /// (`probs`) and the returned mean cross-entropy against y. h [B][H] → probs [B][VP]. h is
+    /// what [`WeightCopies::batchnorm_tanh_forward`] just wrote: an implementation may keep
+    /// work from one for the other ([`Transposed`] keeps hᵀ of the first block of rows).
     fn output_forward(
         &mut self,
         probs: &mut [[f32; VP]],
@@ -581,15 +588,16 @@ fn output_backward_rows<
     marks.done(Stage::Linear2TanhBackward);
 }
 
-/// Scratch for transposed copies, made in each step just before the product that reads them,
-/// so that every product is tiled over rows and outputs as the others are (no reduction across
+/// Scratch for transposed copies, made in each step before the product that reads them, so
+/// that every product is tiled over rows and outputs as the others are (no reduction across
 /// lanes: 1.6× faster on an AVX-512 host, transposes included). The contents are never read
 /// across steps, so nothing can go stale.
 ///
 /// - A batch of whole [`BLOCK`]s of 32 rows runs its output layer with the batch across the
 ///   lanes ([`crate::columns`]): hᵀ, block by block, and logitsᵀ = W2ᵀ·hᵀ, with no padded
 ///   logits and no reduction across lanes in the softmax; the same values as the rows' way
-///   with the copy of W2, bit for bit.
+///   with the copy of W2, bit for bit. The first block's hᵀ is turned by batch norm's forward
+///   as it writes h ([`layers::batchnorm_tanh_forward_ht`]), the others by the output layer's.
 /// - Other batches (4, 8, 16 rows) go row by row, from a copy of W2.
 /// - demb = dhprebn·W1ᵀ from a copy of W1ᵀ.
 /// - The first layer's products, forward and backward, read the embeddings emb = C[x]
@@ -606,7 +614,8 @@ pub struct Transposed<const VP: usize, const TEP: usize, const H: usize> {
     w2: [[f32; VP]; H],
     /// W1ᵀ [H][TEP]; columns T·E..TEP stay zero.
     w1t: [[f32; TEP]; H],
-    /// hᵀ [H][BLOCK] of one block of rows.
+    /// hᵀ [H][BLOCK] of one block of rows: the first block's from batch norm's forward
+    /// ([`WeightCopies::batchnorm_tanh_forward`]) for the output layer's forward that follows.
     ht: [[f32; BLOCK]; H],
     /// A block of rows of the first layer's input width [BLOCK][TEP]: the embeddings emb =
     /// C[x] that the first layer's forward and backward gather for their products, then
@@ -653,6 +662,23 @@ impl<
         layers::embed_linear_forward_gathered(hprebn, x, &p.c, &p.w1, &p.b1, emb);
     }
 
+    /// With hᵀ of the first block of rows written into the scratch as h is, where the batch is
+    /// whole blocks: the output layer's forward then turns only the blocks after it.
+    #[inline(always)]
+    fn batchnorm_tanh_forward(
+        &mut self,
+        bnraw: &mut [[f32; H]],
+        h: &mut [[f32; H]],
+        bnmeani: &mut [f32; H],
+        bnvar: &mut [f32; H],
+        bnvar_inv: &mut [f32; H],
+        p: &Params<V, E, T, H>,
+    ) {
+        let ht = h.len().is_multiple_of(BLOCK).then_some(&mut self.ht);
+        let (gain, bias) = (&p.gain, &p.bias);
+        layers::batchnorm_tanh_forward_ht(bnraw, h, ht, bnmeani, bnvar, bnvar_inv, gain, bias);
+    }
+
     #[inline(always)]
     fn output_forward(
         &mut self,
@@ -669,8 +695,12 @@ impl<
             };
             return output_forward_rows(probs, h, y, linear2, marks);
         }
-        for (rows, h) in probs.chunks_mut(BLOCK).zip(h.chunks(BLOCK)) {
-            columns::linear_forward_block(block_t(rows), &mut self.ht, h, &p.w2t, &p.b2);
+        for (i, (rows, h)) in probs.chunks_mut(BLOCK).zip(h.chunks(BLOCK)).enumerate() {
+            // The first block's hᵀ is there from the batch norm's forward.
+            if i > 0 {
+                simd::transpose(&mut self.ht, h);
+            }
+            columns::linear_forward_block(block_t(rows), &self.ht, &p.w2t, &p.b2);
         }
         marks.done(Stage::Linear2);
         let mut loss = NllSum::new();
@@ -798,7 +828,7 @@ mod tests {
         let mut grads = crate::DefaultParams::zeroed();
         let mut state = crate::DefaultTrainState::new();
         for _ in 0..3 {
-            let (mut seen, mut n) = ([Stage::Update; 13], 0);
+            let (mut seen, mut n) = ([Stage::Update; Stage::ALL.len()], 0);
             let la = step(
                 &mut a,
                 &mut grads,
@@ -818,7 +848,7 @@ mod tests {
             );
             assert_eq!(la.to_bits(), lb.to_bits());
             assert_eq!(a, b);
-            assert_eq!(n, 13);
+            assert_eq!(n, Stage::ALL.len());
             assert_eq!(seen, Stage::ALL);
         }
     }
@@ -890,12 +920,22 @@ mod tests {
         let mut p = Box::new(Params::<V, 1, 1, H>::zeroed());
         p.w2t.as_flattened_mut().fill_with(&mut uniform);
         p.b2.fill_with(&mut uniform);
-        let mut h = Box::new([[0.0f32; H]; B]);
-        h.as_flattened_mut().fill_with(&mut uniform);
+        p.gain.fill_with(&mut uniform);
+        p.bias.fill_with(&mut uniform);
+        let mut bnraw = Box::new([[0.0f32; H]; B]);
+        bnraw.as_flattened_mut().fill_with(|| 3.0 * uniform());
         let y: [Token; B] =
             core::array::from_fn(|_| Token::wrapping((rng.next_u32() % V as u32) as u8, V));
 
+        // h as a step makes it, through the copies: their batch norm leaves hᵀ of the first
+        // block in the scratch for their output layer. NaN there first: a part it did not
+        // write shows.
         let mut copies = Box::new(Transposed::<VP, 8, H>::new());
+        copies.ht = [[f32::NAN; BLOCK]; H];
+        let mut h = Box::new([[0.0f32; H]; B]);
+        let mut stats = ([0.0; H], [0.0; H], [0.0; H]);
+        let (mean, var, var_inv) = (&mut stats.0, &mut stats.1, &mut stats.2);
+        copies.batchnorm_tanh_forward(&mut bnraw[..], &mut h[..], mean, var, var_inv, &p);
         let mut rows = Box::new([[0.0f32; VP]; B]);
         layers::transpose_w2(&mut copies.w2, &p.w2t);
         layers::linear_forward_w2(&mut rows[..], &h[..], &copies.w2, &p.b2);
