@@ -307,6 +307,10 @@ pub fn batchnorm_tanh_forward_ht<const H: usize>(
 ) {
     let rows = bnraw.len();
     debug_assert!(rows >= 2 && h.len() == rows, "a batch of at least 2 rows");
+    debug_assert!(
+        ht.is_none() || rows.is_multiple_of(BLOCK),
+        "hᵀ of a batch of whole blocks"
+    );
     let n = rows as f32;
     let mean = core::array::from_mut(bnmeani);
     rows_times_matrix(mean, Start::Zero, rows, |_, _| 1.0 / n, |b| &bnraw[b]);
@@ -344,9 +348,12 @@ pub fn batchnorm_tanh_forward_ht<const H: usize>(
     });
     // A microcontroller takes tanh in a pass of its own, the code inference also calls: one
     // copy of it in flash (taken in the loop above, it was a second: the train image grew by
-    // 808 bytes).
+    // 808 bytes). It turns hᵀ, if asked to, after it (firmware never asks: no code).
     if MICROCONTROLLER {
         tanh_forward(h);
+        if let Some(ht) = ht {
+            simd::transpose(ht, &h[..BLOCK]);
+        }
     }
 }
 

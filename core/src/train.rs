@@ -591,7 +591,9 @@ fn output_backward_rows<
 /// Scratch for transposed copies, made in each step before the product that reads them, so
 /// that every product is tiled over rows and outputs as the others are (no reduction across
 /// lanes: 1.6× faster on an AVX-512 host, transposes included). The contents are never read
-/// across steps, so nothing can go stale.
+/// across steps, so nothing can go stale, as long as the [`WeightCopies`] methods run in the
+/// step's order: `output_forward` reads the hᵀ that `batchnorm_tanh_forward` left (only the
+/// step calls them).
 ///
 /// - A batch of whole [`BLOCK`]s of 32 rows runs its output layer with the batch across the
 ///   lanes ([`crate::columns`]): hᵀ, block by block, and logitsᵀ = W2ᵀ·hᵀ, with no padded
