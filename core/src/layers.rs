@@ -294,7 +294,6 @@ pub fn batchnorm_tanh_forward<const H: usize>(
 /// rows is turned as soon as its tanh is stored: the shuffles run beside the next group's tanh
 /// rather than in a pass of their own (README, Speed). `ht` needs a batch of whole blocks.
 #[allow(clippy::too_many_arguments)]
-#[inline(always)]
 pub fn batchnorm_tanh_forward_ht<const H: usize>(
     bnraw: &mut [[f32; H]],
     h: &mut [[f32; H]],

@@ -220,7 +220,18 @@ fn forward_rows<const V: usize, const VP: usize, const E: usize, const T: usize,
 ) -> f32 {
     copies.embed_linear_forward(s.bnraw, x, p);
     marks.done(Stage::EmbedLinear);
-    copies.batchnorm_tanh_forward(s.bnraw, s.h, s.bnmeani, s.bnvar, s.bnvar_inv, p);
+    let (gain, bias) = (&p.gain, &p.bias);
+    let ht = copies.first_block_ht(s.h.len());
+    layers::batchnorm_tanh_forward_ht(
+        s.bnraw,
+        s.h,
+        ht,
+        s.bnmeani,
+        s.bnvar,
+        s.bnvar_inv,
+        gain,
+        bias,
+    );
     marks.done(Stage::BatchNormTanh);
     copies.output_forward(s.probs, s.h, y, p, marks)
 }
@@ -416,26 +427,17 @@ pub trait WeightCopies<
         p: &Params<V, E, T, H>,
     );
 
-    /// Batch norm and tanh, [`layers::batchnorm_tanh_forward`]: bnraw [B][H] holds hprebn on
-    /// entry and bnraw on return → h [B][H], bnmeani, bnvar, bnvar_inv [H].
+    /// Where batch norm's forward ([`layers::batchnorm_tanh_forward_ht`]) writes hᵀ of the
+    /// first block of a batch of `rows` rows as it writes h, if anywhere: none by default.
     #[inline(always)]
-    fn batchnorm_tanh_forward(
-        &mut self,
-        bnraw: &mut [[f32; H]],
-        h: &mut [[f32; H]],
-        bnmeani: &mut [f32; H],
-        bnvar: &mut [f32; H],
-        bnvar_inv: &mut [f32; H],
-        p: &Params<V, E, T, H>,
-    ) {
-        let (gain, bias) = (&p.gain, &p.bias);
-        layers::batchnorm_tanh_forward(bnraw, h, bnmeani, bnvar, bnvar_inv, gain, bias);
+    fn first_block_ht(&mut self, _rows: usize) -> Option<&mut [[f32; BLOCK]; H]> {
+        None
     }
 
     /// The output layer's forward, its stages marked: logits = h·W2 + b2, then softmax in place
     /// (`probs`) and the returned mean cross-entropy against y. h [B][H] → probs [B][VP]. h is
-    /// what [`WeightCopies::batchnorm_tanh_forward`] just wrote: an implementation may keep
-    /// work from one for the other ([`Transposed`] keeps hᵀ of the first block of rows).
+    /// what batch norm's forward just wrote, with hᵀ of its first block in
+    /// [`WeightCopies::first_block_ht`]'s scratch where that gave one ([`Transposed`] reads it).
     fn output_forward(
         &mut self,
         probs: &mut [[f32; VP]],
@@ -592,8 +594,8 @@ fn output_backward_rows<
 /// that every product is tiled over rows and outputs as the others are (no reduction across
 /// lanes: 1.6× faster on an AVX-512 host, transposes included). The contents are never read
 /// across steps, so nothing can go stale, as long as the [`WeightCopies`] methods run in the
-/// step's order: `output_forward` reads the hᵀ that `batchnorm_tanh_forward` left (only the
-/// step calls them).
+/// step's order: `output_forward` reads the hᵀ that batch norm's forward left in the scratch
+/// `first_block_ht` gave it (only the step calls them).
 ///
 /// - A batch of whole [`BLOCK`]s of 32 rows runs its output layer with the batch across the
 ///   lanes ([`crate::columns`]): hᵀ, block by block, and logitsᵀ = W2ᵀ·hᵀ, with no padded
@@ -617,7 +619,7 @@ pub struct Transposed<const VP: usize, const TEP: usize, const H: usize> {
     /// W1ᵀ [H][TEP]; columns T·E..TEP stay zero.
     w1t: [[f32; TEP]; H],
     /// hᵀ [H][BLOCK] of one block of rows: the first block's from batch norm's forward
-    /// ([`WeightCopies::batchnorm_tanh_forward`]) for the output layer's forward that follows.
+    /// ([`WeightCopies::first_block_ht`]) for the output layer's forward that follows.
     ht: [[f32; BLOCK]; H],
     /// A block of rows of the first layer's input width [BLOCK][TEP]: the embeddings emb =
     /// C[x] that the first layer's forward and backward gather for their products, then
@@ -664,21 +666,11 @@ impl<
         layers::embed_linear_forward_gathered(hprebn, x, &p.c, &p.w1, &p.b1, emb);
     }
 
-    /// With hᵀ of the first block of rows written into the scratch as h is, where the batch is
-    /// whole blocks: the output layer's forward then turns only the blocks after it.
+    /// The scratch's hᵀ, where the batch is whole blocks: the output layer's forward then
+    /// turns only the blocks after the first.
     #[inline(always)]
-    fn batchnorm_tanh_forward(
-        &mut self,
-        bnraw: &mut [[f32; H]],
-        h: &mut [[f32; H]],
-        bnmeani: &mut [f32; H],
-        bnvar: &mut [f32; H],
-        bnvar_inv: &mut [f32; H],
-        p: &Params<V, E, T, H>,
-    ) {
-        let ht = h.len().is_multiple_of(BLOCK).then_some(&mut self.ht);
-        let (gain, bias) = (&p.gain, &p.bias);
-        layers::batchnorm_tanh_forward_ht(bnraw, h, ht, bnmeani, bnvar, bnvar_inv, gain, bias);
+    fn first_block_ht(&mut self, rows: usize) -> Option<&mut [[f32; BLOCK]; H]> {
+        rows.is_multiple_of(BLOCK).then_some(&mut self.ht)
     }
 
     #[inline(always)]
@@ -937,7 +929,18 @@ mod tests {
         let mut h = Box::new([[0.0f32; H]; B]);
         let mut stats = ([0.0; H], [0.0; H], [0.0; H]);
         let (mean, var, var_inv) = (&mut stats.0, &mut stats.1, &mut stats.2);
-        copies.batchnorm_tanh_forward(&mut bnraw[..], &mut h[..], mean, var, var_inv, &p);
+        let ht = WeightCopies::<V, VP, 1, 1, H>::first_block_ht(&mut *copies, B);
+        let (gain, bias) = (&p.gain, &p.bias);
+        layers::batchnorm_tanh_forward_ht(
+            &mut bnraw[..],
+            &mut h[..],
+            ht,
+            mean,
+            var,
+            var_inv,
+            gain,
+            bias,
+        );
         let mut rows = Box::new([[0.0f32; VP]; B]);
         layers::transpose_w2(&mut copies.w2, &p.w2t);
         layers::linear_forward_w2(&mut rows[..], &h[..], &copies.w2, &p.b2);
