@@ -81,27 +81,37 @@ pub(crate) fn softmax_cross_entropy_forward_block<const V: usize>(
     loss: &mut NllSum,
 ) {
     let logit_y: [f32; BLOCK] = core::array::from_fn(|b| logits_t[y[b].index()][b]);
-    let (mut max, mut sum) = ([0.0; BLOCK], [0.0; BLOCK]);
+    // Every column's maximum first, the registers across the block side by side: their chains
+    // of V maxima are independent and overlap, where one register's alone would wait on each.
+    let mut max = [f32::NEG_INFINITY; BLOCK];
+    for row in logits_t.iter() {
+        by_registers!(BLOCK, |col, X| max_into::<X>(&mut max, row, col));
+    }
+    let mut sum = [0.0; BLOCK];
     by_registers!(BLOCK, |col, X| softmax_columns::<X, V>(
-        logits_t, col, &mut max, &mut sum
+        logits_t, col, &max, &mut sum
     ));
     for b in 0..BLOCK {
         loss.add((max[b], sum[b]), logit_y[b]);
     }
 }
 
-/// The softmax of the columns `col..col + X::LANES` of a block, down the rows.
+/// max = the maximum of max and a row, in the register at `col`.
+#[inline(always)]
+fn max_into<X: SoftmaxLanes>(max: &mut [f32; BLOCK], row: &[f32; BLOCK], col: usize) {
+    SoftmaxLanes::max(X::load(max, col), X::load(row, col)).store(max, col);
+}
+
+/// The softmax of the columns `col..col + X::LANES` of a block, down the rows, given their
+/// maxima.
 #[inline(always)]
 fn softmax_columns<X: SoftmaxLanes, const V: usize>(
     logits_t: &mut [[f32; BLOCK]; V],
     col: usize,
-    max_out: &mut [f32; BLOCK],
+    max: &[f32; BLOCK],
     sum_out: &mut [f32; BLOCK],
 ) {
-    let mut max = X::splat(f32::NEG_INFINITY);
-    for row in logits_t.iter() {
-        max = max.max(X::load(row, col));
-    }
+    let max = X::load(max, col);
     // The row path sums a row's exps 8 floats at a time: partial sum l holds logits l, l + 8,
     // l + 16, … (its padding adds exact zeros), from zero. Here partial l of every column.
     let mut partial = [X::ZERO; W];
@@ -117,7 +127,6 @@ fn softmax_columns<X: SoftmaxLanes, const V: usize>(
     for row in logits_t.iter_mut() {
         (X::load(row, col) * inv).store(row, col);
     }
-    max.store(max_out, col);
     sum.store(sum_out, col);
 }
 

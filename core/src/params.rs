@@ -4,6 +4,7 @@
 
 use crate::random::standard_normal;
 use crate::shape::ShapeCheck;
+use core::ops::Range;
 use rand_core::Rng;
 
 /// Parameters (or their gradients) of the V → E·T → H → V MLP.
@@ -159,10 +160,24 @@ impl<const V: usize, const E: usize, const T: usize, const H: usize> Params<V, E
         }
     }
 
+    /// The output layer's tensors, W2ᵀ and b2, as positions in [`Params::NAMES`]' order.
+    pub const OUTPUT_LAYER: Range<usize> = 5..7;
+
+    /// The other tensors, C, W1, b1, gain and bias, as positions in [`Params::NAMES`]' order.
+    pub const BELOW_OUTPUT: Range<usize> = 0..5;
+
     /// SGD: p ← p − lr·g for every parameter.
     pub fn sgd(&mut self, grads: &Self, lr: f32) {
+        self.sgd_tensors(grads, lr, 0..Self::NAMES.len());
+    }
+
+    /// SGD on the tensors at positions `which` of [`Params::NAMES`]' order, the others left as
+    /// they are: the step takes its SGD in parts ([`Params::OUTPUT_LAYER`], then
+    /// [`Params::BELOW_OUTPUT`]), each as soon as its backward is done with the tensors.
+    pub fn sgd_tensors(&mut self, grads: &Self, lr: f32, which: Range<usize>) {
         let neg_lr = wide::f32x8::splat(-lr);
-        for (p, g) in self.tensors_mut().into_iter().zip(grads.tensors()) {
+        let tensors = self.tensors_mut().into_iter().zip(grads.tensors());
+        for (p, g) in tensors.take(which.end).skip(which.start) {
             crate::simd::zip_map(p, g, |p, g| neg_lr.mul_add(g, p), |p, g| p - lr * g);
         }
     }
@@ -255,5 +270,33 @@ mod tests {
         assert_eq!(p.c[3], [0.0, -0.4]);
         g.fill_zero();
         assert!(g.tensors().iter().all(|t| t.iter().all(|&x| x == 0.0)));
+    }
+
+    /// The two parts are the named tensors, together every tensor once: SGD on one part moves
+    /// exactly its tensors, and the parts in turn are the whole SGD.
+    #[test]
+    fn sgd_in_parts_is_sgd() {
+        type P = Params<27, 2, 3, 8>;
+        let names = |r: Range<usize>| P::NAMES[r].to_vec();
+        assert_eq!(names(P::OUTPUT_LAYER), ["W2T", "b2"]);
+        assert_eq!(names(P::BELOW_OUTPUT), ["C", "W1", "b1", "gain", "bias"]);
+        let (mut p, mut g) = (P::zeroed(), P::zeroed());
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(4);
+        p.init(&mut rng);
+        g.init(&mut rng);
+        let mut whole = p.clone();
+        whole.sgd(&g, 0.1);
+        let mut parts = p.clone();
+        parts.sgd_tensors(&g, 0.1, P::OUTPUT_LAYER);
+        for (i, (moved, before)) in parts.tensors().iter().zip(p.tensors()).enumerate() {
+            assert_eq!(
+                *moved != before,
+                P::OUTPUT_LAYER.contains(&i),
+                "{}",
+                P::NAMES[i]
+            );
+        }
+        parts.sgd_tensors(&g, 0.1, P::BELOW_OUTPUT);
+        assert_eq!(parts, whole);
     }
 }
