@@ -27,7 +27,7 @@
 //! Storage: a block's logits, probs and dlogits live transposed in the first V·32 floats of its
 //! 32 rows of the [B][VP] buffer (V ≤ VP), so that the training state keeps its size.
 
-use crate::layers::{DH_ROWS, NllSum, SoftmaxLanes, dh_tanh_backward, dlogits_lanes};
+use crate::layers::{NllSum, SoftmaxLanes, dh_tanh_backward, dlogits_lanes};
 use crate::simd::{Register, Start, W, by_registers, lanes_mut, rows_times_matrix};
 use crate::vocab::Token;
 use wide::f32x8;
@@ -206,6 +206,5 @@ pub fn linear_tanh_backward_block<const V: usize, const H: usize>(
     dlogits_t: &[[f32; BLOCK]],
     w2t: &[[f32; H]; V],
 ) {
-    let b0s = (0..BLOCK).step_by(DH_ROWS);
-    dh_tanh_backward(h, b0s, |&b0, r, k| dlogits_t[k][b0 + r], w2t);
+    dh_tanh_backward(h, |b, k| dlogits_t[k][b], w2t);
 }

@@ -17,8 +17,8 @@ use crate::columns::BLOCK;
 use crate::model::{BN_EPS, BnStats};
 use crate::shape::{GATHER_ROWS, MICROCONTROLLER};
 use crate::simd::{
-    self, ColumnFold, Register, Start, Tanh, W, by_registers, dots, fold_columns, lanes, lanes_mut,
-    rows_times_matrix, zip_map,
+    self, ColumnFold, Finish, Register, Start, Tanh, W, by_registers, dots, fold_columns, lanes,
+    lanes_mut, rows_times_matrix, rows_times_matrix_then, zip_map,
 };
 use crate::vocab::Token;
 use wide::f32x8;
@@ -659,49 +659,29 @@ pub fn linear_tanh_backward<const V: usize, const VP: usize, const H: usize>(
     dlogits: &[[f32; VP]],
     w2t: &[[f32; H]; V],
 ) {
-    dh_tanh_backward(
-        h,
-        dlogits.chunks(DH_ROWS),
-        |dy_rows, r, k| dy_rows[r][k],
-        w2t,
-    );
+    dh_tanh_backward(h, |b, k| dlogits[b][k], w2t);
 }
 
-/// Rows of dh computed at a time, in a small buffer: h is still needed for 1 − h². Whole
-/// tiles of `rows_times_matrix`: four rows with AVX-512, six elsewhere on a host (two tiles
-/// of three with AVX, three of two without), two on a microcontroller, whose stack stays as it
-/// was.
-pub(crate) const DH_ROWS: usize = if MICROCONTROLLER {
-    2
-} else if cfg!(target_feature = "avx512f") {
-    4
-} else {
-    6
-};
-
-/// [`linear_tanh_backward`] with dlogits given chunk by chunk of [`DH_ROWS`] rows:
-/// `dlogit(chunk, r, k)` is dlogits[b][k] for row r of the chunk (rows [B][VP], or the blocks
-/// of [`crate::columns`]).
+/// [`linear_tanh_backward`] with dlogits[b][k] given as `dlogit(b, k)` (rows [B][VP], or the
+/// blocks of [`crate::columns`]): each register of dh is multiplied by 1 − h² as its tile of
+/// the product is done, over the h it reads there (no buffer for dh, no pass of its own).
 #[inline(always)]
-pub(crate) fn dh_tanh_backward<C, const V: usize, const H: usize>(
+pub(crate) fn dh_tanh_backward<const V: usize, const H: usize>(
     h: &mut [[f32; H]],
-    chunks: impl Iterator<Item = C>,
-    dlogit: impl Fn(&C, usize, usize) -> f32,
+    dlogit: impl Fn(usize, usize) -> f32,
     w2t: &[[f32; H]; V],
 ) {
-    // Zeroed once, not per chunk: the product overwrites it.
-    let mut dh_chunk = [[0.0f32; H]; DH_ROWS];
-    for (h_rows, chunk) in h.chunks_mut(DH_ROWS).zip(chunks) {
-        let dh = &mut dh_chunk[..h_rows.len()];
-        rows_times_matrix(dh, Start::Zero, V, |r, k| dlogit(&chunk, r, k), |k| &w2t[k]);
-        for (h_row, dh_row) in h_rows.iter_mut().zip(dh.iter()) {
-            zip_map(
-                h_row,
-                dh_row,
-                |h, dh| h.mul_neg_add(h, f32x8::ONE) * dh,
-                |h, dh| (1.0 - h * h) * dh,
-            );
-        }
+    rows_times_matrix_then(h, Start::Zero, V, dlogit, |k| &w2t[k], &TanhBackward);
+}
+
+/// dhpreact = (1 − h²)·dh, over h: the finish of [`dh_tanh_backward`]'s product.
+struct TanhBackward;
+
+impl<const H: usize> Finish<H> for TanhBackward {
+    #[inline(always)]
+    fn finish<X: Register>(&self, h_row: &mut [f32; H], col: usize, dh: X) {
+        let h = X::load(h_row, col);
+        (h.mul_neg_add(h, X::splat(1.0)) * dh).store(h_row, col);
     }
 }
 
@@ -1243,6 +1223,71 @@ mod tests {
         check::<200, 64>(true);
         check::<64, 5>(false);
         check::<72, 5>(false);
+    }
+
+    /// The output layer's backward to h, tanh's derivative taken in the product's finish
+    /// ([`linear_tanh_backward`]), is the product dh = dlogits·W2ᵀ into a buffer of its own and
+    /// then (1 − h²)·dh over h in a pass of its own, bit for bit: the two passes it replaced.
+    /// Batches of 1 to 13 rows (every kind of band) and 32; widths of whole registers and, on
+    /// AVX-512, with an f32x8 past them (72); h of ±1 and 0 among the rest, where 1 − h² is a
+    /// zero whose sign shows how it was computed; dlogits' padding NaN, to show it is not read.
+    #[test]
+    fn tanh_derivative_in_the_products_finish_is_two_passes() {
+        fn check<const V: usize, const VP: usize, const H: usize>(rows: usize) {
+            extern crate std;
+            use core::array::from_fn;
+            use std::{vec, vec::Vec};
+            let h: Vec<[f32; H]> = (0..rows)
+                .map(|r| {
+                    from_fn(|j| match (r + j) % 9 {
+                        0 => 1.0,
+                        1 => -1.0,
+                        2 => 0.0,
+                        _ => value(r, j) * 0.4,
+                    })
+                })
+                .collect();
+            let dlogits: Vec<[f32; VP]> = (0..rows)
+                .map(|r| {
+                    from_fn(|k| {
+                        if k < V {
+                            value(r + 40, k) * 0.01
+                        } else {
+                            f32::NAN
+                        }
+                    })
+                })
+                .collect();
+            let w2t: [[f32; H]; V] = from_fn(|k| from_fn(|j| value(k + 3, j) * 0.2));
+            let mut got = h.clone();
+            linear_tanh_backward(&mut got, &dlogits, &w2t);
+            let mut dh = vec![[f32::NAN; H]; rows];
+            rows_times_matrix(&mut dh, Start::Zero, V, |b, k| dlogits[b][k], |k| &w2t[k]);
+            let mut want = h.clone();
+            for (h_row, dh_row) in want.iter_mut().zip(&dh) {
+                zip_map(
+                    h_row,
+                    dh_row,
+                    |h, dh| h.mul_neg_add(h, f32x8::ONE) * dh,
+                    |h, dh| (1.0 - h * h) * dh,
+                );
+            }
+            let bits = |x: &[[f32; H]]| {
+                x.as_flattened()
+                    .iter()
+                    .map(|v| v.to_bits())
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(bits(&got), bits(&want), "V {V}, H {H}, {rows} rows");
+            assert!(got.as_flattened().iter().all(|x| x.is_finite()));
+            assert!(got[0].iter().any(|&x| x != 0.0), "a test of something");
+        }
+        for rows in 1..=13 {
+            check::<27, 32, 64>(rows);
+            check::<3, 8, 72>(rows);
+        }
+        check::<27, 32, 64>(32);
+        check::<27, 32, 200>(32);
     }
 
     /// The padded softmax (16-lane registers on AVX-512) is the unpadded row's (8-lane vectors

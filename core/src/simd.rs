@@ -120,6 +120,8 @@ pub trait Register: Lane + core::ops::AddAssign {
     fn store(self, row: &mut [f32], at: usize);
     /// self·a − b, rounded once.
     fn mul_sub(self, a: Self, b: Self) -> Self;
+    /// b − self·a, rounded once (where the build has FMA, as `wide`'s `mul_neg_add`).
+    fn mul_neg_add(self, a: Self, b: Self) -> Self;
 }
 
 /// Calls `f::<X>(col)` for each register of a row of `n` floats (n a multiple of 8): `Wide`
@@ -158,6 +160,10 @@ impl Register for f32x8 {
     fn mul_sub(self, a: Self, b: Self) -> Self {
         f32x8::mul_sub(self, a, b)
     }
+    #[inline(always)]
+    fn mul_neg_add(self, a: Self, b: Self) -> Self {
+        f32x8::mul_neg_add(self, a, b)
+    }
 }
 
 #[cfg(target_feature = "avx512f")]
@@ -175,6 +181,10 @@ impl Register for wide::f32x16 {
     #[inline(always)]
     fn mul_sub(self, a: Self, b: Self) -> Self {
         wide::f32x16::mul_sub(self, a, b)
+    }
+    #[inline(always)]
+    fn mul_neg_add(self, a: Self, b: Self) -> Self {
+        wide::f32x16::mul_neg_add(self, a, b)
     }
 }
 
@@ -202,6 +212,22 @@ const fn tile_rows(n: usize) -> usize {
     }
 }
 
+/// What a tile of [`rows_times_matrix_then`] does with each register of finished sums.
+pub trait Finish<const N: usize> {
+    /// Puts `sums`, lanes `col..` of an output row, into that row.
+    fn finish<X: Register>(&self, row: &mut [f32; N], col: usize, sums: X);
+}
+
+/// Stores the sums: [`rows_times_matrix`]'s finish.
+pub struct Store;
+
+impl<const N: usize> Finish<N> for Store {
+    #[inline(always)]
+    fn finish<X: Register>(&self, row: &mut [f32; N], col: usize, sums: X) {
+        sums.store(row, col);
+    }
+}
+
 /// out[r] = start[r] + Σ_{i<k} a(r, i)·m(i) for every row r of `out`.
 ///
 /// `a(r, i)` is a scalar (broadcast to all lanes), `m(i)` a row of N floats.
@@ -213,13 +239,29 @@ pub fn rows_times_matrix<'m, const N: usize>(
     a: impl Fn(usize, usize) -> f32,
     m: impl Fn(usize) -> &'m [f32; N],
 ) {
+    rows_times_matrix_then(out, start, k, a, m, &Store);
+}
+
+/// [`rows_times_matrix`], each register of sums put into `out` by `finish` as its tile is
+/// done, while it is in a register: an element-wise step after the product (tanh's
+/// derivative) without a pass of its own. `finish` may read what the row held; `a` and `m`
+/// must not read `out`.
+#[inline(always)]
+pub fn rows_times_matrix_then<'m, const N: usize>(
+    out: &mut [[f32; N]],
+    start: Start<'_, N>,
+    k: usize,
+    a: impl Fn(usize, usize) -> f32,
+    m: impl Fn(usize) -> &'m [f32; N],
+    finish: &impl Finish<N>,
+) {
     let rows = out.len();
     let mut r0 = 0;
     // tile_rows(N) is a constant: these matches are resolved at compile time.
     macro_rules! bands {
         ($r:literal) => {
             while r0 + $r <= rows {
-                column_tiles::<$r, N>(&mut out[r0..r0 + $r], r0, start, k, &a, &m);
+                column_tiles::<$r, N>(&mut out[r0..r0 + $r], r0, start, k, &a, &m, finish);
                 r0 += $r;
             }
         };
@@ -236,7 +278,7 @@ pub fn rows_times_matrix<'m, const N: usize>(
     macro_rules! last {
         ($r:literal) => {
             if tile_rows(N) > $r && rows - r0 >= $r {
-                column_tiles::<$r, N>(&mut out[r0..r0 + $r], r0, start, k, &a, &m);
+                column_tiles::<$r, N>(&mut out[r0..r0 + $r], r0, start, k, &a, &m, finish);
                 r0 += $r;
             }
         };
@@ -304,14 +346,16 @@ fn column_tiles<'m, const R: usize, const N: usize>(
     k: usize,
     a: &impl Fn(usize, usize) -> f32,
     m: &impl Fn(usize) -> &'m [f32; N],
+    finish: &impl Finish<N>,
 ) {
     by_register_groups!(N, TILE_VECTORS, |col, X, NV| tile::<X, R, NV, N>(
-        out, r0, col, start, k, a, m
+        out, r0, col, start, k, a, m, finish
     ));
 }
 
 /// R rows × NV registers of accumulators from column `col`, held across the k products.
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 fn tile<'m, X: Register, const R: usize, const NV: usize, const N: usize>(
     out: &mut [[f32; N]],
     r0: usize,
@@ -320,6 +364,7 @@ fn tile<'m, X: Register, const R: usize, const NV: usize, const N: usize>(
     k: usize,
     a: &impl Fn(usize, usize) -> f32,
     m: &impl Fn(usize) -> &'m [f32; N],
+    finish: &impl Finish<N>,
 ) {
     let mut acc = [[X::ZERO; NV]; R];
     for (r, acc_r) in acc.iter_mut().enumerate() {
@@ -348,7 +393,7 @@ fn tile<'m, X: Register, const R: usize, const NV: usize, const N: usize>(
     }
     for (r, acc_r) in acc.iter().enumerate() {
         for (v, acc_rv) in acc_r.iter().enumerate() {
-            acc_rv.store(&mut out[r], col + v * X::LANES);
+            finish.finish(&mut out[r], col + v * X::LANES, *acc_rv);
         }
     }
 }
