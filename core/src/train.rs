@@ -669,9 +669,10 @@ pub struct Transposed<const VP: usize, const TEP: usize, const H: usize> {
     /// hᵀ [H][BLOCK] of one block of rows: the first block's from batch norm's forward
     /// ([`WeightCopies::first_block_ht`]) for the output layer's forward that follows.
     ht: [[f32; BLOCK]; H],
-    /// A block of rows of the first layer's input width [BLOCK][TEP]: the embeddings emb =
-    /// C[x] that the first layer's forward and backward gather for their products, then
-    /// demb in the embedding's backward. Each writes the rows it reads before reading them.
+    /// A block of rows of the first layer's input width [BLOCK][TEP]: in a step's order, the
+    /// embeddings emb = C[x] that the first layer's forward gathers for its product, demb in
+    /// the embedding's backward, then emb again, which dW1 gathers. Each writes the rows it
+    /// reads before reading them.
     /// (Gathered on the stack instead, into a buffer zeroed twice a step, 3,840 bytes for the
     /// default model, the AVX2 build's step took 0.1–0.3 µs longer.)
     emb_rows: [[f32; TEP]; BLOCK],
@@ -850,16 +851,26 @@ mod tests {
 
     /// A default model initialised from `seed`, and a batch of every token.
     fn model_and_batch(seed: u64) -> (crate::DefaultModel, crate::DefaultBatch) {
+        (model(seed), batch_of_every_token())
+    }
+
+    /// A default model initialised from `seed`.
+    fn model(seed: u64) -> crate::DefaultModel {
         use rand_core::SeedableRng;
         let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(seed);
         let mut model = crate::DefaultModel::zeroed();
         model.init(&mut rng);
-        let mut batch = crate::DefaultBatch::new();
+        model
+    }
+
+    /// A batch of B rows of every token in turn.
+    fn batch_of_every_token<const B: usize>() -> Batch<3, B> {
+        let mut batch = Batch::new();
         for (i, (x, y)) in batch.x.iter_mut().zip(batch.y.iter_mut()).enumerate() {
             *x = [Token::wrapping((i % 27) as u8, 27); 3];
             *y = Token::wrapping(((i * 7) % 27) as u8, 27);
         }
-        (model, batch)
+        batch
     }
 
     /// The staged step is the step: the same loss and parameters, bit for bit, with every stage
@@ -868,23 +879,35 @@ mod tests {
     /// copies of the weights, which `charmlp bench --stages` times).
     #[test]
     fn the_staged_step_is_the_step() {
-        for plain_sgd in [true, false] {
-            staged_is_unstaged(&mut NoCopies, plain_sgd);
-            staged_is_unstaged(&mut Transposed::<32, 32, 64>::new(), plain_sgd);
+        use crate::optim::Optimizer;
+        let momentum = Optimizer::Momentum {
+            momentum: 0.9,
+            nesterov: false,
+        };
+        let rules = [Optimizer::Sgd, momentum, Optimizer::ADAMW_MAKEMORE];
+        for rule in [None].into_iter().chain(rules.map(Some)) {
+            staged_is_unstaged(&mut NoCopies, rule);
+            staged_is_unstaged(&mut Transposed::<32, 32, 64>::new(), rule);
         }
     }
 
-    fn staged_is_unstaged(copies: &mut impl WeightCopies<27, 32, 10, 3, 64>, plain_sgd: bool) {
-        use crate::optim::Optimizer;
+    /// `rule` None: plain SGD.
+    fn staged_is_unstaged(
+        copies: &mut impl WeightCopies<27, 32, 10, 3, 64>,
+        rule: Option<crate::optim::Optimizer>,
+    ) {
         let mut expected = Stage::ALL.to_vec();
-        if plain_sgd {
+        if rule.is_none() {
             let after_output = expected.iter().position(|&s| s == Stage::BatchNormBackward);
             expected.insert(after_output.unwrap(), Stage::Update);
         }
         let (mut a, batch) = model_and_batch(5);
         let mut b = a.clone();
-        let mut optims = [Optim::new(Optimizer::Sgd), Optim::new(Optimizer::Sgd)];
-        let [mut oa, mut ob] = optims.each_mut().map(|o| (!plain_sgd).then_some(o));
+        let mut optims = rule.map(|rule| [Optim::new(rule), Optim::new(rule)]);
+        let [mut oa, mut ob] = match &mut optims {
+            Some(optims) => optims.each_mut().map(Some),
+            None => [None, None],
+        };
         let mut grads = crate::DefaultParams::zeroed();
         let mut state = crate::DefaultTrainState::new();
         for _ in 0..3 {
@@ -916,24 +939,31 @@ mod tests {
 
     /// Plain SGD taken in parts within the backward is SGD after it: the same losses, gradients
     /// and parameters, bit for bit, as the optimizer's SGD update after the whole backward,
-    /// step after step; firmware's step and the host's. (Were W2ᵀ moved before the output
-    /// layer's backward has read it for dh, or W1 before demb, the steps would part at once.)
+    /// step after step; firmware's step and the host's, the host's with a batch of one block
+    /// (its output layer's columns), of two, and of 8 rows (its rows' way). (Were W2ᵀ moved
+    /// before the output layer's backward has read it for dh, or W1 before demb, the steps
+    /// would part at once.)
     #[test]
     fn sgd_in_parts_is_sgd_after_the_backward() {
-        sgd_in_parts(NoCopies, NoCopies);
-        sgd_in_parts(Transposed::<32, 32, 64>::new(), Transposed::new());
+        sgd_in_parts::<_, 32>(NoCopies, NoCopies);
+        sgd_in_parts::<_, 8>(NoCopies, NoCopies);
+        let host = || Transposed::<32, 32, 64>::new();
+        sgd_in_parts::<_, 32>(host(), host());
+        sgd_in_parts::<_, 64>(host(), host());
+        sgd_in_parts::<_, 8>(host(), host());
     }
 
-    fn sgd_in_parts<C: WeightCopies<27, 32, 10, 3, 64>>(mut ca: C, mut cb: C) {
+    fn sgd_in_parts<C: WeightCopies<27, 32, 10, 3, 64>, const B: usize>(mut ca: C, mut cb: C) {
         use crate::optim::Optimizer;
-        let (mut a, batch) = model_and_batch(7);
+        let batch = batch_of_every_token::<B>();
+        let mut a = model(7);
         let mut b = a.clone();
         let mut optim = Optim::new(Optimizer::Sgd);
         let (mut ga, mut gb) = (
             crate::DefaultParams::zeroed(),
             crate::DefaultParams::zeroed(),
         );
-        let mut state = crate::DefaultTrainState::new();
+        let mut state = TrainState::<32, 64, B>::new();
         for _ in 0..4 {
             let la = step(
                 &mut a,
@@ -960,11 +990,7 @@ mod tests {
             assert_eq!(ga, gb);
             assert_eq!(a, b);
         }
-        assert_ne!(
-            a.params,
-            model_and_batch(7).0.params,
-            "the steps moved the parameters"
-        );
+        assert_ne!(a.params, model(7).params, "the steps moved the parameters");
     }
 
     /// The backward overwrites every gradient: whatever `grads` held (NaN here), the gradients
