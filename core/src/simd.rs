@@ -120,7 +120,8 @@ pub trait Register: Lane + core::ops::AddAssign {
     fn store(self, row: &mut [f32], at: usize);
     /// self·a − b, rounded once.
     fn mul_sub(self, a: Self, b: Self) -> Self;
-    /// b − self·a, rounded once (where the build has FMA, as `wide`'s `mul_neg_add`).
+    /// b − self·a: `wide`'s `mul_neg_add`, rounded once where the build has FMA, twice where
+    /// it has not (as f32x8's, whatever the register's width).
     fn mul_neg_add(self, a: Self, b: Self) -> Self;
 }
 
