@@ -1010,6 +1010,12 @@ pub(crate) fn dlogits_lanes(p: f32x8, here: f32x8, inv_n: f32x8) -> f32x8 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    extern crate std;
+
+    /// Each float's bits, so that arrays compare bit for bit (a NaN included).
+    fn bits(x: &[f32]) -> std::vec::Vec<u32> {
+        x.iter().map(|v| v.to_bits()).collect()
+    }
 
     /// A value of row r, column j whose columns repeat every 64: columns 64..72 are 0..8.
     fn value(r: usize, j: usize) -> f32 {
@@ -1056,7 +1062,6 @@ mod tests {
         let dhprebn: Vec<[f32; H]> = (0..N)
             .map(|b| core::array::from_fn(|j| value(b + 60, j)))
             .collect();
-        let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
         for n in [1, 2, 17, 32, 33, 64, 100] {
             let (x, dhprebn) = (&x[..n], &dhprebn[..n]);
             let emb = |b: usize, i: usize| c[x[b][i / E].index()][i % E];
@@ -1195,25 +1200,27 @@ mod tests {
                 }
             }
             tanh_forward(&mut want[..]);
-            fn bits<const N: usize>(rows: &[[f32; N]]) -> std::vec::Vec<u32> {
-                rows.as_flattened().iter().map(|x| x.to_bits()).collect()
-            }
-            assert_eq!(bits(&h[..]), bits(&want[..]), "H {H}, B {B}: h");
+            assert_eq!(
+                bits(h.as_flattened()),
+                bits(want.as_flattened()),
+                "H {H}, B {B}: h"
+            );
             let (bnraw_none, h_none, _) = run(None);
             assert_eq!(
-                bits(&h_none[..]),
-                bits(&h[..]),
+                bits(h_none.as_flattened()),
+                bits(h.as_flattened()),
                 "H {H}, B {B}: h without hᵀ"
             );
             assert_eq!(
-                bits(&bnraw_none[..]),
-                bits(&bnraw[..]),
+                bits(bnraw_none.as_flattened()),
+                bits(bnraw.as_flattened()),
                 "H {H}, B {B}: bnraw"
             );
             if turn {
                 let mut want_t = Box::new([[0.0; BLOCK]; H]);
                 simd::transpose(&mut want_t, &h[..BLOCK]);
-                assert_eq!(bits(&ht[..]), bits(&want_t[..]), "H {H}, B {B}: hᵀ");
+                let (ht, want_t) = (bits(ht.as_flattened()), bits(want_t.as_flattened()));
+                assert_eq!(ht, want_t, "H {H}, B {B}: hᵀ");
             }
             assert!(h[1][0] != 0.0 && h[1][0].abs() < 1.0, "a test of something");
         }
@@ -1272,13 +1279,8 @@ mod tests {
                     |h, dh| (1.0 - h * h) * dh,
                 );
             }
-            let bits = |x: &[[f32; H]]| {
-                x.as_flattened()
-                    .iter()
-                    .map(|v| v.to_bits())
-                    .collect::<Vec<_>>()
-            };
-            assert_eq!(bits(&got), bits(&want), "V {V}, H {H}, {rows} rows");
+            let (got_bits, want_bits) = (bits(got.as_flattened()), bits(want.as_flattened()));
+            assert_eq!(got_bits, want_bits, "V {V}, H {H}, {rows} rows");
             assert!(got.as_flattened().iter().all(|x| x.is_finite()));
             assert!(got[0].iter().any(|&x| x != 0.0), "a test of something");
         }

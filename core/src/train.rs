@@ -223,7 +223,6 @@ fn forward_rows<const V: usize, const VP: usize, const E: usize, const T: usize,
 ) -> f32 {
     copies.embed_linear_forward(s.bnraw, x, p);
     marks.done(Stage::EmbedLinear);
-    let (gain, bias) = (&p.gain, &p.bias);
     let ht = copies.first_block_ht(s.h.len());
     layers::batchnorm_tanh_forward_ht(
         s.bnraw,
@@ -232,8 +231,8 @@ fn forward_rows<const V: usize, const VP: usize, const E: usize, const T: usize,
         s.bnmeani,
         s.bnvar,
         s.bnvar_inv,
-        gain,
-        bias,
+        &p.gain,
+        &p.bias,
     );
     marks.done(Stage::BatchNormTanh);
     copies.output_forward(s.probs, s.h, y, p, marks)
